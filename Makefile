@@ -1,0 +1,31 @@
+# The two commands of the README: `make reproduce` (the main job) and `make test`. Both set themselves up.
+PRESET ?= laptop
+PY := .venv/bin/python
+REPORTS ?= reports/latest
+
+.PHONY: setup reproduce test test-slow test-gpu bench lab clean-reports
+
+setup:
+	@bash scripts/setup.sh
+
+# Build the embedded corpus and execute every notebook at $(PRESET), leaving numbers + notebooks in $(REPORTS).
+reproduce: setup
+	$(PY) -m workbench reproduce --preset $(PRESET) --reports $(REPORTS)
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+test-gpu: setup
+	$(PY) -m pytest -q -m gpu
+
+bench: setup
+	$(PY) -m workbench bench scan --reports $(REPORTS)
+
+lab: setup
+	$(PY) -m jupyter lab notebooks/
+
+clean-reports:
+	rm -rf reports

@@ -1,0 +1,98 @@
+"""Audio in and out, with the checks that turn bad input into one clear error naming the file.
+
+All audio inside the workbench is mono float32 at 16 kHz. `load_audio` converts what can be converted
+safely (stereo is averaged, another sample rate is resampled; each with a warning) and refuses the rest
+(missing, empty, truncated or non-audio files, NaN/inf samples, all-silence) with an `AudioError`.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from workbench.io import atomic_path
+
+SAMPLE_RATE = 16_000
+SILENCE_PEAK = 1e-4  # peak |x| below this (about -80 dBFS) counts as silence
+
+
+class AudioError(ValueError):
+    """Audio that cannot be used; the message names the file and the problem."""
+
+
+class AudioConversionWarning(UserWarning):
+    """Audio was converted (downmixed or resampled) on load."""
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, *, resample: bool = True,
+               allow_silence: bool = False) -> np.ndarray:
+    """Read `path` as mono float32 at `sample_rate`.
+
+    Raises AudioError for anything unusable; warns (AudioConversionWarning) when it downmixes or resamples.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
+    try:
+        wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as err:  # libsndfile's errors are terse; name the file and what we expected
+        raise AudioError(f"{path}: not a readable audio file ({err})") from None
+    return check_audio(wav, sr, sample_rate, name=str(path), resample=resample, allow_silence=allow_silence)
+
+
+def check_audio(wav: np.ndarray, sr: int, sample_rate: int = SAMPLE_RATE, *, name: str = "audio",
+                resample: bool = True, allow_silence: bool = False) -> np.ndarray:
+    """Validate and convert an in-memory signal (frames[, channels]) the same way `load_audio` does."""
+    wav = np.asarray(wav, dtype=np.float32)
+    if wav.ndim == 1:
+        wav = wav[:, None]
+    if wav.ndim != 2:
+        raise AudioError(f"{name}: expected (frames,) or (frames, channels), got shape {wav.shape}")
+    if wav.shape[0] == 0:
+        raise AudioError(f"{name}: contains no audio frames")
+    if not np.isfinite(wav).all():
+        raise AudioError(f"{name}: contains NaN or infinite samples")
+    if wav.shape[1] > 1:
+        warnings.warn(f"{name}: {wav.shape[1]} channels, averaging to mono", AudioConversionWarning, stacklevel=3)
+    wav = wav.mean(axis=1)
+    if sr != sample_rate:
+        if not resample:
+            raise AudioError(f"{name}: sample rate {sr} Hz, expected {sample_rate} Hz")
+        warnings.warn(f"{name}: resampling {sr} Hz -> {sample_rate} Hz", AudioConversionWarning, stacklevel=3)
+        wav = resample_audio(wav, sr, sample_rate)
+    if not allow_silence and float(np.abs(wav).max()) < SILENCE_PEAK:
+        raise AudioError(f"{name}: is all silence (peak below {SILENCE_PEAK:g})")
+    return np.ascontiguousarray(wav, dtype=np.float32)
+
+
+def resample_audio(wav: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
+    import torch
+    import torchaudio.functional as AF
+
+    return AF.resample(torch.from_numpy(np.ascontiguousarray(wav)), orig_sr, new_sr).numpy()
+
+
+def save_audio(path: str | os.PathLike, wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write 16-bit PCM WAV (or FLAC by suffix) atomically."""
+    path = Path(path)
+    fmt = "FLAC" if path.suffix.lower() == ".flac" else "WAV"
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), np.asarray(wav, dtype=np.float32), sample_rate, subtype="PCM_16", format=fmt)
+    return path
+
+
+def audio_duration(path: str | os.PathLike) -> float:
+    """Seconds of audio in `path`, read from the header only."""
+    try:
+        info = sf.info(str(path))
+    except Exception as err:
+        raise AudioError(f"{path}: not a readable audio file ({err})") from None
+    return info.frames / info.samplerate
