@@ -1,0 +1,48 @@
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REAL_SPEECH = FIXTURES / "real-speech"
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+@pytest.fixture(scope="session")
+def smoke_corpus(tmp_path_factory) -> Path:
+    """The smoke-preset SynthBooks-Long corpus, built once per test session (a few seconds)."""
+    from workbench.data.corpus import build_preset
+
+    out = tmp_path_factory.mktemp("corpus") / "smoke"
+    build_preset("smoke", out, jobs=2, progress=False)
+    return out
+
+
+@pytest.fixture
+def librispeech_tree(tmp_path) -> Path:
+    """A LibriSpeech-layout folder (<split>/<speaker>/<chapter>/<utt>.flac + <spk>-<ch>.trans.txt) from real clips."""
+    root = tmp_path / "LibriSpeech"
+    for name in ("19-198-0000", "26-495-0000"):
+        spk, ch, _ = name.split("-")
+        d = root / "dev-clean" / spk / ch
+        d.mkdir(parents=True)
+        shutil.copy(REAL_SPEECH / f"{name}.flac", d / f"{name}.flac")
+        (d / f"{spk}-{ch}.trans.txt").write_text(f"{name} SOME TRANSCRIPT FOR {name}\n")
+    return root
+
+
+@pytest.fixture
+def librispeech_long_tree(tmp_path) -> Path:
+    """A LibriSpeech-Long-layout folder: speaker/chapter tree, one .txt transcript beside each flac."""
+    root = tmp_path / "librispeech_long"
+    d = root / "test-clean" / "19" / "198"
+    d.mkdir(parents=True)
+    a, _ = sf.read(REAL_SPEECH / "19-198-0000.flac")
+    b, _ = sf.read(REAL_SPEECH / "26-495-0000.flac")
+    sf.write(d / "19-198-0000.flac", np.concatenate([a, b]), 16000)  # a longer contiguous example
+    (d / "19-198-0000.txt").write_text("A LONGER EXAMPLE\n")
+    return root

@@ -1,0 +1,51 @@
+"""`python -m workbench data {build,info}`: build the embedded corpus; describe any supported dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+from workbench.cli import add_output_args, emit
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="build and inspect speech corpora").add_subparsers(dest="data_cmd",
+                                                                                          required=True)
+    build = data.add_parser("build", help="synthesize the embedded long-form corpus (SynthBooks-Long)")
+    build.add_argument("--preset", default="laptop", help="smoke | laptop | paper (default laptop)")
+    build.add_argument("--out", default=None, help="output folder (default data/build/<preset>)")
+    build.add_argument("--jobs", type=int, default=None, help="parallel processes (default: all cores)")
+    build.add_argument("--seed", type=int, default=None)
+    add_output_args(build)
+    build.set_defaults(func=_build)
+
+    info = data.add_parser("info", help="summarise a corpus folder (SynthBooks, LibriSpeech(-Long), any audio)")
+    info.add_argument("path")
+    info.add_argument("--kind", default="auto", help="auto | synthbooks | librispeech | librispeech-long | folder")
+    add_output_args(info)
+    info.set_defaults(func=_info)
+
+
+def _build(args: argparse.Namespace) -> None:
+    from workbench.data.corpus import build_preset
+
+    overrides = {"seed": args.seed} if args.seed is not None else {}
+    out = args.out or f"data/build/{args.preset}"
+    stats = build_preset(args.preset, out, jobs=args.jobs, progress=not args.json, **overrides)
+    emit(args, stats, _human_stats, report_name="corpus.json")
+
+
+def _human_stats(s: dict) -> str:
+    lines = [f"SynthBooks-Long ({s['config']['name']}) in {s['path']}: {s['hours']:.2f} h, {s['speakers']} speakers, "
+             f"{s['chapters']} chapters, {s['segments']} dev/test segments, {s['parallel_recordings']} parallel "
+             f"recordings; built in {s['build_seconds']:.0f} s" + ("" if s["mbrola"] else " (espeak-ng fallback voices)")]
+    for split, x in s["splits"].items():
+        lines.append(f"  {split:5s} {x['hours']:7.2f} h  {x['recordings']:4d} chapters  {x['segments']:4d} segments"
+                     f"  speakers: {', '.join(x['speakers'])}")
+    return "\n".join(lines)
+
+
+def _info(args: argparse.Namespace) -> None:
+    from workbench.data.loaders import open_dataset
+
+    dataset = open_dataset(args.path, kind=args.kind)
+    emit(args, dataset.summary())

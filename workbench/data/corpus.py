@@ -1,0 +1,296 @@
+"""SynthBooks-Long: the embedded long-form speech corpus, built on any machine from the Austen texts.
+
+Every chapter becomes one recording read by one speaker, with exact word/sentence/phone timings. Dev and test
+chapters are read only by held-out speakers and are also cut, at sentence boundaries, into contiguous segments
+of up to four minutes, in the shape of LibriSpeech-Long. A small parallel set has the same sentences read by
+every held-out speaker (for measuring speaker invariance). Layout of a built corpus:
+
+    manifest.jsonl            one line per recording (chapter): id, split, speaker, book, chapter, audio, ...
+    segments.jsonl            dev/test segments of <= segment_seconds, each with its own audio + alignment
+    parallel.jsonl            the parallel sentences, one line per (sentence, held-out speaker)
+    speakers.json, corpus.json
+    recordings/<split>/<id>.flac + <id>.json     (the .json holds text, words, sentences, phones with times)
+    segments/<split>/..., parallel/<speaker>/...
+
+Deterministic given the seed; parallel across processes; resumable (a recording whose .json exists is kept;
+every file is written atomically, the .json last).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import time
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.audio import SAMPLE_RATE, save_audio
+from workbench.config import pick_preset
+from workbench.data.synth import Rendering, render
+from workbench.data.texts import Chapter, read_all, words
+from workbench.data.voices import VOICES, Voice, have_mbrola, voice as voice_named
+from workbench.io import atomic_write_json, atomic_write_text
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    name: str
+    train_hours: float | None  # None: every chapter not used by dev/test
+    dev_hours: float
+    test_hours: float
+    max_words_per_recording: int | None = None  # read only the first sentences of each chapter (smoke)
+    segment_seconds: float = 240.0  # dev/test segments, as LibriSpeech-Long
+    parallel_sentences: int = 200
+    seed: int = 0
+    words_per_second: float = 2.67  # measured over the laptop corpus; planning estimate only: chooses how many chapters to read
+
+
+PRESETS = {
+    "smoke": CorpusConfig("smoke", train_hours=0.06, dev_hours=0.012, test_hours=0.012,
+                          max_words_per_recording=70, parallel_sentences=8),
+    "laptop": CorpusConfig("laptop", train_hours=10.5, dev_hours=0.55, test_hours=0.55, parallel_sentences=200),
+    "paper": CorpusConfig("paper", train_hours=None, dev_hours=1.5, test_hours=1.5, parallel_sentences=1000),
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One recording to build: which chapter (possibly truncated), which reader, where."""
+
+    id: str
+    split: str
+    chapter: Chapter
+    voice: str
+
+
+def plan(config: CorpusConfig) -> list[Job]:
+    """Choose chapters and readers. Dev/test first (held-out readers), then train (balanced over readers)."""
+    chapters = read_all()
+    random.Random(config.seed).shuffle(chapters)
+    if config.max_words_per_recording:
+        chapters = [_truncate(c, config.max_words_per_recording) for c in chapters]
+    seconds = lambda c: c.num_words / config.words_per_second  # noqa: E731
+    held_out = [v for v in VOICES if v.held_out]
+    readers = [v for v in VOICES if not v.held_out]
+    jobs: list[Job] = []
+    remaining = list(chapters)
+    for split, hours in (("dev", config.dev_hours), ("test", config.test_hours)):
+        total = 0.0
+        while remaining and total < hours * 3600:
+            chapter = remaining.pop(0)
+            v = held_out[sum(j.split == split for j in jobs) % len(held_out)]
+            jobs.append(Job(f"{chapter.id}_{v.name}", split, chapter, v.name))
+            total += seconds(chapter)
+    load = {v.name: 0.0 for v in readers}
+    total = 0.0
+    for chapter in remaining:
+        if config.train_hours is not None and total >= config.train_hours * 3600:
+            break
+        name = min(load, key=lambda n: (load[n], n))  # the least-loaded reader: speakers stay balanced
+        jobs.append(Job(f"{chapter.id}_{name}", "train", chapter, name))
+        load[name] += seconds(chapter)
+        total += seconds(chapter)
+    return jobs
+
+
+def _truncate(chapter: Chapter, max_words: int) -> Chapter:
+    kept, n = [], 0
+    for sentence in chapter.sentences:
+        if kept and n + len(words(sentence)) > max_words:
+            break
+        kept.append(sentence)
+        n += len(words(sentence))
+    return dataclasses.replace(chapter, sentences=tuple(kept))
+
+
+def build_corpus(config: CorpusConfig, out: str | os.PathLike, jobs: int | None = None,
+                 progress: bool = True) -> dict[str, Any]:
+    """Build (or finish building) the corpus into `out`; return its statistics (also written to corpus.json)."""
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    work = plan(config)
+    workers = max(1, jobs or os.cpu_count() or 1)
+    exact = have_mbrola()
+    tasks = [(job, str(out), config.segment_seconds) for job in work]
+    results: list[dict] = []
+    with get_context("spawn").Pool(workers) if workers > 1 else _Serial() as pool:
+        for lines in tqdm(pool.imap_unordered(_build_job, tasks), total=len(tasks), desc="reading chapters",
+                          disable=not progress, unit="chapter"):
+            results.append(lines)
+    recordings = sorted((r["recording"] for r in results), key=lambda r: r["id"])
+    segments = sorted((s for r in results for s in r["segments"]), key=lambda s: s["id"])
+    parallel = _build_parallel(config, out, work)
+    _write_jsonl(out / "manifest.jsonl", recordings)
+    _write_jsonl(out / "segments.jsonl", segments)
+    _write_jsonl(out / "parallel.jsonl", parallel)
+    atomic_write_json(out / "speakers.json", [dataclasses.asdict(v) for v in VOICES])
+    stats = corpus_stats(recordings, segments, parallel)
+    stats.update(config=dataclasses.asdict(config), path=str(out), mbrola=exact,
+                 build_seconds=round(time.time() - started, 2), workers=workers)
+    atomic_write_json(out / "corpus.json", stats)
+    return stats
+
+
+class _Serial:
+    """A stand-in for a process pool when one worker is asked for (no spawn overhead, easy to debug)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @staticmethod
+    def imap_unordered(fn, items):
+        return map(fn, items)
+
+
+def _build_job(task: tuple[Job, str, float]) -> dict[str, Any]:
+    job, out, segment_seconds = task
+    out = Path(out)
+    meta_path = out / "recordings" / job.split / f"{job.id}.json"
+    if meta_path.exists():  # resumable: finished earlier (the .json is written last)
+        meta = json.loads(meta_path.read_text())
+    else:
+        v = voice_named(job.voice)
+        r = render(list(job.chapter.sentences), v)
+        audio_path = meta_path.with_suffix(".flac")
+        save_audio(audio_path, r.audio)
+        meta = _meta(job.id, job.split, v, job.chapter, r, audio_path.relative_to(out))
+        atomic_write_json(meta_path, meta)
+    segments = _build_segments(meta, out, segment_seconds) if job.split in ("dev", "test") else []
+    return {"recording": _manifest_line(meta), "segments": segments}
+
+
+def _meta(rid: str, split: str, v: Voice, chapter: Chapter | None, r: Rendering, audio: Path) -> dict[str, Any]:
+    rnd = lambda spans: [[x, round(s, 4), round(e, 4)] for x, s, e in spans]  # noqa: E731
+    return {
+        "id": rid, "split": split, "speaker": v.name, "gender": v.gender,
+        "book": chapter.book if chapter else None, "chapter": chapter.index if chapter else None,
+        "audio": str(audio), "sample_rate": SAMPLE_RATE, "duration": round(r.duration, 4),
+        "num_words": len(r.words), "exact_alignment": r.exact,
+        "text": " ".join(s for s, _, _ in r.sentences),
+        "sentences": rnd(r.sentences), "words": rnd(r.words), "phones": rnd(r.phones),
+    }
+
+
+def _manifest_line(meta: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "split", "speaker", "gender", "book", "chapter", "audio", "sample_rate", "duration", "num_words",
+            "exact_alignment", "offset", "recording", "text")
+    line = {k: meta[k] for k in keys if k in meta}
+    line["alignment"] = str(Path(meta["audio"]).with_suffix(".json"))
+    return line
+
+
+def segment_bounds(sentences: list[list], duration: float, max_seconds: float) -> list[tuple[float, float]]:
+    """Cut a recording into contiguous pieces of at most `max_seconds`, between sentences (at the middle of the
+    pause), covering it from 0 to `duration` without gaps. A single longer sentence becomes its own piece."""
+    # where a piece holding sentence i would end: the middle of the pause after it (the recording's end for the last)
+    ends = [(a[2] + b[1]) / 2 for a, b in zip(sentences[:-1], sentences[1:])] + [duration]
+    cuts = [0.0]
+    for i in range(1, len(sentences)):
+        if ends[i] - cuts[-1] > max_seconds:
+            cuts.append(ends[i - 1])
+    cuts.append(duration)
+    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+
+
+def _build_segments(meta: dict[str, Any], out: Path, max_seconds: float) -> list[dict[str, Any]]:
+    from workbench.audio import load_audio
+
+    lines, audio = [], None
+    for k, (start, end) in enumerate(segment_bounds(meta["sentences"], meta["duration"], max_seconds)):
+        sid = f"{meta['id']}-{k:03d}"
+        seg_meta_path = out / "segments" / meta["split"] / f"{sid}.json"
+        if not seg_meta_path.exists():
+            if audio is None:
+                audio = load_audio(out / meta["audio"])
+            seg_audio = audio[int(round(start * SAMPLE_RATE)):int(round(end * SAMPLE_RATE))]
+            save_audio(seg_meta_path.with_suffix(".flac"), seg_audio)
+            inside = lambda spans: [[x, round(s - start, 4), round(e - start, 4)]  # noqa: E731
+                                    for x, s, e in spans if s >= start and e <= end]
+            seg = dict(meta, id=sid, audio=str(seg_meta_path.with_suffix(".flac").relative_to(out)),
+                       duration=round(len(seg_audio) / SAMPLE_RATE, 4), offset=round(start, 4), recording=meta["id"],
+                       sentences=inside(meta["sentences"]), words=inside(meta["words"]), phones=inside(meta["phones"]))
+            seg["num_words"] = len(seg["words"])
+            seg["text"] = " ".join(s for s, _, _ in seg["sentences"])
+            atomic_write_json(seg_meta_path, seg)
+        lines.append(_manifest_line(json.loads(seg_meta_path.read_text())))
+    return lines
+
+
+def _build_parallel(config: CorpusConfig, out: Path, work: list[Job]) -> list[dict[str, Any]]:
+    """The same test sentences read by every held-out speaker, one short recording each."""
+    sentences = [s for job in work if job.split == "test" for s in job.chapter.sentences
+                 if 4 <= len(words(s)) <= 30][: config.parallel_sentences]
+    lines = []
+    for v in (v for v in VOICES if v.held_out):
+        for k, sentence in enumerate(sentences):
+            pid = f"parallel-{k:04d}_{v.name}"
+            meta_path = out / "parallel" / v.name / f"{pid}.json"
+            if not meta_path.exists():
+                r = render([sentence], v)
+                save_audio(meta_path.with_suffix(".flac"), r.audio)
+                meta = _meta(pid, "parallel", v, None, r, meta_path.with_suffix(".flac").relative_to(out))
+                meta["sentence_index"] = k
+                atomic_write_json(meta_path, meta)
+            line = _manifest_line(json.loads(meta_path.read_text()))
+            line["sentence_index"] = k
+            lines.append(line)
+    return lines
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def corpus_stats(recordings: list[dict], segments: list[dict], parallel: list[dict]) -> dict[str, Any]:
+    splits: dict[str, Any] = {}
+    for split in ("train", "dev", "test"):
+        rows = [r for r in recordings if r["split"] == split]
+        durations = np.array([r["duration"] for r in rows]) if rows else np.zeros(0)
+        splits[split] = {
+            "hours": round(float(durations.sum()) / 3600, 4),
+            "recordings": len(rows),
+            "speakers": sorted({r["speaker"] for r in rows}),
+            "mean_recording_minutes": round(float(durations.mean()) / 60, 3) if rows else 0.0,
+            "words": int(sum(r["num_words"] for r in rows)),
+            "segments": sum(s["split"] == split for s in segments),
+        }
+    all_seconds = sum(r["duration"] for r in recordings)
+    return {
+        "hours": round(all_seconds / 3600, 4),
+        "speakers": len({r["speaker"] for r in recordings}),
+        "chapters": len(recordings),
+        "segments": len(segments),
+        "parallel_recordings": len(parallel),
+        "max_segment_seconds": round(max((s["duration"] for s in segments), default=0.0), 3),
+        "splits": splits,
+    }
+
+
+def build_preset(name: str, out: str | os.PathLike, jobs: int | None = None, progress: bool = True,
+                 **overrides: Any) -> dict[str, Any]:
+    from workbench.config import override
+
+    config = pick_preset(PRESETS, name, "corpus")
+    if overrides:
+        config = override(config, **overrides)
+    out = Path(out)
+    previous = out / ".config.json"
+    if previous.exists() and json.loads(previous.read_text()) != dataclasses.asdict(config):
+        from workbench.cli import UserError
+
+        raise UserError(f"{out} holds a corpus built with a different configuration "
+                        f"({previous}); choose another --out or delete it")
+    atomic_write_json(previous, dataclasses.asdict(config))
+    return build_corpus(config, out, jobs=jobs, progress=progress)
