@@ -7,6 +7,8 @@
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <optional>
 #include <type_traits>
@@ -171,17 +173,33 @@ void backward_dispatch(const uint16_t* dy, const float* dhl, const uint16_t* x, 
 // hardware prefetchers follow (narrow strided blocks ran ~3x slower, memory-latency bound). Otherwise
 // rows are split into as many ranges (multiples of 16 channels, >= 64) as it takes to feed the threads.
 template <typename F>
-void for_each_block(int64_t B, int64_t D, const F& body) {
+void for_each_block(int64_t B, int64_t T, int64_t D, const F& body) {
   const int64_t threads = at::get_num_threads();
   const int64_t splits = std::max<int64_t>(1, std::min((threads + B - 1) / B, D / 64));
   const int64_t width = ((D + splits - 1) / splits + 15) / 16 * 16;
   const int64_t blocks = (D + width - 1) / width;
-  at::parallel_for(0, B * blocks, 1, [&](int64_t begin, int64_t end) {
+  // small problems run inline: waking a thread costs more than ~64k elements of work (far more on a busy machine)
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, T * width));
+  at::parallel_for(0, B * blocks, grain, [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
       const int64_t b = item / blocks, d0 = (item % blocks) * width;
       body(b, d0, std::min(width, D - d0));
     }
   });
+}
+
+// Outputs are fresh allocations, and first-touch page faults on 4 kB pages cost as much as the kernel's
+// own writes (measured: the forward ran 1.7x faster on huge pages). Torch's CPU allocator asks for
+// transparent huge pages only under THP_MEM_ALLOC_ENABLE=1, so ask for them here, for large outputs only.
+at::Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  at::Tensor t = at::empty(sizes, options);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data_ptr()), end = begin + t.nbytes();
+  const uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1), last = end & ~(kHuge - 1);
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);  // a hint: failure is fine
+#endif
+  return t;
 }
 
 template <typename S>
@@ -212,13 +230,13 @@ std::vector<at::Tensor> forward(const at::Tensor& x, const at::Tensor& gate_a, c
   const at::Tensor sp = at::softplus(a_param.to(at::kFloat)).contiguous();
   const at::Tensor h0f = h0 ? h0->to(at::kFloat).contiguous() : at::Tensor();
   const std::optional<at::Tensor> rs = resets ? std::optional<at::Tensor>(resets->contiguous()) : std::nullopt;
-  at::Tensor y = at::empty_like(x);
+  at::Tensor y = empty_output(x.sizes(), x.options());
   at::Tensor h_last = at::empty({B, D}, x.options().dtype(at::kFloat));
   at::Tensor ckpt = at::empty({B, n.n_ckpt, D}, x.options().dtype(at::kFloat));
   const float* h0p = h0 ? h0f.data_ptr<float>() : nullptr;
   auto run = [&](auto tag) {
     using S = decltype(tag);
-    for_each_block(B, D, [&](int64_t b, int64_t d0, int64_t w) {
+    for_each_block(B, T, D, [&](int64_t b, int64_t d0, int64_t w) {
       forward_dispatch(ptr<S>(x), ptr<S>(gate_a), ptr<S>(gate_x), maybe_ptr(rs), sp.data_ptr<float>(), h0p,
                        mut_ptr<S>(y), ckpt.data_ptr<float>(), h_last.data_ptr<float>(), n, b, d0, w);
     });
@@ -241,12 +259,13 @@ std::vector<at::Tensor> backward(const at::Tensor& dy, const at::Tensor& dh_last
   const at::Tensor sp = at::softplus(a_param_f).contiguous();
   const at::Tensor dhl = dh_last.to(at::kFloat).contiguous();
   const std::optional<at::Tensor> rs = resets ? std::optional<at::Tensor>(resets->contiguous()) : std::nullopt;
-  at::Tensor dx = at::empty_like(x), dga = at::empty_like(x), dgx = at::empty_like(x);
+  at::Tensor dx = empty_output(x.sizes(), x.options()), dga = empty_output(x.sizes(), x.options()),
+             dgx = empty_output(x.sizes(), x.options());
   at::Tensor d_sp = at::empty({B, D}, x.options().dtype(at::kFloat));
   at::Tensor dh0 = at::empty({B, D}, x.options().dtype(at::kFloat));
   auto run = [&](auto tag) {
     using S = decltype(tag);
-    for_each_block(B, D, [&](int64_t b, int64_t d0, int64_t w) {
+    for_each_block(B, T, D, [&](int64_t b, int64_t d0, int64_t w) {
       backward_dispatch(ptr<S>(dy), dhl.data_ptr<float>(), ptr<S>(x), ptr<S>(gate_a), ptr<S>(gate_x),
                         maybe_ptr(rs), sp.data_ptr<float>(), ckpt.data_ptr<float>(), mut_ptr<S>(dx),
                         mut_ptr<S>(dga), mut_ptr<S>(dgx), d_sp.data_ptr<float>(), dh0.data_ptr<float>(), n, b,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import logging
 import os
 import shutil
 import sys
@@ -122,8 +123,7 @@ def load_extension(backend: str) -> ModuleType:
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", cuda_arch_list())
         kwargs = dict(extra_cuda_cflags=list(spec.cuda_cflags), extra_include_paths=_cuda_include_paths(),
                       with_cuda=True)
-    from torch.utils import cpp_extension
-
+    cpp_extension = _import_cpp_extension()
     if backend == "cuda" and not (Path(cpp_extension.CUDA_HOME or "/nonexistent") / "bin" / "nvcc").exists():
         cpp_extension.CUDA_HOME = os.environ["CUDA_HOME"]  # torch guessed at import time, before we set it
     build_dir = cache_root() / name
@@ -134,6 +134,18 @@ def load_extension(backend: str) -> ModuleType:
         name=name, sources=[str(KERNEL_DIR / s) for s in spec.sources], extra_cflags=list(spec.cflags),
         extra_ldflags=list(spec.ldflags), build_directory=str(build_dir), verbose=False, **kwargs,
     )
+
+
+def _import_cpp_extension() -> ModuleType:
+    # torch logs "No CUDA runtime is found" at import on GPU-less machines: noise for a CPU build
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        logger.setLevel(level)
+    return cpp_extension
 
 
 _warned: set[str] = set()
