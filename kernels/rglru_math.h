@@ -4,7 +4,7 @@
 // One step, with sp = softplus(a_param[d]) precomputed per channel and c = 8:
 //
 //   r = sigmoid(gate_a)    log_a = -c * r * sp    a = exp(log_a)
-//   i = sigmoid(gate_x)    m = sqrt(1 - a^2) = sqrt(-expm1(2 log_a))
+//   i = sigmoid(gate_x)    m = sqrt(1 - a^2) = sqrt(-E (2 + E)),  E = expm1(log_a)
 //   h_t = a * h_{t-1} + i * m * x          (at a reset: h_t = i * x)
 //
 // Backward of one step, given G = dL/dh_t (the upstream dy_t plus the carry a_{t+1} * G_{t+1}):
@@ -36,6 +36,7 @@ constexpr int kCheckpoint = 16;                // the forward saves the fp32 sta
 #if defined(__CUDA_ARCH__)
 RGLRU_HD float exp_f(float x) { return expf(x); }
 RGLRU_HD float expm1_f(float x) { return expm1f(x); }
+RGLRU_HD void exp_expm1_f(float x, float& e, float& em1) { e = expf(x), em1 = expm1f(x); }
 RGLRU_HD float sqrt_f(float x) { return sqrtf(x); }
 #else
 // Branch-free exp / expm1 so that the CPU loops vectorise (libm calls would not). Cody-Waite reduction
@@ -54,6 +55,11 @@ RGLRU_HD void exp_reduce(float x, float& em_r, float& scale) {
 }
 RGLRU_HD float exp_f(float x) { float em, s; exp_reduce(x, em, s); return s + s * em; }
 RGLRU_HD float expm1_f(float x) { float em, s; exp_reduce(x, em, s); return s * em + (s - 1.0f); }
+RGLRU_HD void exp_expm1_f(float x, float& e, float& em1) {  // both from one reduction
+  float em, s;
+  exp_reduce(x, em, s);
+  e = s + s * em, em1 = s * em + (s - 1.0f);
+}
 RGLRU_HD float sqrt_f(float x) { return __builtin_sqrtf(x); }
 #endif
 
@@ -71,9 +77,11 @@ RGLRU_HD Gates gates(float gate_a, float gate_x, float sp, bool reset) {
   Gates g;
   g.r = sigmoid_f(gate_a);
   g.i = sigmoid_f(gate_x);
-  const float log_a = -kC * g.r * sp;
-  g.a = reset ? 0.0f : exp_f(log_a);
-  g.m = reset ? 1.0f : sqrt_f(-expm1_f(2.0f * log_a));
+  // a = exp(log_a) and 1 - a^2 = -E (2 + E) with E = expm1(log_a): accurate near a = 1, one reduction on the CPU
+  float a, e;
+  exp_expm1_f(-kC * g.r * sp, a, e);
+  g.a = reset ? 0.0f : a;
+  g.m = reset ? 1.0f : sqrt_f(-e * (2.0f + e));
   return g;
 }
 

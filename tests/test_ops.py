@@ -114,6 +114,16 @@ def test_cpu_matches_reference_bf16(shape: tuple[int, int, int]) -> None:
     compare_to_reference(make_inputs(*shape, dtype=torch.bfloat16, resets=True), "cpu", BF16_TOL)
 
 
+def test_cpu_empty_sequence_passes_the_state_through() -> None:
+    x, gate_a, gate_x, a_param, h0, _ = make_inputs(2, 0, 5)
+    h0.requires_grad_(True)
+    y, h = rglru(x, gate_a, gate_x, a_param, h0, backend="cpu")
+    assert y.shape == (2, 0, 5)
+    torch.testing.assert_close(h, h0)
+    h.sum().backward()
+    torch.testing.assert_close(h0.grad, torch.ones_like(h0))
+
+
 def test_cpu_grads_when_only_one_output_is_used() -> None:
     inputs = make_inputs(2, 40, 8)
     for pick in (0, 1):
