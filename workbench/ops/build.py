@@ -7,7 +7,8 @@ sources, flags, target architectures and torch version, so editing a kernel rebu
 Backend choice, per call: ``cuda`` for CUDA tensors, ``cpu`` (C++/OpenMP) for CPU tensors, else the PyTorch
 reference. $WORKBENCH_RGLRU_BACKEND (auto, cuda, cpu, reference) or the ``backend=`` argument overrides it.
 In ``auto`` mode a backend that cannot serve a call (build failure, unsupported dtype) falls back to the
-reference with one warning per reason; an explicitly requested backend that cannot serve a call is an error.
+reference with one warning per reason (fp64, the gradcheck path, goes to the reference silently); an
+explicitly requested backend that cannot serve a call is an error.
 """
 
 from __future__ import annotations
@@ -71,15 +72,22 @@ def cache_root() -> Path:
 
 
 def find_cuda_home() -> Path | None:
-    """$CUDA_HOME / $CUDA_PATH, else /usr/local/cuda, else the toolkit of the `nvcc` on PATH."""
+    """$CUDA_HOME / $CUDA_PATH, else /usr/local/cuda, else the toolkit of the `nvcc` on PATH: the first that
+    has both nvcc and the CUDA runtime library (an `nvcc` wrapper in /usr/local/bin makes torch guess
+    /usr/local, which has no libcudart to link against)."""
     candidates = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"]
     nvcc = shutil.which("nvcc")
     if nvcc:
         candidates.append(str(Path(nvcc).resolve().parent.parent))
     for candidate in candidates:
-        if candidate and (Path(candidate) / "bin" / "nvcc").exists():
+        if candidate and _is_toolkit(Path(candidate)):
             return Path(candidate)
     return None
+
+
+def _is_toolkit(path: Path) -> bool:
+    runtime = [*path.glob("lib*/libcudart.so*"), *path.glob("targets/*/lib/libcudart.so*")]
+    return (path / "bin" / "nvcc").exists() and bool(runtime)
 
 
 def cuda_arch_list() -> str:
@@ -114,7 +122,7 @@ def load_extension(backend: str) -> ModuleType:
     """Compile (first use, ~1-2 min) or load from the cache the extension for `backend` ("cpu" or "cuda")."""
     spec = {"cpu": CPU_SPEC, "cuda": CUDA_SPEC}[backend]
     name = build_name(spec)
-    kwargs = {}
+    kwargs, home = {}, None
     if backend == "cuda":
         home = find_cuda_home()
         if home is None:
@@ -124,8 +132,8 @@ def load_extension(backend: str) -> ModuleType:
         kwargs = dict(extra_cuda_cflags=list(spec.cuda_cflags), extra_include_paths=_cuda_include_paths(),
                       with_cuda=True)
     cpp_extension = _import_cpp_extension()
-    if backend == "cuda" and not (Path(cpp_extension.CUDA_HOME or "/nonexistent") / "bin" / "nvcc").exists():
-        cpp_extension.CUDA_HOME = os.environ["CUDA_HOME"]  # torch guessed at import time, before we set it
+    if backend == "cuda" and not _is_toolkit(Path(cpp_extension.CUDA_HOME or "/nonexistent")):
+        cpp_extension.CUDA_HOME = str(home)  # torch guessed once, at import time
     build_dir = cache_root() / name
     build_dir.mkdir(parents=True, exist_ok=True)
     if not any(build_dir.glob(f"{name}*.so")):
