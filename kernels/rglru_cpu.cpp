@@ -19,7 +19,6 @@
 namespace rglru {
 namespace {
 
-
 // bf16 is handled as its bits so that conversions are plain integer ops the vectoriser understands.
 RGLRU_HD float to_float(float v) { return v; }
 RGLRU_HD float to_float(uint16_t v) { return bits_to_float(static_cast<int32_t>(static_cast<uint32_t>(v) << 16)); }
