@@ -1,10 +1,11 @@
 """The RG-LRU recurrence: one public signature over interchangeable backends.
 
-`rglru(x, gate_a, gate_x, a_param, h0=None, resets=None) -> (y, h_last)`; see `reference.py` for the
-definition. The layer code never knows which backend ran.
+`rglru(x, gate_a, gate_x, a_param, h0=None, resets=None) -> (y, h_last)` dispatches to the CUDA kernel, the
+C++/OpenMP CPU kernel or the PyTorch reference (`reference.py`, the definition and test oracle); see
+`build.py` for how the backend is chosen. `rglru_step` is the single-step (decoding) form. The layer code
+never knows which backend ran.
 """
 
-from workbench.ops.reference import rglru_reference as rglru
-from workbench.ops.reference import rglru_step_reference as rglru_step
+from workbench.ops.rglru import rglru, rglru_step
 
 __all__ = ["rglru", "rglru_step"]

@@ -81,8 +81,8 @@ def rglru_reference(x: torch.Tensor, gate_a: torch.Tensor, gate_x: torch.Tensor,
     u = scale * x.to(scale.dtype)
     h = torch.zeros(b, d, dtype=u.dtype, device=x.device) if h0 is None else h0.to(u.dtype)
     ys = []
-    for step in range(t):
-        h = a[:, step] * h + u[:, step]
+    for a_t, u_t in zip(a.unbind(1), u.unbind(1)):  # unbind, not a[:, step]: one (b, t, d) gradient, not t of them
+        h = a_t * h + u_t
         ys.append(h)
     y = torch.stack(ys, dim=1) if t else u.new_zeros(b, 0, d)
     return y.to(x.dtype), h
