@@ -15,7 +15,6 @@ def _positive(value: object) -> bool:
 
 
 def test_bench_scan_smoke_json(tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.setattr(cli, "COMMANDS", {"bench": cli.COMMANDS["bench"]})  # only the command under test
     assert cli.main(["bench", "scan", "--preset", "smoke", "--json", "--reports", str(tmp_path)]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert json.loads((tmp_path / "scan.json").read_text()) == payload
@@ -36,6 +35,5 @@ def test_bench_scan_smoke_json(tmp_path, monkeypatch: pytest.MonkeyPatch, capsys
 
 
 def test_bench_scan_rejects_bad_shape(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "COMMANDS", {"bench": cli.COMMANDS["bench"]})
     with pytest.raises(SystemExit):
         cli.main(["bench", "scan", "--cpu-shape", "8,4096"])
