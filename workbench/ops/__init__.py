@@ -6,5 +6,6 @@ definition. The layer code never knows which backend ran.
 
 from workbench.ops.reference import rglru_reference as rglru
 from workbench.ops.reference import rglru_step_reference as rglru_step
+from workbench.ops.layer import RGLRU
 
-__all__ = ["rglru", "rglru_step"]
+__all__ = ["rglru", "rglru_step", "RGLRU"]
