@@ -52,6 +52,11 @@ class SpeechLM(nn.Module):
         base = torch.zeros(b, dtype=torch.long, device=tokens.device) if cache is None else cache.positions
         steps = torch.arange(t, device=tokens.device).expand(b, t)
         positions = base[:, None] + steps
+        if start == 0:  # a stream's first token is a reset (RecurrentGemma: segment_pos == 0), so training
+            # crops, prompts and scored recordings all begin from the same state
+            first = torch.zeros(b, t, dtype=torch.bool, device=tokens.device)
+            first[:, 0] = True
+            resets = first if resets is None else resets.to(torch.bool) | first
         if resets is not None:
             resets = resets.to(torch.bool)
             last = torch.cummax(torch.where(resets, steps, torch.full_like(steps, -1)), dim=1).values

@@ -118,6 +118,11 @@ def save_checkpoint(run_dir: Path, model: SpeechLM, optimizer, scheduler, step: 
     return path
 
 
+def checkpoint_meta(run_dir: str | Path) -> dict:
+    """The latest checkpoint's config.json: model/train configs, tokens, step, parameter counts."""
+    return json.loads((latest_checkpoint(run_dir) / "config.json").read_text())
+
+
 def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[SpeechLM, dict]:
     """The latest checkpoint's model (eval mode) and its config.json contents."""
     path = latest_checkpoint(run_dir)
