@@ -129,7 +129,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "smoke": TrainConfig(steps=30, batch_size=4, window_tokens=48, lr=3e-3, warmup_steps=5, eval_every=15,
                          eval_batches=1, log_every=5, checkpoint_every=15),
     "laptop": TrainConfig(steps=300, batch_size=8, window_tokens=250, lr=2e-3, warmup_steps=30, eval_every=100,
-                          eval_batches=2, log_every=10, checkpoint_every=100, max_minutes=6.0),
+                          eval_batches=2, log_every=10, checkpoint_every=100, max_minutes=5.0),
     "small": TrainConfig(steps=20_000, batch_size=32, window_tokens=3000, lr=6e-4, warmup_steps=1000,
                          eval_every=1000, eval_batches=8, log_every=50, checkpoint_every=1000),
     # the paper trains on 4-minute windows (6000 tokens)

@@ -88,3 +88,10 @@ def evaluate_runs(runs: dict[str, str | Path], tokens_dir: str | Path, *, max_se
             "nll_by_time": stratify(nll, bin_seconds),
         }
     return payload, curves
+
+
+def per_second(curve: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """A per-position NLL curve averaged over each second: (times in s, mean NLL), for plotting."""
+    n = curve.shape[0] // TOKENS_PER_SECOND * TOKENS_PER_SECOND
+    means = curve[:n].reshape(-1, TOKENS_PER_SECOND).mean(1).numpy()
+    return np.arange(len(means)) + 1.0, means

@@ -204,6 +204,8 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
         state = torch.load(ckpt / "optimizer.pt", map_location=device, weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        for group, base in zip(optimizer.param_groups, scheduler.base_lrs):  # the lr for this run's `steps`
+            group["lr"] = base * lr_factor(cfg, scheduler.last_epoch)
         torch.set_rng_state(state["torch_rng"])
         start_step = state["step"]
     elif main and (out_dir / "checkpoint.json").exists():
