@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-import torch
 from safetensors.torch import load_file
 
 from workbench import cli
@@ -137,3 +137,18 @@ def test_cli_eval_writes_lm_json(lm_only_cli, tokens, tmp_path, capsys):
     assert all(0 < b["nll"] < 10 for b in g["nll_by_time"])
     assert cli.main(["lm", "eval", "--runs", str(tmp_path / "missing")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+    assert cli.main(["lm", "sample", "--run", str(tmp_path / "griffin"), "--prompt-seconds", "1", "--seconds", "2",
+                     "--batch", "2", "--top-k", "5", "--json"]) == 0
+    samples = np.load(tmp_path / "griffin" / "samples.npy")
+    assert samples.shape == (2, 25 + 50) and samples.max() < SMOKE.vocab_size
+
+
+def test_tensorboard_is_optional(tokens, tmp_path):
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(UserError, match="tensorboard"):
+            train(tmp_path / "run", SMOKE, FAST, tokens, progress=False, tensorboard=True)
+    else:
+        train(tmp_path / "run", SMOKE, FAST, tokens, progress=False, tensorboard=True)
+        assert any((tmp_path / "run" / "tensorboard").iterdir())

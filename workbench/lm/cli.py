@@ -53,7 +53,8 @@ def cmd_train(args) -> None:
     mcfg, tcfg = _configs(args)
     tokens = resolve_tokens(args.tokens, args.preset)
     out = Path(args.out) if args.out else default_run(args.preset, args.model)
-    summary = train(out, mcfg, tcfg, tokens, resume=args.resume, device=args.device, preset=args.preset)
+    summary = train(out, mcfg, tcfg, tokens, resume=args.resume, device=args.device, preset=args.preset,
+                    tensorboard=args.tensorboard)
     if summary:  # rank 0 only under torchrun
         emit(args, summary, lambda s: (f"{s['model']} ({s['parameters']:,} params) {s['steps']} steps in "
                                        f"{s['elapsed_s']:.0f}s: train loss {s['train_loss']:.3f}, eval loss "
@@ -72,7 +73,7 @@ def cmd_eval(args) -> None:
         named[name] = run
     tokens = args.tokens or metas[runs[0]]["tokens"]
     payload, _ = evaluate_runs(named, tokens, max_seconds=args.max_seconds, max_recordings=args.max_recordings,
-                               bin_seconds=args.bin_seconds, device=args.device or "cpu")
+                               bin_seconds=args.bin_seconds, device=args.device)
 
     def human(p):
         lines = [f"held-out: {p['held_out']['recordings']} recordings x {p['held_out']['seconds']:.0f}s"
@@ -108,9 +109,9 @@ def cmd_sample(args) -> None:
     from workbench.lm.data import TokenCorpus
     from workbench.lm.evaluate import held_out_tokens
     from workbench.lm.generate import generate
-    from workbench.lm.train import load_model
+    from workbench.lm.train import load_model, pick_device
 
-    model, meta = load_model(args.run, args.device or "cpu")
+    model, meta = load_model(args.run, pick_device(args.device))
     corpus = TokenCorpus(args.tokens or meta["tokens"])
     prompt = held_out_tokens(corpus, args.prompt_seconds, max_recordings=args.batch)
     out = generate(model, prompt, int(args.seconds * TOKENS_PER_SECOND), temperature=args.temperature,
@@ -145,6 +146,7 @@ def register(subparsers) -> None:
     p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16"))
     p.add_argument("--vocab-size", type=int, default=None, help="the tokenizer's codebook size")
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    p.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard (optional package)")
     add_output_args(p)
     p.set_defaults(func=cmd_train)
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from workbench.lm.config import TOKENS_PER_SECOND
 from workbench.lm.data import TokenCorpus
 from workbench.lm.model import SpeechLM
-from workbench.lm.train import autocast, load_model
+from workbench.lm.train import autocast, load_model, pick_device
 
 
 @torch.no_grad()
@@ -62,7 +62,7 @@ def stratify(nll: torch.Tensor, bin_seconds: float) -> list[dict]:
 
 
 def evaluate_runs(runs: dict[str, str | Path], tokens_dir: str | Path, *, max_seconds: float | None = None,
-                  max_recordings: int | None = None, bin_seconds: float = 60.0, device: str = "cpu"
+                  max_recordings: int | None = None, bin_seconds: float = 60.0, device: str | None = None
                   ) -> tuple[dict, dict[str, torch.Tensor]]:
     """Score each run's latest checkpoint on the same held-out recordings. Returns the JSON payload (lm.json)
     and the per-position NLL curves (name -> (t - 1,) tensor, averaged over recordings) for plotting."""
@@ -74,7 +74,7 @@ def evaluate_runs(runs: dict[str, str | Path], tokens_dir: str | Path, *, max_se
                "bin_seconds": bin_seconds, "models": {}}
     curves = {}
     for name, run in runs.items():
-        model, meta = load_model(run, device)
+        model, meta = load_model(run, pick_device(device))
         window = meta["train_config"]["window_tokens"]
         nll = position_nll(model, tokens, chunk=window, precision=meta["train_config"]["precision"])
         curves[name] = nll.mean(0)

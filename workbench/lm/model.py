@@ -5,7 +5,9 @@ tokens (b, t) -> embedding * sqrt(d) -> residual blocks -> final RMSNorm -> tied
 
 `forward(tokens, resets=None, cache=None)` returns (logits (b, t, v), cache). Without a cache it is the training
 path; with one (from `init_cache`) it continues a stream chunk by chunk, which is how prompts are prefilled,
-tokens decoded and long recordings evaluated in bounded memory.
+tokens decoded and long recordings evaluated in bounded memory. A stream's first token always counts as a reset
+(as in RecurrentGemma, where segment_pos == 0 resets), so a training crop, a prompt and a scored recording all
+start from the same state.
 """
 
 from __future__ import annotations

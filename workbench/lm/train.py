@@ -162,11 +162,12 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainConfig, tokens_dir: str | Path, *,
           resume: bool = False, device: str | None = None, progress: bool | None = None,
-          preset: str | None = None) -> dict:
+          preset: str | None = None, tensorboard: bool = False) -> dict:
     """Train (or, with resume, continue training) a model into `out_dir`; returns the run summary.
 
     On resume the checkpoint's configs must equal the given ones except `steps` and `max_minutes`, which may
-    be changed to extend a run (changing `steps` also stretches the cosine schedule from there on)."""
+    be changed to extend a run (changing `steps` also stretches the cosine schedule from there on). With
+    `tensorboard` (needs the optional tensorboard package) metrics also go to OUT/tensorboard."""
     from tqdm.auto import tqdm
 
     cfg, out_dir = train_config, Path(out_dir)
@@ -201,14 +202,14 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
             raise UserError(f"cannot resume {out_dir}: its checkpoint was trained with different settings "
                             f"({'model config' if not diff else ', '.join(diff)})")
         model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
-        state = torch.load(ckpt / "optimizer.pt", map_location=device, weights_only=False)
+        state = torch.load(ckpt / "optimizer.pt", map_location=device, weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         for group, base in zip(optimizer.param_groups, scheduler.base_lrs):  # the lr for this run's `steps`
             group["lr"] = base * lr_factor(cfg, scheduler.last_epoch)
         torch.set_rng_state(state["torch_rng"])
         start_step = state["step"]
-    elif main and (out_dir / "checkpoint.json").exists():
+    elif (out_dir / "checkpoint.json").exists():  # every rank checks, so none waits for a failed peer
         raise UserError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
     ddp = torch.nn.parallel.DistributedDataParallel(model) if info.world > 1 else model
 
@@ -229,9 +230,20 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
         model.train()
         return total.item() / max(1, int(eval_batch.mask.sum()))
 
+    writer = None
+    if tensorboard and main:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise UserError("--tensorboard needs the optional tensorboard package (pip install tensorboard)") from None
+        writer = SummaryWriter(str(out_dir / "tensorboard"))
+
     def log(record: dict) -> None:
         with metrics_path.open("a") as f:
             f.write(json.dumps(record) + "\n")
+        for key, value in record.items() if writer else ():
+            if key != "step":
+                writer.add_scalar(key, value, record["step"])
 
     t0 = time.monotonic()
     stopped_by, loss, eval_loss, step = "steps", float("nan"), None, start_step
@@ -295,6 +307,8 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
                    "window_tokens": cfg.window_tokens, "window_seconds": cfg.window_tokens / TOKENS_PER_SECOND,
                    "device": str(device), "processes": info.world}
         atomic_write_json(out_dir / "summary.json", summary)
+        if writer:
+            writer.close()
     if info.world > 1:
         dist.barrier()
     return summary or {}
