@@ -9,11 +9,11 @@ CELLS = [
     ("code", """# Parameters (papermill overrides these).
 preset = "laptop"          # smoke | laptop | small | paper-2b
 models = ["griffin", "transformer"]
-window = None              # training crop: tokens (250) or seconds ("10s"); None = preset default
-steps = None               # None = preset default
-max_minutes = None         # wall-clock budget per model; None = preset default (laptop: 5 min)
-tokens = None              # token dir; None = tokenizer output if it exists, else SYNTHETIC tokens
-eval_seconds = 120.0       # score held-out recordings up to this long (None = whole recordings)
+window = None              # training crop: tokens (250) or seconds ("10s"); None: preset default
+steps = None               # None: preset default
+max_minutes = None         # wall-clock budget per model; None: preset default (laptop: 5 min)
+tokens = None              # token dir; None: tokenizer output if it exists, else SYNTHETIC tokens
+eval_seconds = 120.0       # score held-out recordings up to this long (None: whole recordings)
 eval_recordings = 4
 bin_seconds = 30.0
 sample_seconds = 10.0

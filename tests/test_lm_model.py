@@ -139,3 +139,10 @@ def test_sampling_is_seeded_and_filters():
     assert set(picks.tolist()) == {2, 3}
     picks = sample_next(logits, torch.Generator().manual_seed(0), top_p=0.9)  # p = .03 .09 .24 .64
     assert set(picks.tolist()) == {1, 2, 3}
+
+
+def test_griffin_attention_window_fits_inside_the_training_window():
+    from workbench.lm.config import PRESETS, train_config
+
+    for preset in PRESETS:
+        assert model_config(preset).attention_window < train_config(preset).window_tokens, preset
