@@ -19,6 +19,7 @@ from workbench.io import write_report
 COMMANDS = {
     "data": "workbench.data.cli",
     "bench": "workbench.bench.cli",
+    "lm": "workbench.lm.cli",
     "reproduce": "workbench.reproduce",
 }
 

@@ -1,0 +1,149 @@
+"""Training: loss falls, resume is exact, the time budget stops a run, 2-process DDP equals 1 process, and the
+CLI commands (info on the meta device, eval writing lm.json) work end to end."""
+
+import dataclasses
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from workbench import cli
+from workbench.cli import UserError
+from workbench.lm.config import model_config, train_config
+from workbench.lm.data import SYNTHETIC_PRESETS, write_synthetic_tokens
+from workbench.lm.train import latest_checkpoint, read_metrics, train
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = model_config("smoke")
+FAST = dataclasses.replace(train_config("smoke"), steps=8, batch_size=4, window_tokens=32, log_every=1,
+                           eval_every=4, checkpoint_every=4, warmup_steps=2)
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory):
+    return write_synthetic_tokens(tmp_path_factory.mktemp("tok"), SYNTHETIC_PRESETS["smoke"])
+
+
+def losses(run):
+    return [m["loss"] for m in read_metrics(run) if "loss" in m]
+
+
+def test_smoke_training_learns(tokens, tmp_path):
+    summary = train(tmp_path / "run", SMOKE, train_config("smoke"), tokens, preset="smoke", progress=False)
+    curve = losses(tmp_path / "run")
+    assert summary["steps"] == 30 and summary["stopped_by"] == "steps"
+    assert summary["eval_loss"] < curve[0] - 0.5  # from ~ln(64) + tied-embedding bias towards ~3.5
+    files = {p.name for p in latest_checkpoint(tmp_path / "run").iterdir()}
+    assert files == {"model.safetensors", "optimizer.pt", "config.json"}
+
+
+def test_resume_continues_exactly(tokens, tmp_path):
+    """N steps straight == interrupted after k steps (its step-k checkpoint is all that survives) + resume."""
+    train(tmp_path / "straight", SMOKE, FAST, tokens, progress=False)  # checkpoints at steps 4 and 8
+    split = tmp_path / "split"
+    (split / "checkpoints").mkdir(parents=True)
+    shutil.copytree(tmp_path / "straight" / "checkpoints" / "step-0000004", split / "checkpoints" / "step-0000004")
+    (split / "checkpoint.json").write_text(json.dumps({"step": 4, "path": "checkpoints/step-0000004"}))
+    shutil.copy(tmp_path / "straight" / "metrics.jsonl", split / "metrics.jsonl")  # resume cuts it back to step 4
+    summary = train(split, SMOKE, FAST, tokens, resume=True, progress=False)
+    assert summary["resumed_from"] == 4 and summary["steps"] == 8
+    a, b = losses(tmp_path / "straight"), losses(split)
+    assert len(a) == len(b) == 8
+    assert max(abs(x - y) for x, y in zip(a, b)) <= 1e-6, (a, b)
+    wa = load_file(latest_checkpoint(tmp_path / "straight") / "model.safetensors")
+    wb = load_file(latest_checkpoint(split) / "model.safetensors")
+    assert max((wa[k] - wb[k]).abs().max().item() for k in wa) <= 1e-6
+
+
+def test_resume_and_overwrite_errors(tokens, tmp_path):
+    with pytest.raises(UserError, match="no checkpoint"):
+        train(tmp_path / "none", SMOKE, FAST, tokens, resume=True, progress=False)
+    train(tmp_path / "run", SMOKE, dataclasses.replace(FAST, steps=1), tokens, progress=False)
+    with pytest.raises(UserError, match="already holds a run"):
+        train(tmp_path / "run", SMOKE, FAST, tokens, progress=False)
+    with pytest.raises(UserError, match="lr"):
+        train(tmp_path / "run", SMOKE, dataclasses.replace(FAST, lr=1.0), tokens, resume=True, progress=False)
+
+
+def test_time_budget_stops_and_checkpoints(tokens, tmp_path):
+    summary = train(tmp_path / "run", SMOKE, dataclasses.replace(FAST, max_minutes=0.0), tokens, progress=False)
+    assert summary["stopped_by"] == "max_minutes" and summary["steps"] == 0
+    assert json.loads((tmp_path / "run" / "checkpoint.json").read_text())["step"] == 0
+
+
+def test_vocab_mismatch_is_a_clear_error(tokens, tmp_path):
+    small_vocab = dataclasses.replace(SMOKE, vocab_size=8)
+    with pytest.raises(UserError, match="vocabulary of 8"):
+        train(tmp_path / "run", small_vocab, FAST, tokens, progress=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_two_processes_match_one(tokens, tmp_path):
+    """torchrun, 2 CPU processes (gloo on 127.0.0.1), 2 rows each == 1 process with 2 micro-batches of 2 rows.
+    Tolerance 1e-5: only the order of the float32 gradient sums differs."""
+    args = ["train", "--preset", "smoke", "--tokens", str(tokens), "--steps", "6", "--batch-size", "4",
+            "--window", "32", "--precision", "fp32"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+                    "127.0.0.1", "--master_port", str(free_port()), "-m", "workbench.lm.cli", *args,
+                    "--out", str(tmp_path / "ddp")], check=True, env=env, cwd=ROOT, timeout=240,
+                   capture_output=True)
+    subprocess.run([sys.executable, "-m", "workbench.lm.cli", *args, "--micro-batch", "2", "--out",
+                    str(tmp_path / "one")], check=True, env=env, cwd=ROOT, timeout=240, capture_output=True)
+    a, b = losses(tmp_path / "ddp"), losses(tmp_path / "one")
+    assert len(a) == len(b) > 1 and max(abs(x - y) for x, y in zip(a, b)) <= 1e-5, (a, b)
+    assert json.loads((tmp_path / "ddp" / "summary.json").read_text())["processes"] == 2
+    wa = load_file(latest_checkpoint(tmp_path / "ddp") / "model.safetensors")
+    wb = load_file(latest_checkpoint(tmp_path / "one") / "model.safetensors")
+    assert max((wa[k] - wb[k]).abs().max().item() for k in wa) <= 1e-5
+
+
+def test_cli_info_paper_on_meta(capsys, tmp_path):
+    assert cli.main(["lm", "info", "--preset", "paper-2b", "--json", "--reports", str(tmp_path)]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    counts = payload["models"]["griffin"]["parameters"]
+    assert counts["total"] > 2e9 and counts["recurrent"] > 0 and counts["attention"] > 0
+    assert payload["models"]["transformer"]["parameters"]["recurrent"] == 0
+
+
+def test_cli_eval_writes_lm_json(tokens, tmp_path, capsys):
+    for model in ("griffin", "transformer"):
+        assert cli.main(["lm", "train", "--preset", "smoke", "--model", model, "--tokens", str(tokens), "--steps",
+                         "4", "--out", str(tmp_path / model), "--json"]) == 0
+    capsys.readouterr()
+    assert cli.main(["lm", "eval", "--runs", str(tmp_path / "griffin"), str(tmp_path / "transformer"),
+                     "--bin-seconds", "5", "--json", "--reports", str(tmp_path / "reports")]) == 0
+    payload = json.loads((tmp_path / "reports" / "lm.json").read_text())
+    assert set(payload["models"]) == {"griffin", "transformer"} and payload["synthetic_tokens"]
+    g = payload["models"]["griffin"]
+    assert g["extrapolation_factor"] > 10 and len(g["nll_by_time"]) >= 4
+    assert all(0 < b["nll"] < 10 for b in g["nll_by_time"])
+    assert cli.main(["lm", "eval", "--runs", str(tmp_path / "missing")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    assert cli.main(["lm", "sample", "--run", str(tmp_path / "griffin"), "--prompt-seconds", "1", "--seconds", "2",
+                     "--batch", "2", "--top-k", "5", "--json"]) == 0
+    samples = np.load(tmp_path / "griffin" / "samples.npy")
+    assert samples.shape == (2, 25 + 50) and samples.max() < SMOKE.vocab_size
+
+
+def test_tensorboard_is_optional(tokens, tmp_path):
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(UserError, match="tensorboard"):
+            train(tmp_path / "run", SMOKE, FAST, tokens, progress=False, tensorboard=True)
+    else:
+        train(tmp_path / "run", SMOKE, FAST, tokens, progress=False, tensorboard=True)
+        assert any((tmp_path / "run" / "tensorboard").iterdir())

@@ -1,0 +1,59 @@
+"""Streaming decoding: prefill the prompt in parallel, then one token at a time from the model's cache.
+
+Griffin's cache has a constant size (RG-LRU state, conv buffer of the last 3 inputs, a ring buffer of the
+attention window's keys/values), so it can continue for as long as one likes; the Transformer's KV cache grows
+with every token. Sampling is batched and seeded: temperature (0 = greedy), top-k, top-p.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+
+from workbench.lm.model import SpeechLM
+from workbench.lm.train import autocast
+
+
+def sample_next(logits: torch.Tensor, generator: torch.Generator | None = None, temperature: float = 1.0,
+                top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
+    """logits (b, v) -> tokens (b,)."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        probs = sorted_logits.softmax(-1)
+        # drop a token once the mass before it already reaches top_p (the most likely token always stays)
+        drop = (probs.cumsum(-1) - probs) >= top_p
+        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
+
+
+@torch.no_grad()
+def stream(model: SpeechLM, prompt: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
+           top_k: int | None = None, top_p: float | None = None, seed: int = 0, precision: str = "auto"
+           ) -> Iterator[torch.Tensor]:
+    """Yield (b,) tokens one step at a time after prefilling `prompt` (b, t0 >= 1)."""
+    if prompt.dim() != 2 or prompt.shape[1] < 1:
+        raise ValueError(f"prompt must be (batch, time) with at least one token, got {tuple(prompt.shape)}")
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    cache = model.init_cache(prompt.shape[0], device)
+    with autocast(device, precision):
+        logits, cache = model(prompt.to(device), None, cache)
+        for i in range(max_new_tokens):
+            token = sample_next(logits[:, -1], generator, temperature, top_k, top_p)
+            yield token
+            if i + 1 < max_new_tokens:
+                logits, cache = model(token[:, None], None, cache)
+
+
+def generate(model: SpeechLM, prompt: torch.Tensor, max_new_tokens: int, **sampling) -> torch.Tensor:
+    """The prompt followed by `max_new_tokens` sampled tokens: (b, t0 + max_new_tokens)."""
+    new = list(stream(model, prompt, max_new_tokens, **sampling))
+    device = next(model.parameters()).device
+    return torch.cat([prompt.to(device)] + [t[:, None] for t in new], dim=1)

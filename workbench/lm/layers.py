@@ -1,0 +1,117 @@
+"""Small building blocks: RMSNorm, causal depthwise Conv1D with reset masking, half-dim RoPE, gated MLP.
+
+Shapes follow the legend in `workbench.lm.config`. "resets" is always a (b, t) bool tensor, True at the first
+token of a new recording in a packed stream: nothing computed at or after a reset may see anything before it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def init_linear(layer: nn.Linear, variance_scale: float = 1.0) -> None:
+    """Variance-scaling normal init over the fan-in (RecurrentGemma's), zero bias."""
+    nn.init.normal_(layer.weight, std=math.sqrt(variance_scale / layer.in_features))
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+
+
+def segment_ids(resets: torch.Tensor | None, b: int, t: int, device: torch.device) -> torch.Tensor:
+    """(b, t) int: how many resets happened up to and including each position (0 before the first reset)."""
+    if resets is None:
+        return torch.zeros(b, t, dtype=torch.long, device=device)
+    return torch.cumsum(resets.to(torch.long), dim=1)
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * (1 + scale), scale initialised to 0 (RecurrentGemma's parameterisation); computed in fp32."""
+
+    def __init__(self, width: int, eps: float = 1e-6, device=None, dtype=None):
+        super().__init__()
+        self.eps = eps
+        self.scale = nn.Parameter(torch.zeros(width, device=device, dtype=dtype))
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (normed * (1.0 + self.scale.float())).to(x.dtype)
+
+
+class Conv1D(nn.Module):
+    """Causal depthwise convolution over time (width c). Its decode state is the last c - 1 inputs, so
+    `forward(x, resets, state)` on consecutive chunks equals one call on the whole sequence."""
+
+    def __init__(self, width: int, conv_width: int = 4, device=None, dtype=None):
+        super().__init__()
+        self.width, self.conv_width = width, conv_width
+        self.w = nn.Parameter(torch.empty(conv_width, width, device=device, dtype=dtype))  # w[-1]: current input
+        self.b = nn.Parameter(torch.empty(width, device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.w, std=math.sqrt(1.0 / self.conv_width))
+        nn.init.zeros_(self.b)
+
+    def init_state(self, batch: int, device=None, dtype=torch.float32) -> torch.Tensor:
+        return torch.zeros(batch, self.conv_width - 1, self.width, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor, resets: torch.Tensor | None = None, state: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (b, t, d); state: (b, c - 1, d) previous inputs or None -> y (b, t, d), new state (b, c - 1, d)."""
+        b, t, _ = x.shape
+        c = self.conv_width
+        prev = self.init_state(b, x.device, x.dtype) if state is None else state.to(x.dtype)
+        xp = torch.cat([prev, x], dim=1)  # (b, c - 1 + t, d)
+        seg = segment_ids(resets, b, t, x.device)
+        seg_p = F.pad(seg, (c - 1, 0))  # the carried inputs belong to segment 0
+        y = self.b.to(x.dtype).expand(b, t, -1)
+        for lag in range(c):
+            window = xp[:, c - 1 - lag: c - 1 - lag + t]
+            if resets is not None and lag:
+                window = window * (seg_p[:, c - 1 - lag: c - 1 - lag + t] == seg)[..., None].to(x.dtype)
+            y = y + window * self.w[c - 1 - lag].to(x.dtype)
+        new_state = xp[:, -(c - 1):]
+        if resets is not None:  # drop carried inputs from before the last reset
+            new_state = new_state * (seg_p[:, -(c - 1):] == seg[:, -1:])[..., None].to(x.dtype)
+        return y, new_state
+
+
+def apply_rope(x: torch.Tensor, positions: torch.Tensor, max_wavelength: float = 10_000.0) -> torch.Tensor:
+    """Rotary embedding on the first half of each head's dims (RecurrentGemma); the second half passes through.
+    x: (b, t, n, k); positions: (b, t) int."""
+    x_rope, x_pass = torch.chunk(x, 2, dim=-1)
+    half = x_rope.shape[-1] // 2
+    freq_exponents = 2.0 * torch.arange(half, device=x.device, dtype=torch.float32) / x_rope.shape[-1]
+    inv_freq = max_wavelength ** -freq_exponents
+    angles = positions[..., None, None].float() * inv_freq  # (b, t, 1, half)
+    sin, cos = torch.sin(angles), torch.cos(angles)
+    first, second = torch.chunk(x_rope.float(), 2, dim=-1)
+    rotated = torch.cat([first * cos - second * sin, second * cos + first * sin], dim=-1).to(x.dtype)
+    return torch.cat([rotated, x_pass], dim=-1)
+
+
+class MLP(nn.Module):
+    """Gated MLP: GeLU(x W_gate) * (x W_up), expansion e = 3 d, then back to d."""
+
+    def __init__(self, width: int, expansion: int = 3, final_w_init_variance_scale: float = 1.0,
+                 device=None, dtype=None):
+        super().__init__()
+        self.final_w_init_variance_scale = final_w_init_variance_scale
+        self.ffw_up = nn.Linear(width, 2 * expansion * width, device=device, dtype=dtype)
+        self.ffw_down = nn.Linear(expansion * width, width, device=device, dtype=dtype)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init_linear(self.ffw_up)
+        init_linear(self.ffw_down, self.final_w_init_variance_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.ffw_up(x).chunk(2, dim=-1)
+        return self.ffw_down(F.gelu(gate, approximate="tanh") * up)
