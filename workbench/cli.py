@@ -18,6 +18,7 @@ from workbench.io import write_report
 # command name -> module holding its `register(subparsers)`; imported lazily so `--help` stays fast.
 COMMANDS = {
     "data": "workbench.data.cli",
+    "tokenizer": "workbench.tokenizer.cli",
     "reproduce": "workbench.reproduce",
 }
 
