@@ -109,7 +109,7 @@ def tokenizer_dirs(paths: list[str]) -> dict[str, Path]:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from workbench.tokenizer.evaluate import compare, evaluate
+    from workbench.tokenizer.evaluate import compare, evaluate, summary_table
 
     corpus = _corpus(args.corpus)
     real = None if args.real_speech is None else [Path(p) for p in args.real_speech]
@@ -117,16 +117,4 @@ def _eval(args: argparse.Namespace) -> None:
     gains = compare(results)
     if gains:
         results["learned_vs_baseline"] = gains
-    emit(args, results, _human_eval, report_name="tokenizer.json")
-
-
-def _human_eval(results: dict) -> str:
-    lines = [f"{'tokenizer':14s} {'PNMI':>6s} {'purity':>6s} {'UED':>6s} {'ppl':>7s} {'used':>5s} {'bits/s':>7s} {'xRT':>7s}"]
-    for name, r in results.items():
-        if "pnmi" in r:
-            lines.append(f"{name:14s} {r['pnmi']:6.3f} {r['phone_purity']:6.3f} {r['unit_edit_distance']:6.3f} "
-                         f"{r['usage_perplexity']:7.1f} {r['fraction_used']:5.2f} {r['bitrate_dedup_entropy']:7.1f} "
-                         f"{r['realtime_factor']:7.0f}")
-    if "learned_vs_baseline" in results:
-        lines.append(f"learned vs baseline: {json.dumps(results['learned_vs_baseline'])}")
-    return "\n".join(lines)
+    emit(args, results, summary_table, report_name="tokenizer.json")

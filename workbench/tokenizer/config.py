@@ -26,10 +26,10 @@ class TokenizerConfig:
     n_mfcc: int = 20
     mfcc_context: int = 1  # baseline: stack the frames j-c..j+c (each 4 x 10 ms MFCC frames)
     # learned encoder: residual dilated 1-D convs over 25 Hz frames (receptive field: see encoder.py)
-    d_model: int = 256
+    d_model: int = 192
     dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2, 4, 8)
     kernel: int = 3
-    feature_layer: int = 6  # k-means reads the output of this block (1-based; HuBERT reads a middle layer)
+    feature_layer: int = 4  # k-means reads the output of this block (1-based): the middle one, best on laptop dev
     # HuBERT-style masked prediction (span of 4 frames = 160 ms; ~45% of frames masked)
     mask_prob: float = 0.12
     mask_span: int = 4

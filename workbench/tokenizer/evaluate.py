@@ -112,12 +112,13 @@ def real_speech_figures(tokenizer, files: Sequence[Path]) -> dict[str, Any] | No
 
 
 def evaluate(tokenizer, corpus_dir, real_speech: Sequence[Path] | None = None) -> dict[str, Any]:
-    """All figures for one tokenizer (the JSON object `tokenizer eval` writes per tokenizer)."""
+    """All figures for one tokenizer (the JSON object `tokenizer eval` writes per tokenizer); `real_speech`:
+    folders of real recordings (default REAL_SPEECH_DIRS)."""
     parallel = parallel_edit_distances(tokenizer, corpus_dir)
     out = {"kind": tokenizer.kind, "num_units": tokenizer.num_units, **phone_figures(tokenizer, corpus_dir),
            "unit_edit_distance": parallel["unit_edit_distance"], "parallel_pairs": parallel["pairs"],
            "parallel_voices": parallel["voices"],
-           "real_speech": real_speech_figures(tokenizer, real_speech_files() if real_speech is None else real_speech),
+           "real_speech": real_speech_figures(tokenizer, real_speech_files(real_speech or REAL_SPEECH_DIRS)),
            "threads": tokenizer.config.threads}
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
@@ -130,3 +131,19 @@ def compare(results: dict[str, dict[str, Any]], baseline: str = "mfcc_kmeans", l
     return {"pnmi_gain": round(l["pnmi"] / b["pnmi"] - 1, 4) if b["pnmi"] else None,
             "edit_distance_reduction": round(1 - l["unit_edit_distance"] / b["unit_edit_distance"], 4)
             if b["unit_edit_distance"] else None}
+
+
+def summary_table(results: dict[str, dict[str, Any]]) -> str:
+    """The headline figures as a text table (CLI summary, notebook)."""
+    lines = [f"{'tokenizer':14s} {'PNMI':>6s} {'purity':>6s} {'UED':>6s} {'ppl':>7s} {'used':>5s} {'bits/s':>7s} "
+             f"{'xRT':>7s} {'real ppl':>8s} {'real xRT':>8s}"]
+    for name, r in results.items():
+        if "pnmi" in r:
+            real = r.get("real_speech") or {}
+            lines.append(f"{name:14s} {r['pnmi']:6.3f} {r['phone_purity']:6.3f} {r['unit_edit_distance']:6.3f} "
+                         f"{r['usage_perplexity']:7.1f} {r['fraction_used']:5.2f} {r['bitrate_dedup_entropy']:7.1f} "
+                         f"{r['realtime_factor']:7.0f} {real.get('usage_perplexity', float('nan')):8.1f} "
+                         f"{real.get('realtime_factor', float('nan')):8.0f}")
+    if results.get("learned_vs_baseline"):
+        lines.append(f"learned vs baseline: {json.dumps(results['learned_vs_baseline'])}")
+    return "\n".join(lines)

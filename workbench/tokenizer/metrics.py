@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
 from typing import Any, Sequence
 
 import numpy as np
