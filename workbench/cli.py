@@ -18,8 +18,9 @@ from workbench.io import write_report
 # command name -> module holding its `register(subparsers)`; imported lazily so `--help` stays fast.
 COMMANDS = {
     "data": "workbench.data.cli",
-    "bench": "workbench.bench.cli",
+    "tokenizer": "workbench.tokenizer.cli",
     "lm": "workbench.lm.cli",
+    "bench": "workbench.bench.cli",
     "reproduce": "workbench.reproduce",
 }
 

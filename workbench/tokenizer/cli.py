@@ -1,0 +1,120 @@
+"""`python -m workbench tokenizer {train,encode,eval}`: train both tokenizers, encode a corpus for the LM, measure."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from workbench.cli import UserError, add_output_args, emit
+
+DEFAULT_RUNS = "runs/tokenizer/{preset}"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    tok = sub.add_parser("tokenizer", help="semantic speech tokenizer: train, encode a corpus, evaluate")
+    cmds = tok.add_subparsers(dest="tokenizer_cmd", required=True)
+
+    train = cmds.add_parser("train", help="train the MFCC k-means baseline and the learned (HuBERT-style) tokenizer")
+    train.add_argument("--preset", default="laptop", help="smoke | laptop | paper (default laptop)")
+    train.add_argument("--corpus", default=None, help="corpus folder (default data/build/<preset>)")
+    train.add_argument("--out", default=None, help=f"output folder (default {DEFAULT_RUNS}); gets mfcc_kmeans/ and learned/")
+    train.add_argument("--max-minutes", type=float, default=None, help="wall-clock training budget")
+    train.add_argument("--num-units", type=int, default=None, help="codebook size K")
+    train.add_argument("--steps", type=int, default=None, help="training steps per iteration (cap)")
+    add_output_args(train)
+    train.set_defaults(func=_train)
+
+    enc = cmds.add_parser("encode", help="encode a corpus into unit files for the language model")
+    enc.add_argument("--tokenizer", required=True, help="a saved tokenizer folder (e.g. runs/tokenizer/laptop/learned)")
+    enc.add_argument("--corpus", required=True, help="corpus folder (SynthBooks, LibriSpeech(-Long) or any audio)")
+    enc.add_argument("--out", required=True, help="output folder (e.g. data/build/tokens/laptop)")
+    enc.add_argument("--splits", nargs="*", default=None, help="only these splits (default: all)")
+    add_output_args(enc)
+    enc.set_defaults(func=_encode)
+
+    ev = cmds.add_parser("eval", help="PNMI, purity, cross-voice edit distance, usage, bitrate, speed")
+    ev.add_argument("tokenizers", nargs="+", help="tokenizer folders, or a folder holding several (as train writes)")
+    ev.add_argument("--corpus", required=True, help="a built SynthBooks-Long corpus (held-out speakers are scored)")
+    ev.add_argument("--real-speech", nargs="*", default=None,
+                    help="folders of real recordings (default: tests/fixtures/real-speech and ../shared/data/real-speech)")
+    add_output_args(ev)
+    ev.set_defaults(func=_eval)
+
+
+def _corpus(path: str) -> Path:
+    p = Path(path)
+    if not p.is_dir():
+        raise UserError(f"{p}: no such corpus folder (build one: python -m workbench data build --preset smoke)")
+    return p
+
+
+def _train(args: argparse.Namespace) -> None:
+    from workbench.config import override, pick_preset
+    from workbench.tokenizer.config import PRESETS
+    from workbench.tokenizer.train import train_tokenizers
+
+    config = pick_preset(PRESETS, args.preset, "tokenizer")
+    changes = {k: v for k, v in (("max_minutes", args.max_minutes), ("num_units", args.num_units),
+                                 ("steps", args.steps)) if v is not None}
+    config = override(config, **changes)
+    corpus = _corpus(args.corpus or f"data/build/{args.preset}")
+    out = Path(args.out or DEFAULT_RUNS.format(preset=args.preset))
+    log = (lambda m: None) if args.json else (lambda m: print(m, flush=True))
+    tokenizers = train_tokenizers(corpus, config, log=log)
+    payload = {}
+    for name, tok in tokenizers.items():
+        tok.save(out / name)
+        t = tok.training
+        payload[name] = {"path": str(out / name), "num_units": tok.num_units, "seconds": t.get("seconds"),
+                         "units_used": t["kmeans"]["used"], "steps": t.get("steps"), "final_loss": t.get("final_loss"),
+                         "final_masked_accuracy": t.get("final_masked_accuracy")}
+    emit(args, payload, lambda p: "\n".join(f"{k}: {json.dumps(v)}" for k, v in p.items()))
+
+
+def _load(path: str | Path):
+    from workbench.tokenizer.tokenizer import Tokenizer, TokenizerError
+
+    try:
+        return Tokenizer.load(path)
+    except TokenizerError as err:
+        raise UserError(str(err)) from None
+
+
+def _encode(args: argparse.Namespace) -> None:
+    from workbench.audio import AudioError
+    from workbench.tokenizer.encode import encode_corpus
+
+    tok = _load(args.tokenizer)
+    try:
+        summary = encode_corpus(tok, _corpus(args.corpus), args.out, args.splits, progress=not args.json)
+    except (AudioError, ValueError) as err:
+        raise UserError(str(err)) from None
+    emit(args, summary, lambda s: f"{s['recordings']} recordings ({s['hours']:.2f} h) -> {s['out']}/manifest.jsonl "
+                                  f"at {s['realtime_factor']}x real time ({s['reused']} reused)")
+
+
+def tokenizer_dirs(paths: list[str]) -> dict[str, Path]:
+    """Name -> folder: a tokenizer folder is itself; a folder of tokenizer folders gives each of them."""
+    found: dict[str, Path] = {}
+    for p in map(Path, paths):
+        if (p / "tokenizer.json").exists() or not p.is_dir():
+            found[p.name] = p
+        else:
+            subs = sorted(d for d in p.iterdir() if (d / "tokenizer.json").exists())
+            if not subs:
+                raise UserError(f"{p}: holds no tokenizer (no tokenizer.json in it or its subfolders)")
+            found.update({d.name: d for d in subs})
+    return found
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from workbench.tokenizer.evaluate import compare, evaluate, summary_table
+
+    corpus = _corpus(args.corpus)
+    real = None if args.real_speech is None else [Path(p) for p in args.real_speech]
+    results = {name: evaluate(_load(path), corpus, real) for name, path in tokenizer_dirs(args.tokenizers).items()}
+    gains = compare(results)
+    if gains:
+        results["learned_vs_baseline"] = gains
+    emit(args, results, summary_table, report_name="tokenizer.json")

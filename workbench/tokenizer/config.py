@@ -1,0 +1,75 @@
+"""Tokenizer settings: one dataclass, three presets (smoke / laptop / paper).
+
+Time is counted in 25 Hz frames (40 ms, 640 samples at 16 kHz) throughout: the unit rate of the paper's
+semantic tokens. Windowed tokenization uses windows that start on this grid, so a window's frames are frames of
+the whole recording.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SAMPLE_RATE = 16_000
+FRAME = 640  # samples per 25 Hz token
+HOP = 160  # samples per 10 ms spectrogram frame; 4 per token
+SUB = FRAME // HOP
+N_FFT = 400  # 25 ms analysis window
+TOKEN_RATE = SAMPLE_RATE / FRAME  # 25.0 tokens/s
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    name: str = "laptop"
+    num_units: int = 256  # k-means codebook size K
+    # features (both tokenizers read the same log-mel; the baseline turns it into MFCCs)
+    n_mels: int = 80
+    n_mfcc: int = 20
+    mfcc_context: int = 1  # baseline: stack the frames j-c..j+c (each 4 x 10 ms MFCC frames)
+    # learned encoder: residual dilated 1-D convs over 25 Hz frames (receptive field: see encoder.py)
+    d_model: int = 192
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2, 4, 8)
+    kernel: int = 3
+    feature_layer: int = 4  # k-means reads the output of this block (1-based): the middle one, best on laptop dev
+    # HuBERT-style masked prediction (span of 4 frames = 160 ms; ~45% of frames masked)
+    mask_prob: float = 0.12
+    mask_span: int = 4
+    vtlp: tuple[float, float] = (0.8, 1.2)  # student input's vocal-tract-length warp factor range (ContentVec-style)
+    crop_seconds: float = 8.0
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    steps: int = 2000  # per iteration; training also stops at its share of max_minutes
+    iterations: int = 2  # 1: targets = baseline k-means units; 2: k-means on iteration 1's features
+    max_minutes: float = 10.0  # wall-clock budget for the whole `train` (both tokenizers, both iterations)
+    # k-means
+    kmeans_seconds: float = 3600.0  # train audio (seconds) whose frames k-means clusters
+    kmeans_iters: int = 25
+    norm_seconds: float = 1200.0  # train audio for the global feature mean/std
+    # windowed tokenization (paper: 30 s windows, 4 s overlap, merged at the middle of each overlap)
+    window_seconds: float = 30.0
+    overlap_seconds: float = 4.0
+    seed: int = 0
+    threads: int = 2  # torch CPU threads
+
+    @property
+    def receptive_frames(self) -> int:
+        """Frames of context on each side that one output frame of the encoder can see."""
+        return sum(d * (self.kernel - 1) // 2 for d in self.dilations)
+
+
+PRESETS: dict[str, TokenizerConfig] = {
+    "smoke": TokenizerConfig(
+        name="smoke", num_units=32, d_model=64, dilations=(1, 2, 4, 8), feature_layer=3, crop_seconds=4.0,
+        batch_size=8, warmup_steps=5, steps=30, max_minutes=1.0, kmeans_seconds=120.0, kmeans_iters=10,
+        norm_seconds=60.0, window_seconds=10.0, overlap_seconds=4.0,
+    ),
+    "laptop": TokenizerConfig(),
+    # The paper's scale, documented, for a GPU: a 32k-scale codebook (per issue 5's reading of SpeechSSM's
+    # USM-v2 tokens), a wider and deeper encoder, k-means over ~100 h of frames. Not run here.
+    "paper": TokenizerConfig(
+        name="paper", num_units=32768, d_model=768, dilations=(1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8),
+        feature_layer=9, batch_size=64, steps=100_000, max_minutes=24 * 60.0, kmeans_seconds=100 * 3600.0,
+        kmeans_iters=50, norm_seconds=10 * 3600.0, threads=16,
+    ),
+}

@@ -1,0 +1,72 @@
+"""Encode a corpus into unit files for the language model.
+
+Output layout (what workbench.lm reads):
+
+    DIR/manifest.jsonl   one line per recording: {"id", "split", "path", "num_tokens", "speaker"}
+    DIR/<path>           <split>/<id>.npy, a 1-D int32 array of units at 25 tokens/s
+    DIR/tokens.json      which tokenizer (kind, K, fingerprint), corpus, hours, encode speed
+
+Every file is written atomically and the manifest last. Re-running with the same tokenizer keeps the unit files
+already written (resumable); a different tokenizer (other fingerprint) starts over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from workbench.io import atomic_path, atomic_write_json, atomic_write_text
+from workbench.tokenizer.tokenizer import Tokenizer, fingerprint
+from workbench.tokenizer.windowed import AudioSource, tokenize_windowed
+
+
+def encode_corpus(tokenizer: Tokenizer, corpus_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                  splits: Sequence[str] | None = None, progress: bool = True) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    from workbench.data.loaders import open_dataset
+
+    torch.set_num_threads(tokenizer.config.threads)
+    out = Path(out_dir)
+    dataset = open_dataset(corpus_dir)
+    recordings = [r for r in dataset.recordings if not splits or (r.split or "all") in splits]
+    if not recordings:
+        raise ValueError(f"{corpus_dir}: no recordings in split(s) {list(splits or [])}")
+    print_ = fingerprint(tokenizer)
+    meta_path = out / "tokens.json"
+    reuse = meta_path.exists() and json.loads(meta_path.read_text()).get("fingerprint") == print_
+    if not reuse:  # claim the folder first: files left by an interrupted run are then known to be this tokenizer's
+        atomic_write_json(meta_path, {"fingerprint": print_, "complete": False})
+    rows, seconds, wall, reused = [], 0.0, 0.0, 0
+    for rec in tqdm(recordings, desc=f"encoding ({tokenizer.kind})", unit="recording", disable=not progress):
+        split = rec.split or "all"
+        rel = Path(split) / f"{rec.id}.npy"
+        if reuse and (out / rel).exists():
+            units = np.load(out / rel)
+            reused += 1
+        else:
+            started = time.perf_counter()
+            units = tokenize_windowed(tokenizer, AudioSource.of(rec)).astype(np.int32)
+            wall += time.perf_counter() - started
+            seconds += rec.duration
+            with atomic_path(out / rel) as tmp:
+                np.save(tmp, units)
+        rows.append({"id": rec.id, "split": split, "path": str(rel), "num_tokens": int(len(units)),
+                     "speaker": rec.speaker})
+    summary = {
+        "tokenizer": tokenizer.kind, "num_units": tokenizer.num_units, "fingerprint": print_, "token_rate_hz": 25.0,
+        "corpus": str(corpus_dir), "recordings": len(rows), "reused": reused,
+        "hours": round(sum(r["num_tokens"] for r in rows) / 25 / 3600, 4),
+        "splits": {s: sum(r["split"] == s for r in rows) for s in sorted({r["split"] for r in rows})},
+        "encode_seconds": round(wall, 2), "realtime_factor": round(seconds / wall, 1) if wall else None,
+        "out": str(out), "complete": True,
+    }
+    atomic_write_json(meta_path, summary)
+    atomic_write_text(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    return summary
