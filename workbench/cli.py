@@ -19,6 +19,7 @@ from workbench.io import write_report
 COMMANDS = {
     "data": "workbench.data.cli",
     "bench": "workbench.bench.cli",
+    "codec": "workbench.codec.cli",
     "reproduce": "workbench.reproduce",
 }
 
