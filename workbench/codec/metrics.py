@@ -36,6 +36,8 @@ def pesq_wb(ref: np.ndarray, deg: np.ndarray, sample_rate: int = SAMPLE_RATE) ->
     """Wide-band PESQ; NaN where PESQ finds no speech in the reference (e.g. a silent clip)."""
     from pesq import NoUtterancesError, pesq
 
+    if not np.abs(ref).max() > 0:
+        return math.nan
     try:
         return float(pesq(sample_rate, ref.astype(np.float64), deg.astype(np.float64), "wb"))
     except NoUtterancesError:

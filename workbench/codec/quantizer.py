@@ -41,9 +41,10 @@ class VectorQuantizer(nn.Module):
     def _init(self, x: torch.Tensor) -> None:
         # codes start on data: random vectors of the first batch (repeated if the batch is small)
         idx = torch.randint(0, x.shape[0], (self.codebook.shape[0],), device=x.device)
+        uniform = x.shape[0] / self.codebook.shape[0]
         self.codebook.copy_(x[idx])
-        self.embed_sum.copy_(x[idx])
-        self.cluster_size.fill_(x.shape[0] / self.codebook.shape[0])
+        self.embed_sum.copy_(x[idx] * uniform)  # as if each code had its uniform share of this vector
+        self.cluster_size.fill_(uniform)
         self.initialized.fill_(True)
 
     @torch.no_grad()
@@ -62,7 +63,7 @@ class VectorQuantizer(nn.Module):
         if n_dead:
             fresh = x[torch.randint(0, x.shape[0], (n_dead,), device=x.device)]
             self.codebook[dead] = fresh
-            self.embed_sum[dead] = fresh
+            self.embed_sum[dead] = fresh * uniform  # codebook = embed_sum / usage must stay `fresh`
             self.cluster_size[dead] = uniform  # grace: it decays for a while before it can be restarted again
             self.restarts += n_dead
         return n_dead
