@@ -109,11 +109,18 @@ def test_config_that_does_not_fit_is_a_clear_error() -> None:
         Codec(ModelConfig(strides=(3, 7)))
     with pytest.raises(UserError, match="power of two"):
         Codec(ModelConfig(codebook_size=1000))
+    with pytest.raises(UserError, match="encoder 'mel'"):
+        Codec(ModelConfig(encoder="mel"))
+    with pytest.raises(UserError, match="decoder 'wavenet'"):
+        Codec(ModelConfig(decoder="wavenet"))
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_shapes(causal: bool) -> None:
-    codec = Codec(ModelConfig(**{**TINY.to_dict(), "causal": causal})).eval()
+ARCHS = [(causal, enc, dec) for causal in (False, True) for enc, dec in (("conv", "conv"), ("conv", "istft"), ("stft", "istft"))]
+
+
+@pytest.mark.parametrize("causal,encoder,decoder", ARCHS)
+def test_shapes(causal: bool, encoder: str, decoder: str) -> None:
+    codec = Codec(ModelConfig(**{**TINY.to_dict(), "causal": causal, "encoder": encoder, "decoder": decoder})).eval()
     wav = torch.randn(2, 1, 320 * 7)
     with torch.no_grad():
         out, codes, _ = codec(wav)
@@ -122,9 +129,10 @@ def test_shapes(causal: bool) -> None:
     assert reconstruct(codec, np.random.randn(1000).astype(np.float32), 1).shape == (1000,)
 
 
-def test_causal_outputs_do_not_see_the_future() -> None:
+@pytest.mark.parametrize("encoder,decoder", [("conv", "conv"), ("conv", "istft"), ("stft", "istft")])
+def test_causal_outputs_do_not_see_the_future(encoder: str, decoder: str) -> None:
     torch.manual_seed(0)
-    codec = Codec(ModelConfig(**{**TINY.to_dict(), "causal": True})).eval()
+    codec = Codec(ModelConfig(**{**TINY.to_dict(), "causal": True, "encoder": encoder, "decoder": decoder})).eval()
     wav = torch.randn(1, 1, 320 * 20)
     later = wav.clone()
     later[..., 320 * 12:] = torch.randn(320 * 8)
@@ -135,10 +143,11 @@ def test_causal_outputs_do_not_see_the_future() -> None:
         assert torch.allclose(ya[..., : 320 * 12], yb[..., : 320 * 12], atol=1e-6)
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_chunked_coding_equals_whole_signal_coding(causal: bool) -> None:
+@pytest.mark.parametrize("causal,encoder,decoder", ARCHS)
+def test_chunked_coding_equals_whole_signal_coding(causal: bool, encoder: str, decoder: str) -> None:
     torch.manual_seed(0)
-    codec = Codec(ModelConfig(**{**TINY.to_dict(), "causal": causal, "dilations": (1, 3)})).eval()
+    codec = Codec(ModelConfig(**{**TINY.to_dict(), "causal": causal, "dilations": (1, 3), "encoder": encoder,
+                                 "decoder": decoder})).eval()
     rng = np.random.default_rng(0)
     wav = (rng.standard_normal(320 * 61 + 5) * 0.3).astype(np.float32)
     whole = encode_long(codec, wav, chunk_seconds=100.0)

@@ -43,7 +43,7 @@ def test_smoke_training_lowers_the_held_out_loss(smoke_run) -> None:
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     train_records = [r for r in records if "loss" in r]
     assert any("adv" in r and "disc" in r for r in train_records)  # the discriminator joined halfway
-    assert {r["n_q"] for r in train_records} != {SMOKE.model.num_quantizers} or len(train_records) < 3
+    assert min(r["n_q"] for r in train_records) < SMOKE.model.num_quantizers  # quantizer dropout
     assert json.loads((out / "summary.json").read_text())["steps"] == SMOKE.train.steps
     codec, meta = load_codec(out)
     assert meta["model_config"]["num_quantizers"] == SMOKE.model.num_quantizers and not codec.training
@@ -134,3 +134,22 @@ def test_cli_eval_json_structure(tmp_path, smoke_run, smoke_corpus, capsys) -> N
     ours = [r["kbps"] for r in written["results"] if r["system"] == "ours" and r["set"] == "real-speech"]
     assert ours == sorted(ours) and ours[-1] == pytest.approx(SMOKE.model.kbps())
     assert written["speed"]["encode_x_realtime"] > 0 and written["speed"]["decode_x_realtime"] > 0
+
+
+def test_acoustic_notebook_codec_part_runs(tmp_path, smoke_corpus) -> None:
+    import nbformat
+
+    from workbench.notebooks import run_notebook
+
+    out = run_notebook("04_acoustic_synthesis", tmp_path, {
+        "preset": "smoke", "corpus_dir": str(smoke_corpus), "codec_dir": str(tmp_path / "codec"),
+        "real_dir": str(REAL_SPEECH), "reports": str(tmp_path)})
+    nb = nbformat.read(out, as_version=4)
+    shown = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in shown if o.output_type == "error"]
+    payload = json.loads((tmp_path / "codec.json").read_text())
+    assert {r["system"] for r in payload["results"]} >= {"ours", "codec2-3200", "opus-6k"}
+    assert (tmp_path / "codec" / "checkpoint.json").is_file()  # it trained the codec it had not found
+    assert sum("application/vnd.plotly.v1+json" in o.get("data", {}) for o in shown) >= 4
+    players = sum(o.get("data", {}).get("text/html", "").count("<audio") for o in shown)
+    assert players >= 1 + SMOKE.model.num_quantizers  # original + every bitrate

@@ -25,6 +25,8 @@ class ModelConfig:
     strides: tuple[int, ...] = (2, 4, 5, 8)  # product = hop = 320 samples -> 50 Hz frames
     dilations: tuple[int, ...] = (1, 3)  # one residual unit per dilation at every resolution
     dim: int = 64  # latent (codebook vector) size
+    encoder: str = "conv"  # "conv": strided convolutions on the waveform (SoundStream); "stft": frame-rate convs on log-magnitude spectra
+    decoder: str = "conv"  # "conv": transposed convolutions (SoundStream); "istft": frame-rate convs + iSTFT (Vocos)
     causal: bool = False  # causal convolutions: streaming, and chunked == unchunked with left context only
     codebook_size: int = 1024
     num_quantizers: int = 6
@@ -61,6 +63,10 @@ class ModelConfig:
             problems.append("num_quantizers must be >= 1")
         if min(self.channels, self.decoder_channels, self.dim) < 2:
             problems.append("channels, decoder_channels and dim must be >= 2")
+        if self.encoder not in ("conv", "stft"):
+            problems.append(f"encoder {self.encoder!r} is not 'conv' or 'stft'")
+        if self.decoder not in ("conv", "istft"):
+            problems.append(f"decoder {self.decoder!r} is not 'conv' or 'istft'")
         if not 0 < self.ema_decay < 1:
             problems.append(f"ema_decay {self.ema_decay} is not in (0, 1)")
         if problems:
@@ -122,14 +128,16 @@ PRESETS = {
     # seconds on a CPU: correctness only
     "smoke": CodecPreset(
         ModelConfig(channels=4, decoder_channels=4, dim=16, dilations=(1,), codebook_size=64, num_quantizers=4,
-                    ema_decay=0.9),
+                    encoder="stft", decoder="istft", ema_decay=0.9),
         TrainConfig(steps=30, batch_size=2, crop_seconds=0.4, warmup_steps=5, log_every=5, checkpoint_every=15,
                     adversarial=True, adversarial_start=0.5, disc_channels=4, disc_ffts=(128, 256)),
         EvalConfig(test_clips=2, real_clips=2, clip_seconds=2.0, chunk_seconds=1.0, speed_seconds=2.0),
     ),
-    # ~20 minutes on 2 CPU cores; sized for a CPU (16 channels, 2 residual units per resolution)
+    # ~20 minutes on 2 CPU cores, so everything runs at the 50 Hz frame rate (STFT encoder, iSTFT decoder, 256
+    # channels): ~3x the steps per second of the waveform-conv encoder, ~7x of SoundStream's conv pair. The
+    # discriminator (--adversarial) costs ~3.5x per step here; see README.md for the measured trade-offs.
     "laptop": CodecPreset(
-        ModelConfig(ema_decay=0.95),  # ~1500 steps: codebooks must follow the encoder within tens of steps
+        ModelConfig(encoder="stft", decoder="istft", ema_decay=0.95),  # thousands of steps: codebooks follow fast
         TrainConfig(steps=100_000, max_minutes=20.0),
         EvalConfig(),
     ),

@@ -4,9 +4,12 @@
 
 Encoder: a k=7 convolution, then at each resolution residual units (ELU, dilated k=3 conv to half width, ELU,
 k=1 conv back, skip) followed by a strided convolution (kernel 2*stride) that doubles the width; a final conv
-to D. The decoder mirrors it with transposed convolutions. Weight normalisation on every conv, as in both
-papers. With `causal=True` every convolution pads on the left only (transposed ones trim on the right), so an
-output never depends on later input: the codec can stream, and chunked coding needs left context only.
+to D. Two decoders: `conv` mirrors the encoder with transposed convolutions (SoundStream, EnCodec); `istft`
+(Vocos) runs residual units at the frame rate and predicts a log-magnitude and phase spectrum per frame, turned
+into audio by an inverse FFT and overlap-add -- a tenth of the compute, and on a CPU budget it learns far faster
+(see README.md). Weight normalisation on every conv, as in the papers. With `causal=True` every convolution pads
+on the left only (transposed ones trim on the right, iSTFT frames start at their hop), so an output never
+depends on later input: the codec can stream, and chunked coding needs left context only.
 
 Lengths are kept multiples of the hop: `encode` zero-pads the end, and T samples give exactly T/hop frames.
 `context_frames()` bounds how far (in frames) an output can see, which is what `stream.py` needs to code long
@@ -76,6 +79,28 @@ class Encoder(nn.Sequential):
         super().__init__(*layers)
 
 
+class STFTEncoder(nn.Module):
+    """Frame-rate encoder for CPU budgets: the log-magnitude spectrum of each frame (Hann window of 4 hops,
+    centred on its hop, or ending with it if causal), then residual conv units at 50 Hz down to D. Its input
+    already exposes the spectral envelope a raw-waveform encoder must first learn to compute."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        c = cfg.channels * 2 ** len(cfg.strides)
+        self.hop, self.n_fft, self.causal = cfg.hop, 4 * cfg.hop, cfg.causal
+        self.net = nn.Sequential(Conv(self.n_fft // 2 + 1, c, 3, causal=cfg.causal),
+                                 *[ResidualUnit(c, d, cfg.causal) for d in (*cfg.dilations, *cfg.dilations)],
+                                 nn.ELU(), Conv(c, cfg.dim, 3, causal=cfg.causal))
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        left = self.n_fft - self.hop if self.causal else (self.n_fft - self.hop) // 2
+        x = F.pad(wav[:, 0], (left, self.n_fft - self.hop - left))
+        frames = x.unfold(-1, self.n_fft, self.hop) * self.window  # (B, T / hop, n_fft)
+        log_mag = torch.log(torch.fft.rfft(frames.float()).abs() + 1e-5)
+        return self.net(log_mag.transpose(1, 2))
+
+
 class Decoder(nn.Sequential):
     def __init__(self, cfg: ModelConfig):
         c = cfg.decoder_channels * 2 ** len(cfg.strides)
@@ -86,6 +111,34 @@ class Decoder(nn.Sequential):
             layers += [ResidualUnit(c, d, cfg.causal) for d in cfg.dilations]
         layers += [nn.ELU(), Conv(c, 1, 7, causal=cfg.causal)]
         super().__init__(*layers)
+
+
+class ISTFTDecoder(nn.Module):
+    """Vocos-style decoder (Siuzdak 2023): residual conv units at the frame rate, then per frame a log-magnitude
+    and a phase for every bin of an n_fft = 4 * hop spectrum, turned into audio by inverse FFT + overlap-add.
+    All its convolutions run at 50 Hz instead of 16 kHz, so it costs a tenth of the transposed-conv decoder.
+    Non-causal: frame k's window is centred on its hop; causal: it starts there, so a sample depends on its
+    own frame and the three before it only."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        c = cfg.decoder_channels * 2 ** len(cfg.strides)
+        self.hop, self.n_fft, self.causal = cfg.hop, 4 * cfg.hop, cfg.causal
+        self.net = nn.Sequential(Conv(cfg.dim, c, 7, causal=cfg.causal),
+                                 *[ResidualUnit(c, d, cfg.causal) for d in (*cfg.dilations, *cfg.dilations)],
+                                 nn.ELU(), Conv(c, self.n_fft + 2, 1))
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        frames = z.shape[-1]
+        log_mag, phase = self.net(z).float().chunk(2, 1)
+        spec = torch.polar(log_mag.clamp(max=10).exp(), phase)  # (B, bins, F)
+        chunks = torch.fft.irfft(spec, self.n_fft, dim=1) * self.window[:, None]  # (B, n_fft, F)
+        length = (frames - 1) * self.hop + self.n_fft
+        wav = F.fold(chunks, (1, length), (1, self.n_fft), stride=(1, self.hop))[:, :, 0]  # overlap-add
+        wav = wav / 1.5  # sum of hann^2 over 4x-overlapping frames
+        start = 0 if self.causal else (self.n_fft - self.hop) // 2
+        return wav[..., start: start + frames * self.hop]
 
 
 def _context_samples(layers, step: int) -> int:
@@ -104,10 +157,10 @@ class Codec(nn.Module):
         super().__init__()
         cfg.check()
         self.cfg = cfg
-        self.encoder = Encoder(cfg)
+        self.encoder = STFTEncoder(cfg) if cfg.encoder == "stft" else Encoder(cfg)
         self.quantizer = ResidualVectorQuantizer(cfg.dim, cfg.codebook_size, cfg.num_quantizers, cfg.ema_decay,
                                                  cfg.dead_code_threshold)
-        self.decoder = Decoder(cfg)
+        self.decoder = ISTFTDecoder(cfg) if cfg.decoder == "istft" else Decoder(cfg)
 
     @property
     def hop(self) -> int:
@@ -134,9 +187,12 @@ class Codec(nn.Module):
     def context_frames(self) -> tuple[int, int]:
         """(encoder, decoder) reach in frames on each side (left only if causal): code a chunk with this many
         frames of context around it and its middle equals the whole-signal result."""
-        enc = math.ceil(_context_samples(self.encoder, 1) / self.hop)
+        if self.cfg.encoder == "stft":  # its convolutions run at the frame rate, after one window of 4 hops
+            enc = self.encoder.n_fft // self.hop + 1 + sum(m.pad + 1 for m in self.encoder.modules() if isinstance(m, Conv))
+        else:
+            enc = math.ceil(_context_samples(self.encoder, 1) / self.hop)
         # the decoder's first conv runs at frame rate; every ConvUp multiplies the rate
-        reach, rate = 0.0, 1
+        reach, rate = (self.decoder.n_fft / self.hop + 1 if self.cfg.decoder == "istft" else 0.0), 1
         for m in self.decoder.modules():
             if isinstance(m, Conv):
                 reach += (m.pad + 1) / rate
