@@ -67,7 +67,8 @@ print(summary_table(payload))"""),
     ("code", """demo.comparison_plot(payload, "pesq")"""),
     ("code", """demo.comparison_plot(payload, "stoi")"""),
     ("markdown", """At the smoke preset the codec has trained for seconds and sounds like noise: that run only checks that the
-pipeline works. The laptop preset's measured figures are in `workbench/codec/README.md`."""),
+pipeline works. The laptop preset's measured figures, and how far they are from Codec2, are in
+`workbench/codec/README.md`."""),
 ]
 
 

@@ -96,6 +96,7 @@ def test_cli_encode_decode_roundtrip(tmp_path, smoke_run, capsys) -> None:
     assert info.samplerate == 16_000 and info.frames == sf.info(str(wav)).frames
 
 
+@pytest.mark.filterwarnings("ignore::workbench.audio.AudioConversionWarning")  # jfk.flac is 44.1 kHz stereo
 def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, capsys) -> None:
     out, _ = smoke_run
     corrupt = tmp_path / "corrupt.wav"

@@ -111,7 +111,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     test_clips: int = 24  # clips of clip_seconds from the synthetic test segments (spread over all of them)
-    real_clips: int = 91  # at most this many real-speech files, each cut to clip_seconds
+    real_clips: int = 40  # at most this many real-speech files (spread over all), each cut to clip_seconds
     clip_seconds: float = 8.0
     chunk_seconds: float = 10.0  # encode/decode chunk size (bounded memory)
     speed_seconds: float = 30.0  # audio length timed for encode/decode x real time
