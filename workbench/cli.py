@@ -21,6 +21,7 @@ COMMANDS = {
     "tokenizer": "workbench.tokenizer.cli",
     "lm": "workbench.lm.cli",
     "bench": "workbench.bench.cli",
+    "codec": "workbench.codec.cli",
     "reproduce": "workbench.reproduce",
 }
 

@@ -1,0 +1,65 @@
+"""Codec measurements: metrics on known cases, alignment, the Codec2/Opus baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import REAL_SPEECH
+from workbench.audio import load_audio
+from workbench.codec import baselines
+from workbench.codec.metrics import align, measure, mel_distance
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return load_audio(REAL_SPEECH / "19-198-0000.flac")[: 16_000 * 4]
+
+
+def test_identical_signals_score_the_ceiling(speech) -> None:
+    m = measure(speech, speech.copy())
+    assert m["pesq"] == pytest.approx(4.64, abs=0.01)
+    assert m["stoi"] == pytest.approx(1.0, abs=1e-6)
+    assert m["mel_distance"] == 0.0
+
+
+def test_degradation_lowers_every_measure(speech) -> None:
+    rng = np.random.default_rng(0)
+    light = speech + 0.003 * rng.standard_normal(len(speech)).astype(np.float32)
+    heavy = speech + 0.05 * rng.standard_normal(len(speech)).astype(np.float32)
+    a, b = measure(speech, light), measure(speech, heavy)
+    assert 4.64 > a["pesq"] > b["pesq"] and 1.0 > a["stoi"] > b["stoi"]
+    assert 0 < a["mel_distance"] < b["mel_distance"]
+
+
+def test_silent_reference_gives_undefined_pesq_not_a_crash() -> None:
+    silence = np.zeros(16_000 * 2, np.float32)
+    assert np.isnan(measure(silence, silence)["pesq"])
+
+
+@pytest.mark.parametrize("lag", [0, 37, -120, 1000])
+def test_align_recovers_a_known_delay(speech, lag: int) -> None:
+    delayed = np.roll(speech, lag)
+    aligned, found = align(speech, delayed)
+    assert found == lag and len(aligned) == len(speech)
+    inner = slice(1200, -1200)
+    assert np.allclose(aligned[inner], speech[inner])
+
+
+def test_mel_distance_pads_a_short_output(speech) -> None:
+    assert mel_distance(speech, speech[:-100]) < mel_distance(speech, np.zeros_like(speech))
+
+
+@pytest.mark.parametrize("name", ["codec2-3200", "opus-6k", "identity"])
+def test_baselines_run_and_keep_length(speech, name: str) -> None:
+    if baselines.missing_tools(name):
+        pytest.skip(f"{name} needs {baselines.missing_tools(name)}")
+    out, kbps, kbps_file = baselines.BASELINES[name](speech)
+    assert out.shape == speech.shape and out.dtype == np.float32 and np.isfinite(out).all()
+    out, _ = align(speech, out)
+    m = measure(speech, out)
+    assert m["stoi"] > 0.6  # intelligible: the tool really ran on speech
+    if name == "codec2-3200":
+        assert kbps == 3.2 and kbps_file == pytest.approx(3.2, rel=0.02)  # 64 bits per 20 ms frame
+    if name == "opus-6k":
+        assert kbps == 6.0 and 5.5 < kbps_file < 12  # the Ogg container adds its overhead

@@ -1,0 +1,184 @@
+"""Codec model: residual VQ (EMA, dead codes, dropout, bits), shapes, causality, chunked == whole coding."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.cli import UserError
+from workbench.codec.config import PRESETS, ModelConfig
+from workbench.codec.model import Codec
+from workbench.codec.quantizer import ResidualVectorQuantizer, VectorQuantizer
+from workbench.codec.stream import decode_long, encode_long, reconstruct
+
+TINY = ModelConfig(channels=2, decoder_channels=2, dim=8, dilations=(1,), codebook_size=16, num_quantizers=3)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # the tests are tiny; one thread avoids oversubscribing a shared CPU
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_ema_update_moves_codes_toward_their_data() -> None:
+    torch.manual_seed(0)
+    vq = VectorQuantizer(dim=4, codebook_size=8, decay=0.5, dead_code_threshold=0.0)
+    vq._init(torch.randn(64, 4))
+    target = torch.full((32, 4), 3.0) + 0.01 * torch.randn(32, 4)
+    code = int(vq.encode(target).mode().values)
+    before = (vq.codebook[code] - target.mean(0)).norm()
+    for _ in range(5):
+        vq.update(target, vq.encode(target))
+    after = (vq.codebook[code] - target.mean(0)).norm()
+    assert after < 0.1 * before
+    # codes that got no data stay where they were (up to the Laplace smoothing, which is tiny)
+    others = [i for i in range(8) if i not in vq.encode(target).tolist()]
+    assert others
+
+
+def test_dead_codes_are_restarted_on_batch_vectors() -> None:
+    torch.manual_seed(0)
+    vq = VectorQuantizer(dim=4, codebook_size=8, decay=0.9, dead_code_threshold=0.5)
+    data = torch.randn(40, 4)
+    vq._init(data)
+    vq.codebook[3] = 100.0  # far from all data: never chosen, so its usage decays until it is restarted
+    vq.embed_sum[3] = 100.0
+    for _ in range(30):
+        vq.update(data, vq.encode(data))
+    assert vq.restarts > 0
+    assert vq.codebook[3].abs().max() < 50
+    # a restarted code sits on (EMA-smoothed) data, so the data now uses it or it is close to some vector
+    assert torch.cdist(vq.codebook[3:4], data).min() < 5
+
+
+def test_first_training_batch_initialises_codes_on_data() -> None:
+    vq = VectorQuantizer(dim=4, codebook_size=8).train()
+    data = torch.randn(100, 4) * 5 + 20
+    vq(data)
+    assert bool(vq.initialized) and vq.codebook.mean() > 10
+
+
+def test_rvq_levels_refine_and_dropout_prefixes_decode() -> None:
+    torch.manual_seed(0)
+    rvq = ResidualVectorQuantizer(dim=8, codebook_size=32, num_quantizers=4, decay=0.8).train()
+    z = torch.randn(4, 8, 50)
+    for _ in range(20):
+        rvq(z)
+    rvq.eval()
+    errors = []
+    for n_q in range(1, 5):
+        codes = rvq.encode(z, n_q)
+        assert codes.shape == (n_q, 4, 50) and codes.dtype == torch.int64
+        errors.append((rvq.decode(codes) - z).pow(2).mean().item())
+        quantized, fwd_codes, commit = rvq(z, n_q)
+        assert torch.equal(fwd_codes, codes) and torch.allclose(quantized, rvq.decode(codes), atol=1e-5)
+    assert errors == sorted(errors, reverse=True) and errors[-1] < 0.5 * errors[0]
+    with pytest.raises(ValueError, match="levels 1..4"):
+        rvq.encode(z, 5)
+
+
+def test_straight_through_gradient_reaches_the_encoder_side() -> None:
+    rvq = ResidualVectorQuantizer(dim=4, codebook_size=8, num_quantizers=2).train()
+    z = torch.randn(2, 4, 10, requires_grad=True)
+    out, _, commit = rvq(z)
+    (out.sum() + commit).backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0
+
+
+def test_bits_accounting() -> None:
+    cfg = ModelConfig()
+    assert cfg.hop == 320 and cfg.frame_rate == 50
+    assert cfg.kbps(1) == 0.5 and cfg.kbps() == 3.0 <= 3.2
+    assert PRESETS["laptop"].model.kbps() <= 3.2 and PRESETS["paper"].model.kbps() == 6.0
+    codec = Codec(TINY).eval()
+    wav = torch.randn(3 * 320 + 17)
+    codes = encode_long(codec, wav)
+    assert codes.shape == (3, 4)  # ceil(977 / 320) frames
+    bits = codes.numel() * math.log2(TINY.codebook_size)
+    assert bits / (codes.shape[1] / TINY.frame_rate) / 1000 == pytest.approx(TINY.kbps())
+
+
+def test_config_that_does_not_fit_is_a_clear_error() -> None:
+    with pytest.raises(UserError, match="does not divide"):
+        Codec(ModelConfig(strides=(3, 7)))
+    with pytest.raises(UserError, match="power of two"):
+        Codec(ModelConfig(codebook_size=1000))
+    with pytest.raises(UserError, match="encoder 'mel'"):
+        Codec(ModelConfig(encoder="mel"))
+    with pytest.raises(UserError, match="decoder 'wavenet'"):
+        Codec(ModelConfig(decoder="wavenet"))
+
+
+ARCHS = [(causal, enc, dec) for causal in (False, True) for enc, dec in (("conv", "conv"), ("conv", "istft"), ("stft", "istft"))]
+
+
+@pytest.mark.parametrize("causal,encoder,decoder", ARCHS)
+def test_shapes(causal: bool, encoder: str, decoder: str) -> None:
+    codec = Codec(ModelConfig(**{**TINY.to_dict(), "causal": causal, "encoder": encoder, "decoder": decoder})).eval()
+    wav = torch.randn(2, 1, 320 * 7)
+    with torch.no_grad():
+        out, codes, _ = codec(wav)
+        assert out.shape == wav.shape and codes.shape == (3, 2, 7)
+        assert codec.decode(codec.encode(wav[:, 0], 2)).shape == (2, 320 * 7)
+    assert reconstruct(codec, np.random.randn(1000).astype(np.float32), 1).shape == (1000,)
+
+
+@pytest.mark.parametrize("encoder,decoder", [("conv", "conv"), ("conv", "istft"), ("stft", "istft")])
+def test_causal_outputs_do_not_see_the_future(encoder: str, decoder: str) -> None:
+    torch.manual_seed(0)
+    codec = Codec(ModelConfig(**{**TINY.to_dict(), "causal": True, "encoder": encoder, "decoder": decoder})).eval()
+    wav = torch.randn(1, 1, 320 * 20)
+    later = wav.clone()
+    later[..., 320 * 12:] = torch.randn(320 * 8)
+    with torch.no_grad():
+        za, zb = codec.encoder(wav), codec.encoder(later)
+        assert torch.allclose(za[..., :12], zb[..., :12], atol=1e-6) and not torch.allclose(za, zb)
+        ya, yb = codec.decoder(za), codec.decoder(zb)
+        assert torch.allclose(ya[..., : 320 * 12], yb[..., : 320 * 12], atol=1e-6)
+
+
+@pytest.mark.parametrize("causal,encoder,decoder", ARCHS)
+def test_chunked_coding_equals_whole_signal_coding(causal: bool, encoder: str, decoder: str) -> None:
+    torch.manual_seed(0)
+    codec = Codec(ModelConfig(**{**TINY.to_dict(), "causal": causal, "dilations": (1, 3), "encoder": encoder,
+                                 "decoder": decoder})).eval()
+    rng = np.random.default_rng(0)
+    wav = (rng.standard_normal(320 * 61 + 5) * 0.3).astype(np.float32)
+    whole = encode_long(codec, wav, chunk_seconds=100.0)
+    assert whole.shape[1] == 62
+    for chunk in (0.02, 0.1, 0.26):  # 1, 5 and 13 frames: many chunk boundaries, none aligned to 61
+        assert torch.equal(encode_long(codec, wav, chunk_seconds=chunk), whole)
+    full = decode_long(codec, whole, chunk_seconds=100.0)
+    for chunk in (0.02, 0.1, 0.26):
+        assert torch.allclose(decode_long(codec, whole, chunk_seconds=chunk), full, atol=1e-5)
+
+
+def test_decode_a_16_minute_token_stream_in_bounded_chunks() -> None:
+    torch.manual_seed(0)
+    codec = Codec(ModelConfig(**{**TINY.to_dict(), "causal": True})).eval()
+    frames = 16 * 60 * 50
+    codes = torch.randint(0, TINY.codebook_size, (TINY.num_quantizers, frames))
+    wav = decode_long(codec, codes, chunk_seconds=60.0)
+    assert wav.shape == (frames * 320,) and torch.isfinite(wav).all()
+    # the last minute equals decoding that minute on its own with its left context (causal: nothing else)
+    left = codec.context_frames()[1]
+    tail = decode_long(codec, codes[:, -(3000 + left):], chunk_seconds=1000.0)[left * 320:]
+    assert torch.allclose(wav[-3000 * 320:], tail, atol=1e-5)
+
+
+def test_bad_inputs_to_the_streaming_coder() -> None:
+    codec = Codec(TINY).eval()
+    with pytest.raises(ValueError, match="non-empty mono"):
+        encode_long(codec, np.zeros(0, np.float32))
+    with pytest.raises(ValueError, match="non-empty mono"):
+        encode_long(codec, np.zeros((2, 100), np.float32))
+    with pytest.raises(ValueError, match="codes must lie in 0..15"):
+        decode_long(codec, torch.full((3, 4), 16))
+    with pytest.raises(ValueError, match="chunk_seconds"):
+        encode_long(codec, np.ones(400, np.float32), chunk_seconds=0)

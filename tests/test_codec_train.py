@@ -1,0 +1,156 @@
+"""Codec training (loss goes down, exact resume, clear errors) and the `codec` CLI end to end at smoke scale."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import REAL_SPEECH
+from workbench.cli import UserError, main
+from workbench.codec.config import PRESETS
+from workbench.codec.train import load_codec, train
+from workbench.config import override
+
+SMOKE = PRESETS["smoke"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, smoke_corpus):
+    """One smoke training run (adversarial for its second half), shared by the tests below."""
+    out = tmp_path_factory.mktemp("codec") / "run"
+    summary = train(out, SMOKE.model, SMOKE.train, smoke_corpus, progress=False, preset="smoke")
+    return out, summary
+
+
+def test_smoke_training_lowers_the_held_out_loss(smoke_run) -> None:
+    out, summary = smoke_run
+    assert summary["steps"] == SMOKE.train.steps and summary["stopped_by"] == "steps"
+    assert summary["final_eval_mel"] < summary["initial_eval_mel"]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train_records = [r for r in records if "loss" in r]
+    assert any("adv" in r and "disc" in r for r in train_records)  # the discriminator joined halfway
+    assert min(r["n_q"] for r in train_records) < SMOKE.model.num_quantizers  # quantizer dropout
+    assert json.loads((out / "summary.json").read_text())["steps"] == SMOKE.train.steps
+    codec, meta = load_codec(out)
+    assert meta["model_config"]["num_quantizers"] == SMOKE.model.num_quantizers and not codec.training
+
+
+def test_resume_continues_exactly(tmp_path, smoke_corpus) -> None:
+    cfg = override(SMOKE.train, steps=8, checkpoint_every=4, adversarial_start=0.25, log_every=1)
+    out = tmp_path / "run"
+    train(out, SMOKE.model, cfg, smoke_corpus, progress=False)
+    straight = load_file(str(out / "checkpoints/step-0000008/codec.safetensors"))
+    # roll back to the step-4 checkpoint, as if the run had been interrupted there, and resume
+    (out / "checkpoint.json").write_text(json.dumps({"step": 4, "path": "checkpoints/step-0000004"}))
+    shutil.rmtree(out / "checkpoints/step-0000008")
+    summary = train(out, SMOKE.model, cfg, smoke_corpus, resume=True, progress=False)
+    assert summary["steps"] == 8
+    resumed = load_file(str(out / "checkpoints/step-0000008/codec.safetensors"))
+    assert straight.keys() == resumed.keys()
+    for k in straight:
+        assert torch.allclose(straight[k], resumed[k], atol=1e-6), k
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps.count(5) == 1  # the log was cut back to step 4 before resuming
+
+
+def test_training_errors_are_clear(tmp_path, smoke_corpus, smoke_run) -> None:
+    out, _ = smoke_run
+    with pytest.raises(UserError, match="already holds a codec run"):
+        train(out, SMOKE.model, SMOKE.train, smoke_corpus, progress=False)
+    with pytest.raises(UserError, match="different settings.*lr"):
+        train(out, SMOKE.model, override(SMOKE.train, lr=0.5), smoke_corpus, resume=True, progress=False)
+    with pytest.raises(UserError, match="no checkpoint"):
+        train(tmp_path / "fresh", SMOKE.model, SMOKE.train, smoke_corpus, resume=True, progress=False)
+    with pytest.raises(UserError, match="cannot open the training corpus"):
+        train(tmp_path / "x", SMOKE.model, SMOKE.train, tmp_path / "nowhere", progress=False)
+    with pytest.raises(UserError, match="cannot draw training crops"):
+        train(tmp_path / "y", SMOKE.model, override(SMOKE.train, crop_seconds=1e4), smoke_corpus, progress=False)
+
+
+def test_cli_encode_decode_roundtrip(tmp_path, smoke_run, capsys) -> None:
+    out, _ = smoke_run
+    wav = REAL_SPEECH / "19-198-0000.flac"
+    codes = tmp_path / "codes.npz"
+    assert main(["codec", "encode", str(wav), "--ckpt", str(out), "--out", str(codes), "--n-q", "2", "--json"]) == 0
+    enc = json.loads(capsys.readouterr().out)
+    assert enc["n_q"] == 2 and enc["kbps"] == pytest.approx(2 * 50 * 6 / 1000)
+    with np.load(codes) as z:
+        assert z["codes"].shape == (2, enc["frames"]) and z["codes"].dtype == np.int16
+    decoded = tmp_path / "out.wav"
+    assert main(["codec", "decode", str(codes), "--ckpt", str(out), "--out", str(decoded), "--json"]) == 0
+    info = sf.info(str(decoded))
+    assert info.samplerate == 16_000 and info.frames == sf.info(str(wav)).frames
+
+
+@pytest.mark.filterwarnings("ignore::workbench.audio.AudioConversionWarning")  # jfk.flac is 44.1 kHz stereo
+def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, capsys) -> None:
+    out, _ = smoke_run
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF....not really a wave file")
+    assert main(["codec", "encode", str(corrupt), "--ckpt", str(out), "--out", str(tmp_path / "c.npz")]) == 2
+    assert "corrupt.wav: not a readable audio file" in capsys.readouterr().err
+    assert main(["codec", "encode", str(REAL_SPEECH / "jfk.flac"), "--ckpt", str(tmp_path / "none"),
+                 "--out", str(tmp_path / "c.npz")]) == 2
+    assert "no checkpoint in" in capsys.readouterr().err
+    assert main(["codec", "encode", str(REAL_SPEECH / "jfk.flac"), "--ckpt", str(out), "--n-q", "9",
+                 "--out", str(tmp_path / "c.npz")]) == 2
+    assert "levels 1..4" in capsys.readouterr().err
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    assert main(["codec", "decode", str(tmp_path / "junk.npz"), "--ckpt", str(out), "--out", str(tmp_path / "o.wav")]) == 2
+    assert "not a codes file" in capsys.readouterr().err
+    assert main(["codec", "train", "--preset", "tiny"]) == 2
+    assert "unknown codec preset" in capsys.readouterr().err
+
+
+def test_cli_eval_json_structure(tmp_path, smoke_run, smoke_corpus, capsys) -> None:
+    out, _ = smoke_run
+    assert main(["codec", "eval", "--preset", "smoke", "--ckpt", str(out), "--corpus", str(smoke_corpus),
+                 "--real", str(REAL_SPEECH), "--reports", str(tmp_path), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = json.loads((tmp_path / "codec.json").read_text())
+    assert printed["results"] == written["results"]
+    assert set(written["sets"]) == {"synthetic-test", "real-speech"}
+    systems = {(r["set"], r["system"], r["n_q"]) for r in written["results"]}
+    for s in ("synthetic-test", "real-speech"):
+        assert {(s, "ours", q) for q in range(1, SMOKE.model.num_quantizers + 1)} <= systems
+        assert {(s, "codec2-3200", None), (s, "opus-6k", None), (s, "identity", None)} <= systems
+    for r in written["results"]:
+        assert {"kbps", "pesq", "stoi", "mel_distance", "clips"} <= set(r) and r["clips"] >= 1
+        if r["system"] == "identity":
+            assert r["pesq"] == pytest.approx(4.64, abs=0.01) and r["mel_distance"] == 0
+    ours = [r["kbps"] for r in written["results"] if r["system"] == "ours" and r["set"] == "real-speech"]
+    assert ours == sorted(ours) and ours[-1] == pytest.approx(SMOKE.model.kbps())
+    assert written["speed"]["encode_x_realtime"] > 0 and written["speed"]["decode_x_realtime"] > 0
+
+
+def test_acoustic_notebook_codec_part_runs(tmp_path, smoke_corpus) -> None:
+    import nbformat
+
+    from workbench.notebooks import run_notebook
+
+    out = run_notebook("04_acoustic_synthesis", tmp_path, {
+        "preset": "smoke", "corpus_dir": str(smoke_corpus), "codec_dir": str(tmp_path / "codec"),
+        "real_dir": str(REAL_SPEECH), "reports": str(tmp_path)})
+    nb = nbformat.read(out, as_version=4)
+    shown = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in shown if o.output_type == "error"]
+    payload = json.loads((tmp_path / "codec.json").read_text())
+    assert {r["system"] for r in payload["results"]} >= {"ours", "codec2-3200", "opus-6k"}
+    assert (tmp_path / "codec" / "checkpoint.json").is_file()  # it trained the codec it had not found
+    assert sum("application/vnd.plotly.v1+json" in o.get("data", {}) for o in shown) >= 4
+    players = sum(o.get("data", {}).get("text/html", "").count("<audio") for o in shown)
+    assert players >= 1 + SMOKE.model.num_quantizers  # original + every bitrate

@@ -1,0 +1,191 @@
+"""`python -m workbench codec {train,encode,decode,eval}`: the neural audio codec.
+
+    codec train  --preset laptop [--corpus DIR] [--out DIR] [--resume] [--max-minutes M] [--steps N]
+    codec encode IN_AUDIO --out CODES.npz [--n-q Q]        (codes: int16 (n_q, frames) + what decoding needs)
+    codec decode CODES.npz --out OUT.wav
+    codec eval   [--real DIR] [--json]                      (writes codec.json into the report folder)
+
+The checkpoint folder defaults to data/build/codec/<preset>, the corpus to data/build/<preset>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from workbench.cli import UserError, add_output_args, emit
+from workbench.config import override, pick_preset
+
+REAL_SPEECH = Path("../shared/data/real-speech")  # relative to the repository root; skipped when absent
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    codec = subparsers.add_parser("codec", help="neural audio codec (SoundStream-style RVQ): train, encode, decode, eval")
+    sub = codec.add_subparsers(dest="codec_command", required=True, metavar="{train,encode,decode,eval}")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--preset", default="laptop", help="smoke | laptop (default) | paper")
+        p.add_argument("--ckpt", default=None, help="codec run folder (default data/build/codec/<preset>)")
+        p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+
+    t = sub.add_parser("train", help="train a codec on a corpus")
+    common(t)
+    t.add_argument("--corpus", default=None, help="training corpus (default data/build/<preset>)")
+    t.add_argument("--out", default=None, help="run folder (default: --ckpt)")
+    t.add_argument("--resume", action="store_true", help="continue the run in the run folder")
+    t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget (checkpoints on the way out)")
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--adversarial", action=argparse.BooleanOptionalAction, default=None,
+                   help="train against the multi-scale STFT discriminator (default: the preset's choice)")
+    t.add_argument("--causal", action=argparse.BooleanOptionalAction, default=None,
+                   help="causal (streamable) convolutions (default: the preset's choice)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_output_args(t)
+    t.set_defaults(func=run_train)
+
+    e = sub.add_parser("encode", help="audio file -> codes (.npz)")
+    common(e)
+    e.add_argument("input")
+    e.add_argument("--out", required=True, help="codes file (.npz)")
+    e.add_argument("--n-q", type=int, default=None, help="quantizer levels to keep (default all): the bitrate")
+    e.add_argument("--chunk-seconds", type=float, default=None)
+    add_output_args(e)
+    e.set_defaults(func=run_encode)
+
+    d = sub.add_parser("decode", help="codes (.npz) -> 16 kHz wav")
+    common(d)
+    d.add_argument("codes")
+    d.add_argument("--out", required=True, help="output audio (.wav or .flac)")
+    d.add_argument("--chunk-seconds", type=float, default=None)
+    add_output_args(d)
+    d.set_defaults(func=run_decode)
+
+    v = sub.add_parser("eval", help="PESQ/STOI/mel distance vs Codec2-3200 and Opus-6k; encode/decode speed")
+    common(v)
+    v.add_argument("--corpus", default=None, help="synthetic corpus with test segments (default data/build/<preset>)")
+    v.add_argument("--real", default=str(REAL_SPEECH), help=f"real-speech folder (default {REAL_SPEECH}; skipped if absent)")
+    v.add_argument("--test-clips", type=int, default=None)
+    v.add_argument("--real-clips", type=int, default=None)
+    add_output_args(v)
+    v.set_defaults(func=run_eval)
+
+
+def _ckpt(args) -> Path:
+    return Path(args.ckpt or f"data/build/codec/{args.preset}")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from workbench.codec.config import PRESETS
+    from workbench.codec.train import train
+
+    preset = pick_preset(PRESETS, args.preset, "codec")
+    model, cfg = preset.model, preset.train
+    if args.causal is not None:
+        model = override(model, causal=args.causal)
+    changes = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes),
+                                  ("batch_size", args.batch_size), ("adversarial", args.adversarial)) if v is not None}
+    if changes.get("steps", 1) < 1 or changes.get("batch_size", 1) < 1:
+        raise UserError("--steps and --batch-size must be at least 1")
+    cfg = override(cfg, **changes)
+    corpus = Path(args.corpus or f"data/build/{args.preset}")
+    if not corpus.is_dir():
+        raise UserError(f"no corpus at {corpus}; build it (python -m workbench data build --preset {args.preset}) "
+                        "or pass --corpus")
+    summary = train(args.out or _ckpt(args), model, cfg, corpus, resume=args.resume, device=args.device,
+                    progress=False if args.quiet or args.json else None, preset=args.preset)
+    emit(args, summary, lambda s: (f"trained {s['steps']} steps ({s['stopped_by']}) in {s['elapsed_s']:.0f} s -> {s['out']}; "
+                                   f"held-out mel loss {s['initial_eval_mel'] or float('nan'):.3f} -> {s['final_eval_mel']:.3f}"))
+    return 0
+
+
+def _load(args):
+    from workbench.codec.train import load_codec, pick_device
+
+    return load_codec(_ckpt(args), pick_device(args.device))
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from workbench.audio import AudioError, load_audio
+    from workbench.codec.config import EvalConfig
+    from workbench.codec.stream import encode_long
+    from workbench.io import atomic_path
+
+    codec, meta = _load(args)
+    try:
+        wav = load_audio(args.input)
+    except AudioError as err:
+        raise UserError(str(err)) from None
+    try:
+        codes = encode_long(codec, wav, args.n_q, args.chunk_seconds or EvalConfig().chunk_seconds)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise UserError(f"--out {out}: codes are written as .npz")
+    with atomic_path(out) as tmp:
+        np.savez(tmp, codes=codes.numpy().astype(np.int16), num_samples=len(wav), sample_rate=codec.cfg.sample_rate,
+                 hop=codec.hop, codebook_size=codec.cfg.codebook_size)
+    payload = {"input": args.input, "out": str(out), "n_q": codes.shape[0], "frames": codes.shape[1],
+               "seconds": round(len(wav) / codec.cfg.sample_rate, 3), "kbps": codec.cfg.kbps(codes.shape[0])}
+    emit(args, payload, lambda p: f"{p['input']}: {p['seconds']} s -> {p['frames']} frames x {p['n_q']} levels "
+                                  f"({p['kbps']:.2f} kbps) in {p['out']}")
+    return 0
+
+
+def read_codes(path: str | Path) -> dict:
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such codes file")
+    try:
+        with np.load(path) as z:
+            data = {k: z[k] for k in ("codes", "num_samples", "sample_rate", "hop", "codebook_size")}
+    except Exception as err:
+        raise UserError(f"{path}: not a codes file written by `codec encode` ({err})") from None
+    return data
+
+
+def run_decode(args: argparse.Namespace) -> int:
+    from workbench.audio import save_audio
+    from workbench.codec.config import EvalConfig
+    from workbench.codec.stream import decode_long
+
+    data = read_codes(args.codes)
+    codec, _ = _load(args)
+    if int(data["hop"]) != codec.hop or int(data["codebook_size"]) != codec.cfg.codebook_size:
+        raise UserError(f"{args.codes} was encoded with hop {int(data['hop'])} and {int(data['codebook_size'])} codes; "
+                        f"this codec has hop {codec.hop} and {codec.cfg.codebook_size} codes")
+    if data["codes"].shape[0] > codec.cfg.num_quantizers:
+        raise UserError(f"{args.codes} has {data['codes'].shape[0]} levels; this codec has {codec.cfg.num_quantizers}")
+    try:
+        wav = decode_long(codec, data["codes"].astype("int64"), args.chunk_seconds or EvalConfig().chunk_seconds)
+    except ValueError as err:
+        raise UserError(f"{args.codes}: {err}") from None
+    wav = wav[: int(data["num_samples"])].numpy()
+    save_audio(args.out, wav, codec.cfg.sample_rate)
+    payload = {"codes": args.codes, "out": args.out, "seconds": round(len(wav) / codec.cfg.sample_rate, 3)}
+    emit(args, payload, lambda p: f"{p['codes']} -> {p['out']} ({p['seconds']} s)")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from workbench.codec.config import PRESETS
+    from workbench.codec.evaluate import evaluate, summary_table
+
+    cfg = pick_preset(PRESETS, args.preset, "codec").eval
+    changes = {k: v for k, v in (("test_clips", args.test_clips), ("real_clips", args.real_clips)) if v is not None}
+    cfg = override(cfg, **changes)
+    codec, meta = _load(args)
+    corpus = Path(args.corpus or f"data/build/{args.preset}")
+    payload = evaluate(codec, cfg, corpus, args.real, progress=not args.json)
+    payload = {"preset": args.preset, "checkpoint": str(_ckpt(args)), "trained_steps": meta.get("step"),
+               "eval_config": dataclasses.asdict(cfg), **payload}
+    if not payload["sets"]:
+        raise UserError(f"nothing to evaluate: {'; '.join(payload['notes'])}")
+    emit(args, payload, summary_table, report_name="codec.json")
+    return 0

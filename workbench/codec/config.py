@@ -1,0 +1,153 @@
+"""Codec settings as dataclasses, and the three presets (smoke / laptop / paper).
+
+Bit accounting: a frame every `hop` samples (16 kHz / 320 = 50 Hz), each of `n_q` quantizer levels sends one
+index of log2(codebook_size) bits, so kbps = frame_rate * n_q * log2(K) / 1000. With K = 1024 the default six
+levels give 50 * 6 * 10 = 3.0 kbps (<= 3.2 kbps, Codec2's top rate); quantizer dropout trains every prefix
+1..n_q, so one model also serves 0.5, 1.0, ..., 2.5 kbps. More levels buy higher rates: 8 -> 4 kbps,
+12 -> 6 kbps (what AudioLM/SoundStorm's SoundStream sends at 50 Hz), 16 -> 8 kbps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.audio import SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    sample_rate: int = SAMPLE_RATE
+    channels: int = 16  # encoder width at the sample rate; doubles at every downsampling
+    decoder_channels: int = 16  # decoder width at the sample rate (the decoder mirrors the encoder)
+    strides: tuple[int, ...] = (2, 4, 5, 8)  # product = hop = 320 samples -> 50 Hz frames
+    dilations: tuple[int, ...] = (1, 3)  # one residual unit per dilation at every resolution
+    dim: int = 64  # latent (codebook vector) size
+    encoder: str = "conv"  # "conv": strided convolutions on the waveform (SoundStream); "stft": frame-rate convs on log-magnitude spectra
+    decoder: str = "conv"  # "conv": transposed convolutions (SoundStream); "istft": frame-rate convs + iSTFT (Vocos)
+    causal: bool = False  # causal convolutions: streaming, and chunked == unchunked with left context only
+    codebook_size: int = 1024
+    num_quantizers: int = 6
+    ema_decay: float = 0.99
+    dead_code_threshold: float = 0.1  # restart a code whose EMA usage falls below this x uniform usage
+
+    @property
+    def hop(self) -> int:
+        return math.prod(self.strides)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop
+
+    def kbps(self, n_q: int | None = None) -> float:
+        return self.frame_rate * (n_q or self.num_quantizers) * math.log2(self.codebook_size) / 1000
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def check(self) -> None:
+        from workbench.cli import UserError
+
+        problems = []
+        if self.sample_rate % self.hop:
+            problems.append(f"hop {self.hop} (product of strides {self.strides}) does not divide {self.sample_rate} Hz")
+        if self.codebook_size < 2 or self.codebook_size & (self.codebook_size - 1):
+            problems.append(f"codebook_size {self.codebook_size} is not a power of two >= 2")
+        if self.num_quantizers < 1:
+            problems.append("num_quantizers must be >= 1")
+        if min(self.channels, self.decoder_channels, self.dim) < 2:
+            problems.append("channels, decoder_channels and dim must be >= 2")
+        if self.encoder not in ("conv", "stft"):
+            problems.append(f"encoder {self.encoder!r} is not 'conv' or 'stft'")
+        if self.decoder not in ("conv", "istft"):
+            problems.append(f"decoder {self.decoder!r} is not 'conv' or 'istft'")
+        if not 0 < self.ema_decay < 1:
+            problems.append(f"ema_decay {self.ema_decay} is not in (0, 1)")
+        if problems:
+            raise UserError("codec config does not fit: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 4000
+    max_minutes: float | None = None  # stop (and checkpoint) when this wall-clock budget is spent
+    batch_size: int = 8
+    crop_seconds: float = 1.0
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.8, 0.99)
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.05  # cosine decay over progress = max(step / steps, elapsed / max_minutes)
+    grad_clip: float = 1.0
+    quantizer_dropout: float = 0.5  # probability a batch uses a random prefix 1..n_q of the levels
+    # reconstruction: multi-scale log-mel L1 (windows 2^5..2^11 at 16 kHz) + waveform L1, and RVQ commitment
+    mel_weight: float = 1.0
+    wave_weight: float = 0.1
+    commit_weight: float = 1.0
+    # adversarial (multi-scale STFT discriminator, hinge loss) with feature matching, from `adversarial_start`
+    adversarial: bool = False
+    adversarial_start: float = 0.0  # fraction of training (progress) before the discriminator joins
+    disc_channels: int = 16
+    disc_ffts: tuple[int, ...] = (256, 512, 1024)
+    adv_weight: float = 1.0
+    feat_weight: float = 2.0
+    log_every: int = 10
+    checkpoint_every: int = 200
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    test_clips: int = 24  # clips of clip_seconds from the synthetic test segments (spread over all of them)
+    real_clips: int = 40  # at most this many real-speech files (spread over all), each cut to clip_seconds
+    clip_seconds: float = 8.0
+    chunk_seconds: float = 10.0  # encode/decode chunk size (bounded memory)
+    speed_seconds: float = 30.0  # audio length timed for encode/decode x real time
+
+
+@dataclass(frozen=True)
+class CodecPreset:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+PRESETS = {
+    # seconds on a CPU: correctness only
+    "smoke": CodecPreset(
+        ModelConfig(channels=4, decoder_channels=4, dim=16, dilations=(1,), codebook_size=64, num_quantizers=4,
+                    encoder="stft", decoder="istft", ema_decay=0.9),
+        TrainConfig(steps=30, batch_size=2, crop_seconds=0.4, warmup_steps=5, log_every=5, checkpoint_every=15,
+                    adversarial=True, adversarial_start=0.5, disc_channels=4, disc_ffts=(128, 256)),
+        EvalConfig(test_clips=2, real_clips=2, clip_seconds=2.0, chunk_seconds=1.0, speed_seconds=2.0),
+    ),
+    # ~20 minutes on 2 CPU cores, so everything runs at the 50 Hz frame rate (STFT encoder, iSTFT decoder, 256
+    # channels): ~3x the steps per second of the waveform-conv encoder, ~7x of SoundStream's conv pair. The
+    # discriminator (--adversarial) costs ~3.5x per step here; see README.md for the measured trade-offs.
+    "laptop": CodecPreset(
+        ModelConfig(encoder="stft", decoder="istft", ema_decay=0.95),  # thousands of steps: codebooks follow fast
+        TrainConfig(steps=100_000, max_minutes=20.0),
+        EvalConfig(),
+    ),
+    # SoundStream's scale (Zeghidour et al. 2021: C_enc = C_dec = 32, dilations 1/3/9, 12 x 1024 codes at
+    # 50 Hz = 6 kbps with quantizer dropout), trained adversarially with feature matching as in the paper.
+    "paper": CodecPreset(
+        ModelConfig(channels=32, decoder_channels=32, dilations=(1, 3, 9), dim=128, num_quantizers=12),
+        TrainConfig(steps=400_000, batch_size=32, crop_seconds=2.0, lr=3e-4, betas=(0.5, 0.9), warmup_steps=1000,
+                    adversarial=True, adversarial_start=0.0, disc_channels=32, disc_ffts=(512, 1024, 2048),
+                    checkpoint_every=5000, log_every=100),
+        EvalConfig(test_clips=200, clip_seconds=10.0, chunk_seconds=30.0),
+    ),
+}

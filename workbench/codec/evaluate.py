@@ -1,0 +1,173 @@
+"""`codec eval`: our codec at every quantizer-dropout level vs Codec2-3200, Opus-6k and the identity, on the
+held-out synthetic test speakers and on real speech; plus encode/decode speed.
+
+Test sets are fixed lists of clips: `clip_seconds` windows cut back to back from the synthetic test segments
+(held-out speakers) and spread evenly over them, and the first `clip_seconds` of each real-speech file. Clips
+that are near-silent are skipped (PESQ needs speech). Every system codes the same clips; figures are means over
+clips. Our codec encodes each clip once at all levels and decodes every prefix (RVQ's levels are nested).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from workbench.audio import SAMPLE_RATE
+from workbench.codec import baselines
+from workbench.codec.config import EvalConfig
+from workbench.codec.metrics import align, measure
+from workbench.codec.model import Codec
+from workbench.codec.stream import decode_long, encode_long
+
+MIN_PEAK = 0.01  # a clip quieter than this (-40 dBFS peak) is skipped: nothing to measure
+
+
+@dataclass
+class Clip:
+    id: str
+    audio: np.ndarray
+
+
+def synthetic_clips(corpus_dir: str | Path, n: int, seconds: float) -> list[Clip]:
+    """`n` windows of `seconds` spread evenly over the corpus's test segments (held-out speakers)."""
+    from workbench.data.loaders import open_dataset
+
+    data = open_dataset(corpus_dir, split="test-segments")
+    windows = [(r, s) for r, s, e in data.contiguous_segments(seconds) if e - s >= seconds - 1e-6]
+    return _pick([(f"{r.id}@{s:.0f}s", lambda r=r, s=s: r.load(s, seconds)) for r, s in windows], n)
+
+
+def real_clips(folder: str | Path, n: int, seconds: float) -> list[Clip]:
+    """The first `seconds` of up to `n` audio files (any format the loaders read), spread evenly over them;
+    other sample rates are resampled to 16 kHz (expected here, so not warned about)."""
+    from workbench.audio import AudioConversionWarning
+    from workbench.data.loaders import open_dataset
+
+    data = open_dataset(folder, kind="folder", skip_bad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AudioConversionWarning)
+        return _pick([(r.id, lambda r=r: r.load(0, seconds)) for r in sorted(data.recordings, key=lambda r: str(r.audio))], n)
+
+
+def _pick(candidates: list, n: int) -> list[Clip]:
+    order = np.linspace(0, len(candidates) - 1, len(candidates)).round().astype(int)
+    if len(candidates) > n:  # evenly spaced first, the rest as spares for skipped (silent) clips
+        first = np.unique(np.linspace(0, len(candidates) - 1, n).round().astype(int))
+        order = np.concatenate([first, np.setdiff1d(order, first)])
+    clips = []
+    for i in order:
+        cid, load = candidates[i]
+        audio = load()
+        if np.abs(audio).max() >= MIN_PEAK:
+            clips.append(Clip(cid, audio))
+        if len(clips) == n:
+            break
+    return clips
+
+
+def _mean(rows: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rows if not math.isnan(r[key])]
+    return round(float(np.mean(values)), 4) if values else None
+
+
+def evaluate_set(codec: Codec, clips: list[Clip], set_name: str, levels: list[int], cfg: EvalConfig,
+                 systems: tuple[str, ...] = ("codec2-3200", "opus-6k", "identity"), progress: bool = False
+                 ) -> tuple[list[dict], list[str]]:
+    """One row per (system, bitrate) with mean PESQ / STOI / mel distance over `clips`; and notes on skips."""
+    from tqdm.auto import tqdm
+
+    per: dict[tuple, list[dict]] = {}
+    rates: dict[tuple, tuple[float, float]] = {}
+    notes = []
+    usable = []
+    for name in systems:
+        missing = baselines.missing_tools(name)
+        if missing:
+            notes.append(f"{name} skipped: {', '.join(missing)} not installed")
+        else:
+            usable.append(name)
+    for clip in tqdm(clips, desc=f"eval {set_name}", disable=not progress, leave=False):
+        codes = encode_long(codec, clip.audio, max(levels), cfg.chunk_seconds)
+        for n_q in levels:
+            out = decode_long(codec, codes[:n_q], cfg.chunk_seconds)[: len(clip.audio)].numpy()
+            key = ("ours", n_q)
+            per.setdefault(key, []).append(measure(clip.audio, out))
+            rates[key] = (codec.cfg.kbps(n_q), codec.cfg.kbps(n_q))
+        for name in usable:
+            out, kbps, kbps_file = baselines.BASELINES[name](clip.audio)
+            out, _ = align(clip.audio, out)
+            per.setdefault((name, None), []).append(measure(clip.audio, out))
+            old = rates.get((name, None), (kbps, 0.0))
+            rates[(name, None)] = (kbps, old[1] + kbps_file / len(clips))
+    rows = []
+    for (system, n_q), measured in per.items():
+        kbps, kbps_file = rates[(system, n_q)]
+        rows.append({"set": set_name, "system": system, "n_q": n_q, "kbps": round(kbps, 3),
+                     "kbps_file": round(kbps_file, 3), "pesq": _mean(measured, "pesq"),
+                     "stoi": _mean(measured, "stoi"), "mel_distance": _mean(measured, "mel_distance"),
+                     "clips": len(measured), "pesq_undefined": sum(math.isnan(m["pesq"]) for m in measured)})
+    return rows, notes
+
+
+def measure_speed(codec: Codec, audio: np.ndarray, chunk_seconds: float) -> dict:
+    """Encode and decode `audio` (all levels) once to warm up, then time one pass of each: x real time."""
+    seconds = len(audio) / SAMPLE_RATE
+    encode_long(codec, audio[: SAMPLE_RATE], None, chunk_seconds)
+    t0 = time.perf_counter()
+    codes = encode_long(codec, audio, None, chunk_seconds)
+    t1 = time.perf_counter()
+    decode_long(codec, codes, chunk_seconds)
+    t2 = time.perf_counter()
+    return {"seconds": round(seconds, 2), "encode_x_realtime": round(seconds / (t1 - t0), 1),
+            "decode_x_realtime": round(seconds / (t2 - t1), 1), "device": str(next(codec.parameters()).device),
+            "threads": torch.get_num_threads(), "chunk_seconds": chunk_seconds}
+
+
+def evaluate(codec: Codec, cfg: EvalConfig, corpus_dir: str | Path | None, real_dir: str | Path | None,
+             progress: bool = False) -> dict:
+    """The codec.json payload: rows for every set x system x bitrate, set descriptions, speed, notes."""
+    levels = list(range(1, codec.cfg.num_quantizers + 1))
+    sets, rows, notes, speed = {}, [], [], None
+    for name, source, make in (("synthetic-test", corpus_dir, lambda p: synthetic_clips(p, cfg.test_clips, cfg.clip_seconds)),
+                               ("real-speech", real_dir, lambda p: real_clips(p, cfg.real_clips, cfg.clip_seconds))):
+        if source is None or not Path(source).is_dir():
+            notes.append(f"{name} skipped: no folder {source}")
+            continue
+        clips = make(source)
+        if not clips:
+            notes.append(f"{name} skipped: no clip in {source} has speech")
+            continue
+        sets[name] = {"source": str(source), "clips": len(clips),
+                      "seconds": round(sum(len(c.audio) for c in clips) / SAMPLE_RATE, 1)}
+        set_rows, set_notes = evaluate_set(codec, clips, name, levels, cfg, progress=progress)
+        rows += set_rows
+        notes += [n for n in set_notes if n not in notes]
+        if speed is None:  # timed on the first set's audio
+            audio = np.concatenate([c.audio for c in clips])
+            reps = math.ceil(cfg.speed_seconds * SAMPLE_RATE / len(audio))
+            speed = measure_speed(codec, np.tile(audio, reps)[: int(cfg.speed_seconds * SAMPLE_RATE)], cfg.chunk_seconds)
+    notes.append("codec2-3200: 16 kHz input resampled to 8 kHz for c2enc/c2dec (raw s16) and back up to 16 kHz; "
+                 "delays of Codec2/Opus are removed by cross-correlation before STOI and mel distance")
+    return {"model": {"kbps_levels": {n: codec.cfg.kbps(n) for n in levels}, "causal": codec.cfg.causal,
+                      "frame_rate": codec.cfg.frame_rate, "codebook_size": codec.cfg.codebook_size},
+            "sets": sets, "results": rows, "speed": speed, "notes": notes}
+
+
+def summary_table(payload: dict) -> str:
+    lines = [f"{'set':15s} {'system':12s} {'n_q':>3s} {'kbps':>6s} {'PESQ':>6s} {'STOI':>6s} {'mel':>6s}"]
+    for r in payload["results"]:
+        f = lambda v: f"{v:6.3f}" if v is not None else "   n/a"  # noqa: E731
+        lines.append(f"{r['set']:15s} {r['system']:12s} {r['n_q'] or '':>3} {r['kbps']:6.2f} {f(r['pesq'])} "
+                     f"{f(r['stoi'])} {f(r['mel_distance'])}")
+    if payload.get("speed"):
+        s = payload["speed"]
+        lines.append(f"speed: encode {s['encode_x_realtime']}x, decode {s['decode_x_realtime']}x real time "
+                     f"({s['device']}, {s['threads']} threads)")
+    lines += [f"note: {n}" for n in payload["notes"]]
+    return "\n".join(lines)

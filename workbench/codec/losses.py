@@ -1,0 +1,49 @@
+"""Training losses: multi-scale mel reconstruction, waveform L1, and the adversarial / feature-matching terms.
+
+Multi-scale mel (EnCodec sec. 3.4, DAC): L1 between log mel spectrograms at STFT windows of 64..2048 samples
+(4 ms .. 128 ms at 16 kHz), so both the fine time structure (onsets, pitch pulses) and the fine frequency
+structure (harmonics) are matched; the log makes quiet parts count. Adversarial losses are the hinge losses of
+EnCodec and MelGAN's feature matching (L1 between the discriminator's internal maps on real and decoded audio,
+relative to the real maps' mean magnitude).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+import torchaudio
+from torch import nn
+
+from workbench.audio import SAMPLE_RATE
+
+MEL_SCALES = ((64, 8), (128, 16), (256, 32), (512, 64), (1024, 80), (2048, 128))  # (window, mel bands)
+
+
+class MultiScaleMelLoss(nn.Module):
+    def __init__(self, sample_rate: int = SAMPLE_RATE, scales=MEL_SCALES):
+        super().__init__()
+        self.mels = nn.ModuleList(
+            torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=n, win_length=n, hop_length=n // 4, n_mels=m,
+                                                 power=1.0, center=True, norm="slaney", mel_scale="slaney")
+            for n, m in scales)
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        loss = fake.new_zeros(())
+        for mel in self.mels:
+            loss = loss + F.l1_loss(torch.log(mel(fake).clamp(min=1e-5)), torch.log(mel(real).clamp(min=1e-5)))
+        return loss / len(self.mels)
+
+
+def discriminator_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor]) -> torch.Tensor:
+    """Hinge loss: push D(real) above 1 and D(fake) below -1."""
+    return sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real_logits, fake_logits)) / len(real_logits)
+
+
+def generator_adversarial_loss(fake_logits: list[torch.Tensor]) -> torch.Tensor:
+    return sum(F.relu(1 - f).mean() for f in fake_logits) / len(fake_logits)
+
+
+def feature_matching_loss(real_feats: list[list[torch.Tensor]], fake_feats: list[list[torch.Tensor]]) -> torch.Tensor:
+    terms = [F.l1_loss(f, r.detach()) / (r.detach().abs().mean() + 1e-8)
+             for rs, fs in zip(real_feats, fake_feats) for r, f in zip(rs, fs)]
+    return sum(terms) / len(terms)

@@ -1,0 +1,206 @@
+"""The codec: a SEANet-style convolutional encoder/decoder (SoundStream, EnCodec) around residual VQ.
+
+    waveform (B, 1, T) --encoder--> latent (B, D, T/hop) --RVQ--> codes (n_q, B, T/hop) --decoder--> waveform
+
+Encoder: a k=7 convolution, then at each resolution residual units (ELU, dilated k=3 conv to half width, ELU,
+k=1 conv back, skip) followed by a strided convolution (kernel 2*stride) that doubles the width; a final conv
+to D. Two decoders: `conv` mirrors the encoder with transposed convolutions (SoundStream, EnCodec); `istft`
+(Vocos) runs residual units at the frame rate and predicts a log-magnitude and phase spectrum per frame, turned
+into audio by an inverse FFT and overlap-add -- a tenth of the compute, and on a CPU budget it learns far faster
+(see README.md). Weight normalisation on every conv, as in the papers. With `causal=True` every convolution pads
+on the left only (transposed ones trim on the right, iSTFT frames start at their hop), so an output never
+depends on later input: the codec can stream, and chunked coding needs left context only.
+
+Lengths are kept multiples of the hop: `encode` zero-pads the end, and T samples give exactly T/hop frames.
+`context_frames()` bounds how far (in frames) an output can see, which is what `stream.py` needs to code long
+audio in chunks with results identical to coding it whole.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from workbench.codec.config import ModelConfig
+from workbench.codec.quantizer import ResidualVectorQuantizer
+
+
+class Conv(nn.Module):
+    """Conv1d whose output length is exactly input_length / stride (input a multiple of stride)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1, causal: bool = False):
+        super().__init__()
+        self.conv = weight_norm(nn.Conv1d(cin, cout, kernel, stride, dilation=dilation))
+        self.pad = (kernel - 1) * dilation + 1 - stride
+        self.left = self.pad if causal else self.pad // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.pad(x, (self.left, self.pad - self.left)))
+
+
+class ConvUp(nn.Module):
+    """ConvTranspose1d whose output length is exactly input_length * stride."""
+
+    def __init__(self, cin: int, cout: int, stride: int, causal: bool = False):
+        super().__init__()
+        self.conv = weight_norm(nn.ConvTranspose1d(cin, cout, 2 * stride, stride))
+        self.trim = stride  # a transposed conv of kernel 2s outputs (T+1)*s samples; s too many
+        self.left = 0 if causal else self.trim // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return y[..., self.left: y.shape[-1] - (self.trim - self.left)]
+
+
+class ResidualUnit(nn.Module):
+    def __init__(self, channels: int, dilation: int, causal: bool):
+        super().__init__()
+        hidden = max(1, channels // 2)
+        self.block = nn.Sequential(nn.ELU(), Conv(channels, hidden, 3, dilation=dilation, causal=causal),
+                                   nn.ELU(), Conv(hidden, channels, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class Encoder(nn.Sequential):
+    def __init__(self, cfg: ModelConfig):
+        c = cfg.channels
+        layers: list[nn.Module] = [Conv(1, c, 7, causal=cfg.causal)]
+        for s in cfg.strides:
+            layers += [ResidualUnit(c, d, cfg.causal) for d in cfg.dilations]
+            layers += [nn.ELU(), Conv(c, 2 * c, 2 * s, stride=s, causal=cfg.causal)]
+            c *= 2
+        layers += [nn.ELU(), Conv(c, cfg.dim, 3, causal=cfg.causal)]
+        super().__init__(*layers)
+
+
+class STFTEncoder(nn.Module):
+    """Frame-rate encoder for CPU budgets: the log-magnitude spectrum of each frame (Hann window of 4 hops,
+    centred on its hop, or ending with it if causal), then residual conv units at 50 Hz down to D. Its input
+    already exposes the spectral envelope a raw-waveform encoder must first learn to compute."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        c = cfg.channels * 2 ** len(cfg.strides)
+        self.hop, self.n_fft, self.causal = cfg.hop, 4 * cfg.hop, cfg.causal
+        self.net = nn.Sequential(Conv(self.n_fft // 2 + 1, c, 3, causal=cfg.causal),
+                                 *[ResidualUnit(c, d, cfg.causal) for d in (*cfg.dilations, *cfg.dilations)],
+                                 nn.ELU(), Conv(c, cfg.dim, 3, causal=cfg.causal))
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        left = self.n_fft - self.hop if self.causal else (self.n_fft - self.hop) // 2
+        x = F.pad(wav[:, 0], (left, self.n_fft - self.hop - left))
+        frames = x.unfold(-1, self.n_fft, self.hop) * self.window  # (B, T / hop, n_fft)
+        log_mag = torch.log(torch.fft.rfft(frames.float()).abs() + 1e-5)
+        return self.net(log_mag.transpose(1, 2))
+
+
+class Decoder(nn.Sequential):
+    def __init__(self, cfg: ModelConfig):
+        c = cfg.decoder_channels * 2 ** len(cfg.strides)
+        layers: list[nn.Module] = [Conv(cfg.dim, c, 7, causal=cfg.causal)]
+        for s in reversed(cfg.strides):
+            layers += [nn.ELU(), ConvUp(c, c // 2, s, causal=cfg.causal)]
+            c //= 2
+            layers += [ResidualUnit(c, d, cfg.causal) for d in cfg.dilations]
+        layers += [nn.ELU(), Conv(c, 1, 7, causal=cfg.causal)]
+        super().__init__(*layers)
+
+
+class ISTFTDecoder(nn.Module):
+    """Vocos-style decoder (Siuzdak 2023): residual conv units at the frame rate, then per frame a log-magnitude
+    and a phase for every bin of an n_fft = 4 * hop spectrum, turned into audio by inverse FFT + overlap-add.
+    All its convolutions run at 50 Hz instead of 16 kHz, so it costs a tenth of the transposed-conv decoder.
+    Non-causal: frame k's window is centred on its hop; causal: it starts there, so a sample depends on its
+    own frame and the three before it only."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        c = cfg.decoder_channels * 2 ** len(cfg.strides)
+        self.hop, self.n_fft, self.causal = cfg.hop, 4 * cfg.hop, cfg.causal
+        self.net = nn.Sequential(Conv(cfg.dim, c, 7, causal=cfg.causal),
+                                 *[ResidualUnit(c, d, cfg.causal) for d in (*cfg.dilations, *cfg.dilations)],
+                                 nn.ELU(), Conv(c, self.n_fft + 2, 1))
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        frames = z.shape[-1]
+        log_mag, phase = self.net(z).float().chunk(2, 1)
+        spec = torch.polar(log_mag.clamp(max=10).exp(), phase)  # (B, bins, F)
+        chunks = torch.fft.irfft(spec, self.n_fft, dim=1) * self.window[:, None]  # (B, n_fft, F)
+        length = (frames - 1) * self.hop + self.n_fft
+        wav = F.fold(chunks, (1, length), (1, self.n_fft), stride=(1, self.hop))[:, :, 0]  # overlap-add
+        wav = wav / 1.5  # sum of hann^2 over 4x-overlapping frames
+        start = 0 if self.causal else (self.n_fft - self.hop) // 2
+        return wav[..., start: start + frames * self.hop]
+
+
+def _context_samples(layers, step: int) -> int:
+    """How far (in samples of the input of `layers`, whose first layer runs at `step` input samples per
+    position) any output can reach on one side: the sum of every layer's one-sided span. A safe bound."""
+    reach = 0
+    for m in layers.modules():
+        if isinstance(m, Conv):
+            reach += (m.pad + m.conv.stride[0]) * step
+            step *= m.conv.stride[0]
+    return reach
+
+
+class Codec(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        cfg.check()
+        self.cfg = cfg
+        self.encoder = STFTEncoder(cfg) if cfg.encoder == "stft" else Encoder(cfg)
+        self.quantizer = ResidualVectorQuantizer(cfg.dim, cfg.codebook_size, cfg.num_quantizers, cfg.ema_decay,
+                                                 cfg.dead_code_threshold)
+        self.decoder = ISTFTDecoder(cfg) if cfg.decoder == "istft" else Decoder(cfg)
+
+    @property
+    def hop(self) -> int:
+        return self.cfg.hop
+
+    def pad(self, wav: torch.Tensor) -> torch.Tensor:
+        """Zero-pad (..., T) at the end to a multiple of the hop."""
+        return F.pad(wav, (0, -wav.shape[-1] % self.hop))
+
+    def forward(self, wav: torch.Tensor, n_q: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training pass: wav (B, 1, T), T a multiple of hop -> (reconstruction, codes, commitment loss)."""
+        z, codes, commit = self.quantizer(self.encoder(wav), n_q)
+        return self.decoder(z), codes, commit
+
+    def encode(self, wav: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
+        """wav (B, T) or (B, 1, T) -> codes (n_q, B, ceil(T / hop)); the end is zero-padded to a whole frame."""
+        wav = self.pad(wav if wav.dim() == 3 else wav[:, None])
+        return self.quantizer.encode(self.encoder(wav), n_q)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes (n_q, B, F) -> wav (B, F * hop)."""
+        return self.decoder(self.quantizer.decode(codes))[:, 0]
+
+    def context_frames(self) -> tuple[int, int]:
+        """(encoder, decoder) reach in frames on each side (left only if causal): code a chunk with this many
+        frames of context around it and its middle equals the whole-signal result."""
+        if self.cfg.encoder == "stft":  # its convolutions run at the frame rate, after one window of 4 hops
+            enc = self.encoder.n_fft // self.hop + 1 + sum(m.pad + 1 for m in self.encoder.modules() if isinstance(m, Conv))
+        else:
+            enc = math.ceil(_context_samples(self.encoder, 1) / self.hop)
+        # the decoder's first conv runs at frame rate; every ConvUp multiplies the rate
+        reach, rate = (self.decoder.n_fft / self.hop + 1 if self.cfg.decoder == "istft" else 0.0), 1
+        for m in self.decoder.modules():
+            if isinstance(m, Conv):
+                reach += (m.pad + 1) / rate
+            elif isinstance(m, ConvUp):
+                reach += 2 / rate
+                rate *= m.conv.stride[0]
+        return enc, math.ceil(reach)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
