@@ -167,8 +167,13 @@ class _LiveBytes(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         for ref in [r for r in self.live if r.expired()]:  # freed since the last op
             self.current -= self.live.pop(ref)
+        # an output sharing an input's storage (a view, an in-place op) allocated nothing: this keeps views of
+        # the untracked weights out of the count
+        inputs = {StorageWeakRef(t.untyped_storage()) for t in tree_flatten((args, kwargs))[0]
+                  if isinstance(t, torch.Tensor)}
         for t in tree_flatten(out)[0]:
-            self._add(t)
+            if isinstance(t, torch.Tensor) and StorageWeakRef(t.untyped_storage()) not in inputs:
+                self._add(t)
         return out
 
 
