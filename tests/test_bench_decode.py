@@ -145,3 +145,16 @@ def test_integrate_is_exact_for_piecewise_linear_latency() -> None:
     assert integrate({0: 1.0, 100: 2.0}, 0, 100) == pytest.approx(150.0)
     assert integrate({10: 1.0, 20: 1.0}, 0, 30) == pytest.approx(30.0)  # constant outside the measured points
     assert integrate({0: 1.0, 10: 2.0, 20: 2.0}, 5, 15) == pytest.approx(1.75 * 5 + 2.0 * 5)
+
+
+def test_efficiency_notebook_smoke(tmp_path) -> None:
+    import nbformat
+
+    from workbench.notebooks import run_notebook
+
+    reports = tmp_path / "reports"
+    out = run_notebook("06_efficiency", tmp_path, {"preset": "smoke", "reports": str(reports)})
+    nb = nbformat.read(out, as_version=4)
+    assert sum(1 for c in nb.cells for o in c.get("outputs", []) if "application/vnd.plotly.v1+json" in o.get("data", {})) == 4
+    payload = json.loads((reports / "decode.json").read_text())
+    assert payload["preset"] == "smoke" and (reports / "decode.md").exists()

@@ -98,7 +98,7 @@ class DecodeBenchConfig:
 PRESETS = {
     "smoke": DecodeBenchConfig(model_preset="smoke", lengths=(16, 32, 64, 128, 256), prompt_tokens=8,
                                budget_mb=8.0, full_decode_max=256, latency_window=4, throughput_steps=2,
-                               warmup_steps=1, prefill_chunk=64, max_batch=4096),
+                               warmup_steps=1, prefill_chunk=64, max_batch=4096, threads=1),
     "laptop": DecodeBenchConfig(),
     # RecurrentGemma-2B scale on one 80 GB GPU: ~11 GB of fp32 weights, 40 GB for decoding, the rest spare
     "paper": DecodeBenchConfig(model_preset="paper-2b", lengths=tuple(128 * 2**i for i in range(9)),
@@ -517,3 +517,59 @@ def summary(payload: dict[str, Any]) -> str:
 
 def _num(value: float | None, fmt: str = ".0f") -> str:
     return "n/a" if value is None else format(value, fmt)
+
+
+# ------------------------------------------------------------------------------------------ figures
+
+COLORS = {"griffin": "#1f77b4", "transformer": "#d62728"}
+
+
+def decode_time_figure(payload: dict[str, Any]):
+    """Figure 7: decode time per sample (batch 1) against sample length; hollow markers were integrated."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for name, m in payload["models"].items():
+        rows = m["lengths"]
+        fig.add_trace(go.Scatter(
+            x=[r["length"] for r in rows], y=[r["decode_s"] for r in rows], name=name, mode="lines+markers",
+            line=dict(color=COLORS.get(name)),
+            marker=dict(symbol=["circle-open" if r["integrated"] else "circle" for r in rows], size=9)))
+    fig.update_layout(title="Decode time per sample, batch 1 (hollow: integrated from per-step latencies)",
+                      xaxis_type="log", yaxis_type="log", xaxis_title="sample length (tokens)",
+                      yaxis_title="seconds")
+    return fig
+
+
+def speedup_figure(payload: dict[str, Any]):
+    """Figure 8: Griffin's throughput over the Transformer's at the largest batch each fits in the budget,
+    with the batch-1 decode-time ratio for comparison."""
+    import plotly.graph_objects as go
+
+    ratios = payload["ratios"]
+    x = [r["length"] for r in ratios]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x, y=[r["throughput_ratio"] for r in ratios], mode="lines+markers",
+                             name=f"throughput, batch fitting {payload['config']['budget_mb']:g} MB"))
+    fig.add_trace(go.Scatter(x=x, y=[r["decode_time_ratio"] for r in ratios], mode="lines+markers",
+                             name="decode time per sample, batch 1"))
+    fig.add_hline(y=1.0, line_dash="dot")
+    fig.update_layout(title="Griffin speed-up over the SpeechTransformer", xaxis_type="log", yaxis_type="log",
+                      xaxis_title="sample length (tokens)", yaxis_title="Griffin / Transformer (x)")
+    return fig
+
+
+def memory_figure(payload: dict[str, Any]):
+    """Peak memory of one decode step at batch 1 (measured) and the cache alone (exact), against length."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for name, m in payload["models"].items():
+        x = [r["length"] for r in m["lengths"]]
+        fig.add_trace(go.Scatter(x=x, y=[r["peak_bytes_batch1"] / MB for r in m["lengths"]], mode="lines+markers",
+                                 name=f"{name}: step peak", line=dict(color=COLORS.get(name))))
+        fig.add_trace(go.Scatter(x=x, y=[r["state_bytes"] / MB for r in m["lengths"]], mode="lines",
+                                 name=f"{name}: cache", line=dict(color=COLORS.get(name), dash="dash")))
+    fig.update_layout(title=f"Decode memory at batch 1 ({payload['memory_method']})", xaxis_type="log",
+                      yaxis_type="log", xaxis_title="context (tokens)", yaxis_title="MB")
+    return fig
