@@ -75,6 +75,8 @@ def test_state_bytes_match_the_real_cache(kind: str) -> None:
     for length in (8, 24, 40):
         sizes[length] = cache_nbytes(_cache(model, length, batch=2))
         assert sizes[length] == state_bytes(model.config, length, batch=2)
+    for t in _tensors(_cache(model, 40)):  # no cache tensor pins a larger storage (e.g. a prefill chunk)
+        assert t.untyped_storage().nbytes() == t.numel() * t.element_size()
     if kind == "griffin":
         assert len(set(sizes.values())) == 1
     else:  # one key, one value and one int64 index per attention layer and token

@@ -411,6 +411,8 @@ def run_decode_bench(config: DecodeBenchConfig, log: Callable[[str], None] = lam
 
     device = torch.device(config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available()
                                                                          else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but torch sees no CUDA device here")
     threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
