@@ -54,6 +54,9 @@ def test_bench_decode_smoke_json(tmp_path, capsys: pytest.CaptureFixture) -> Non
             assert r["peak_bytes_batch"] <= PRESETS["smoke"].budget_mb * 2**20
             assert r["peak_bytes_batch1"] >= 2 * r["state_bytes"] - 8  # old and new cache coexist in a step
             assert not r["integrated"] and _positive(r["decode_s_measured"])  # smoke decodes every length fully
+        flat = m["flatness"]
+        assert (flat["short"], flat["long"]) == (128, 256) and len(flat["rounds"]) == PRESETS["smoke"].flatness_rounds
+        assert _positive(flat["ratio"]) and all(_positive(r["ratio"]) for r in flat["rounds"])
         decode = [r["decode_s"] for r in m["lengths"]]
         assert decode == sorted(decode)  # read off one stream: longer samples include shorter ones
     g, t = models["griffin"]["lengths"], models["transformer"]["lengths"]
@@ -65,6 +68,7 @@ def test_bench_decode_smoke_json(tmp_path, capsys: pytest.CaptureFixture) -> Non
                 "griffin_peak_memory_ratio_16k_vs_128"):
         assert _positive(payload[key]), key
     assert payload["ratio_lengths"] == {"short": 128, "long": 256}
+    assert payload["griffin_latency_ratio_16k_vs_128"] == models["griffin"]["flatness"]["ratio"]
     assert payload["throughput_ratio_16k"] == pytest.approx(g[-1]["throughput_tok_s"] / t[-1]["throughput_tok_s"])
 
 
