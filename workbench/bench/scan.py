@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import platform
 import statistics
 import time
 from typing import Any, Callable
 
 import torch
 
+from workbench.bench.machine import machine_info
 from workbench.ops import rglru
 from workbench.ops.build import resolve_backend
 
@@ -151,33 +150,6 @@ def _median_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None
         sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def machine_info() -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch_version": torch.__version__,
-        "cpu_name": _cpu_name(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "platform": platform.platform(),
-        "cuda_available": torch.cuda.is_available(),
-    }
-    if torch.cuda.is_available():
-        info["gpu_name"] = torch.cuda.get_device_name()
-        info["cuda_version"] = torch.version.cuda
-    return info
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import torch
 
-from workbench.lm.model import SpeechLM
+from workbench.lm.model import ModelCache, SpeechLM
 from workbench.lm.train import autocast
 
 
@@ -35,14 +35,18 @@ def sample_next(logits: torch.Tensor, generator: torch.Generator | None = None, 
 
 @torch.no_grad()
 def stream(model: SpeechLM, prompt: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
-           top_k: int | None = None, top_p: float | None = None, seed: int = 0, precision: str = "auto"
-           ) -> Iterator[torch.Tensor]:
-    """Yield (b,) tokens one step at a time after prefilling `prompt` (b, t0 >= 1)."""
+           top_k: int | None = None, top_p: float | None = None, seed: int = 0, precision: str = "auto",
+           cache: ModelCache | None = None) -> Iterator[torch.Tensor]:
+    """Yield (b,) tokens one step at a time after prefilling `prompt` (b, t0 >= 1).
+
+    With `cache` the stream continues from it (the prompt is then the tokens that follow the cached ones); the
+    benchmark uses this to time decoding at long contexts. The given cache object itself is never modified."""
     if prompt.dim() != 2 or prompt.shape[1] < 1:
         raise ValueError(f"prompt must be (batch, time) with at least one token, got {tuple(prompt.shape)}")
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
-    cache = model.init_cache(prompt.shape[0], device)
+    if cache is None:
+        cache = model.init_cache(prompt.shape[0], device)
     with autocast(device, precision):
         logits, cache = model(prompt.to(device), None, cache)
         for i in range(max_new_tokens):

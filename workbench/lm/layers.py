@@ -77,7 +77,7 @@ class Conv1D(nn.Module):
             if resets is not None and lag:
                 window = window * (seg_p[:, c - 1 - lag: c - 1 - lag + t] == seg)[..., None].to(x.dtype)
             y = y + window * self.w[c - 1 - lag].to(x.dtype)
-        new_state = xp[:, -(c - 1):]
+        new_state = xp[:, -(c - 1):].clone()  # a view would keep a whole prefill chunk's inputs alive
         if resets is not None:  # drop carried inputs from before the last reset
             new_state = new_state * (seg_p[:, -(c - 1):] == seg[:, -1:])[..., None].to(x.dtype)
         return y, new_state
