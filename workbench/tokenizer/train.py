@@ -4,7 +4,7 @@
 2. Learned, HuBERT-style masked prediction (Hsu et al. 2021), made speaker-invariant ContentVec-style
    (Qian et al. 2022) by perturbing only the student and normalising only the teacher:
      teacher: clean crop -> units (iteration 1: the baseline's k-means units; iteration 2: k-means over the
-              iteration-1 encoder's block-`feature_layer` features, standardised over each crop: CropNormTeacher)
+              iteration-1 encoder's block-`teacher_layer` features, standardised over each crop: CropNormTeacher)
      student: the same crop with VTLP (alpha ~ U[0.8, 1.2], a different vocal tract, same timing) -> encoder
               with ~45% of frames replaced by a mask vector -> predict the teacher's unit at masked frames
    Iteration 2 continues from the iteration-1 weights with a fresh prediction head (cheaper than restarting,
@@ -87,7 +87,7 @@ class CropNormTeacher:
         self.tok, self.config, self.centroids = tok, tok.config, None
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
-        f = self.tok.features(audio)  # (B, T, D)
+        f = self.tok.features(audio, self.config.teacher_layer)  # (B, T, D)
         return (f - f.mean(1, keepdim=True)) / f.std(1, keepdim=True).clamp_min(1e-3)
 
     @torch.no_grad()
