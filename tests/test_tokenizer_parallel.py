@@ -29,6 +29,15 @@ def test_frame_map_piecewise_linear_by_phone():
     assert back[10] == -1 and back[12] == 20  # A frame 12 (0.50 s, start of "t") -> 0.82 s in B -> frame 20
 
 
+def test_frame_map_extra_phone_at_the_end():
+    # B says one phone more at the very end (an insertion after A's last phone): 3 of 4 phones one-to-one
+    longer = B[:-1] + [("t", 0.8, 1.0), ("s", 1.0, 1.2)]
+    assert frame_map(longer, A, frames_b=30, frames_a=15) is None  # below the default 0.8
+    m = frame_map(longer, A, frames_b=30, frames_a=15, min_match=0.7)
+    assert m is not None and m[20] == 12 and (m[25:] == 14).all()  # "s" has nothing after A's end: A's last frame
+    assert frame_map(A, longer, frames_b=15, frames_a=30, min_match=0.7)[12] == 20
+
+
 def test_frame_map_skips_different_sentences():
     other = [("k", 0.0, 0.1), ("o", 0.1, 0.3), ("s", 0.3, 0.4), ("m", 0.4, 0.6)]
     assert frame_map(other, A, 15, 15) is None

@@ -83,9 +83,9 @@ def frame_map(phones_b: Sequence, phones_a: Sequence, frames_b: int, frames_a: i
             for pa, pb in zip(a[i1:i2], b[j1:j2]):
                 knots_a += [pa[1], pa[2]]
                 knots_b += [pb[1], pb[2]]
-        else:  # only the run's ends correspond
-            knots_a += [a[i1][1] if i1 < len(a) else a[-1][2], a[i2 - 1][2] if i2 > i1 else a[i1][1]]
-            knots_b += [b[j1][1] if j1 < len(b) else b[-1][2], b[j2 - 1][2] if j2 > j1 else b[j1][1]]
+        else:  # only the run's ends correspond (an empty run is a point: where the next phone starts)
+            knots_a += [_start(a, i1), a[i2 - 1][2] if i2 > i1 else _start(a, i1)]
+            knots_b += [_start(b, j1), b[j2 - 1][2] if j2 > j1 else _start(b, j1)]
     if one_to_one < min_match * max(len(a), len(b)):
         return None
     kb, ka = np.asarray(knots_b), np.maximum.accumulate(np.asarray(knots_a))
@@ -97,6 +97,11 @@ def frame_map(phones_b: Sequence, phones_a: Sequence, frames_b: int, frames_a: i
     for _, start, end in b:  # frames whose centre lies inside a phone of B
         in_speech[(centres >= start) & (centres < end)] = True
     return np.where(in_speech, out, -1)
+
+
+def _start(phones: Sequence, i: int) -> float:
+    """Start of phone i, or the end of the last phone for i past the end."""
+    return phones[i][1] if i < len(phones) else phones[-1][2]
 
 
 @dataclass
