@@ -17,7 +17,9 @@ SynthBooks-Long and measures them on the two **held-out** speakers:
 - **`mfcc_kmeans`**: the GSLM-style baseline, k-means over stacked MFCCs (4 x 10 ms frames per token, +-1 token of context);
 - **`learned`**: a small dilated-convolution encoder trained HuBERT-style (predict the k-means units of masked frames;
   iteration 2 re-clusters its own features), made speaker-invariant ContentVec-style: the student hears the audio
-  through a random vocal-tract-length warp (VTLP) while the targets come from the clean audio.
+  through a random vocal-tract-length warp (VTLP) while the targets come from the clean audio, and it hears train
+  sentences rendered by one train voice while predicting the units of another voice's rendering, frames aligned
+  by the synthesiser's phone boundaries (the cross-speaker loss; phones are never targets).
 
 Phone alignments are used only to *score* the units (PNMI, purity), never to train them. Finally the corpus is
 encoded into `data/build/tokens/<preset>` for the language model notebooks."""),
@@ -57,11 +59,13 @@ real_speech = None if real_speech is None else [Path(p) for p in real_speech]
 print(config)"""),
     new_markdown_cell("""## Train (or reuse) both tokenizers
 Everything below the k-means runs within `max_minutes` of wall-clock time; the learned encoder's masked-prediction
-loss falls in each iteration (iteration 2 starts higher: new, harder targets)."""),
+loss (solid) and the cross-speaker loss (dotted: voice B's audio -> voice A's units) fall in each iteration
+(iteration 2 starts higher: new, harder targets)."""),
     new_code_cell("""tokenizers = train_or_load(corpus_dir, config, tokenizer_dir)
 learned, baseline = tokenizers["learned"], tokenizers["mfcc_kmeans"]
 figures.training_figure(learned.training["history"]).show()
-print({k: learned.training[k] for k in ("steps", "seconds", "final_loss", "final_masked_accuracy")})"""),
+print({k: learned.training.get(k) for k in ("steps", "seconds", "final_loss", "final_masked_accuracy",
+                                            "final_parallel_loss", "parallel")})"""),
     new_markdown_cell("""## Units over a spectrogram
 A held-out speaker's first seconds: log-mel spectrogram with the exact phone alignment, and each tokenizer's units
 (one per 40 ms). Good units change where the phones change and stay put within a phone."""),

@@ -221,6 +221,9 @@ def test_smoke_training_lowers_the_loss(trained):
         losses = [h["loss"] for h in history if h["iteration"] == it]
         assert len(losses) >= 10
         assert np.mean(losses[-5:]) < losses[0] - 0.3, losses  # from ~log K = 3.47 at the start
+        parallel = [h["parallel_loss"] for h in history if h["iteration"] == it]  # voice B -> voice A's units
+        assert len(parallel) == len(losses) and np.mean(parallel[-5:]) < parallel[0] - 0.3, parallel
+    assert toks["learned"].training["parallel"]["pairs"] > 0
     assert toks["mfcc_kmeans"].training["kmeans"]["used"] == PRESETS["smoke"].num_units
 
 

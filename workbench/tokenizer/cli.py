@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--max-minutes", type=float, default=None, help="wall-clock training budget")
     train.add_argument("--num-units", type=int, default=None, help="codebook size K")
     train.add_argument("--steps", type=int, default=None, help="training steps per iteration (cap)")
+    train.add_argument("--parallel-weight", type=float, default=None,
+                       help="weight of the cross-speaker loss on parallel train renderings (0: off)")
     add_output_args(train)
     train.set_defaults(func=_train)
 
@@ -56,19 +58,21 @@ def _train(args: argparse.Namespace) -> None:
 
     config = pick_preset(PRESETS, args.preset, "tokenizer")
     changes = {k: v for k, v in (("max_minutes", args.max_minutes), ("num_units", args.num_units),
-                                 ("steps", args.steps)) if v is not None}
+                                 ("steps", args.steps),
+                                 ("parallel_weight", args.parallel_weight)) if v is not None}
     config = override(config, **changes)
     corpus = _corpus(args.corpus or f"data/build/{args.preset}")
     out = Path(args.out or DEFAULT_RUNS.format(preset=args.preset))
     log = (lambda m: None) if args.json else (lambda m: print(m, flush=True))
-    tokenizers = train_tokenizers(corpus, config, log=log)
+    tokenizers = train_tokenizers(corpus, config, log=log, cache_dir=out)
     payload = {}
     for name, tok in tokenizers.items():
         tok.save(out / name)
         t = tok.training
         payload[name] = {"path": str(out / name), "num_units": tok.num_units, "seconds": t.get("seconds"),
                          "units_used": t["kmeans"]["used"], "steps": t.get("steps"), "final_loss": t.get("final_loss"),
-                         "final_masked_accuracy": t.get("final_masked_accuracy")}
+                         "final_masked_accuracy": t.get("final_masked_accuracy"),
+                         "final_parallel_loss": t.get("final_parallel_loss"), "parallel": t.get("parallel")}
     emit(args, payload, lambda p: "\n".join(f"{k}: {json.dumps(v)}" for k, v in p.items()))
 
 

@@ -39,16 +39,21 @@ def units_figure(audio: np.ndarray, phones: Sequence[Sequence[Any]], units: dict
 
 
 def training_figure(history: Sequence[dict[str, Any]]):
-    """Masked-prediction loss and accuracy per step, one colour per HuBERT iteration."""
+    """Masked-prediction loss (solid) and, when trained with it, the cross-speaker loss (dotted), and masked
+    accuracy per step, one colour per HuBERT iteration."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss (masked frames)", "masked accuracy"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss (masked frames; dotted: voice B -> voice A)", "masked accuracy"))
     for it in sorted({h["iteration"] for h in history}):
         rows = [h for h in history if h["iteration"] == it]
         for col, key in ((1, "loss"), (2, "masked_accuracy")):
             fig.add_trace(go.Scatter(x=[h["step"] for h in rows], y=[h[key] for h in rows], mode="lines",
                                      name=f"iteration {it}", showlegend=col == 1, legendgroup=str(it)), 1, col)
+        if any("parallel_loss" in h for h in rows):
+            fig.add_trace(go.Scatter(x=[h["step"] for h in rows], y=[h.get("parallel_loss") for h in rows],
+                                     mode="lines", line={"dash": "dot"}, name=f"iteration {it}, cross-speaker",
+                                     legendgroup=str(it)), 1, 1)
     fig.update_xaxes(title_text="step")
     fig.update_layout(title="Learned tokenizer training", height=330)
     return fig

@@ -4,7 +4,7 @@
 2. Learned, HuBERT-style masked prediction (Hsu et al. 2021), made speaker-invariant ContentVec-style
    (Qian et al. 2022) by perturbing only the student and normalising only the teacher:
      teacher: clean crop -> units (iteration 1: the baseline's k-means units; iteration 2: k-means over the
-              iteration-1 encoder's block-`feature_layer` features, standardised over each crop: CropNormTeacher)
+              iteration-1 encoder's block-`teacher_layer` features, standardised over each crop: CropNormTeacher)
      student: the same crop with VTLP (alpha ~ U[0.8, 1.2], a different vocal tract, same timing) -> encoder
               with ~45% of frames replaced by a mask vector -> predict the teacher's unit at masked frames
    Iteration 2 continues from the iteration-1 weights with a fresh prediction head (cheaper than restarting,
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from workbench.tokenizer.config import FRAME, SAMPLE_RATE, TokenizerConfig
 from workbench.tokenizer.encoder import Encoder, span_mask
 from workbench.tokenizer.kmeans import assign, kmeans
+from workbench.tokenizer.parallel import IGNORE, ParallelSet
 from workbench.tokenizer.tokenizer import KINDS, Tokenizer, TokenizerError
 
 
@@ -86,7 +87,7 @@ class CropNormTeacher:
         self.tok, self.config, self.centroids = tok, tok.config, None
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
-        f = self.tok.features(audio)  # (B, T, D)
+        f = self.tok.features(audio, self.config.teacher_layer)  # (B, T, D)
         return (f - f.mean(1, keepdim=True)) / f.std(1, keepdim=True).clamp_min(1e-3)
 
     @torch.no_grad()
@@ -96,9 +97,13 @@ class CropNormTeacher:
 
 
 def train_iteration(student: Tokenizer, teacher: Tokenizer, dataset, config: TokenizerConfig, deadline: float,
-                    rng: np.random.Generator, iteration: int, log: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Masked prediction of `teacher`'s units from VTLP-perturbed audio until `config.steps` or `deadline`."""
+                    rng: np.random.Generator, iteration: int, log: Callable[[str], None],
+                    parallel: ParallelSet | None = None) -> list[dict[str, Any]]:
+    """Masked prediction of `teacher`'s units from VTLP-perturbed audio until `config.steps` or `deadline`; with a
+    parallel set, plus the cross-speaker loss: predict the teacher's units of voice A from voice B's audio."""
     enc = student.encoder
+    use_parallel = parallel is not None and parallel.pairs and config.parallel_weight > 0
+    parallel_units = parallel.teacher_units(teacher) if use_parallel else None
     enc.head.reset_parameters()
     enc.train()
     opt = torch.optim.AdamW(enc.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.98))
@@ -119,22 +124,33 @@ def train_iteration(student: Tokenizer, teacher: Tokenizer, dataset, config: Tok
         x = student.model_input(audio, alpha)  # (B, T, 4M) the student hears another vocal tract
         mask = span_mask(x.shape[0], x.shape[1], config.mask_prob, config.mask_span, g)
         logits = enc.logits(enc(x, mask)[-1])  # (B, T, K)
-        loss = F.cross_entropy(logits[mask], targets[mask])
+        loss = masked_loss = F.cross_entropy(logits[mask], targets[mask])
+        if use_parallel:  # no mask: every aligned frame of B must already carry A's unit
+            audio_b, targets_a = parallel.batch(parallel_units, config.parallel_batch, rng)
+            alpha_b = lo + (hi - lo) * torch.rand(len(audio_b), generator=g)
+            logits_b = enc.logits(enc(student.model_input(audio_b, alpha_b))[-1])
+            parallel_loss = F.cross_entropy(logits_b.flatten(0, 1), targets_a.flatten(), ignore_index=IGNORE)
+            loss = masked_loss + config.parallel_weight * parallel_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(enc.parameters(), 1.0)
         opt.step()
         acc = (logits[mask].argmax(-1) == targets[mask]).float().mean()
-        history.append({"iteration": iteration, "step": step, "loss": round(loss.item(), 4),
+        history.append({"iteration": iteration, "step": step, "loss": round(masked_loss.item(), 4),
                         "masked_accuracy": round(acc.item(), 4), "lr": lr, "seconds": round(time.time() - started, 2)})
+        if use_parallel:
+            history[-1]["parallel_loss"] = round(parallel_loss.item(), 4)
         if step % 50 == 0:
-            log(f"iteration {iteration} step {step}: loss {loss.item():.3f}, masked accuracy {acc.item():.3f}")
+            extra = f", parallel loss {parallel_loss.item():.3f}" if use_parallel else ""
+            log(f"iteration {iteration} step {step}: loss {masked_loss.item():.3f}, masked accuracy {acc.item():.3f}{extra}")
     enc.eval()
     return history
 
 
-def train_tokenizers(corpus_dir, config: TokenizerConfig, log: Callable[[str], None] = print) -> dict[str, Tokenizer]:
-    """Train the baseline and the learned tokenizer on the train split of `corpus_dir`."""
+def train_tokenizers(corpus_dir, config: TokenizerConfig, log: Callable[[str], None] = print,
+                     cache_dir: str | os.PathLike | None = None) -> dict[str, Tokenizer]:
+    """Train the baseline and the learned tokenizer on the train split of `corpus_dir`; the parallel renderings
+    of the cross-speaker loss are cached in `cache_dir` when given."""
     from workbench.data.loaders import open_dataset
 
     torch.set_num_threads(config.threads)
@@ -154,6 +170,8 @@ def train_tokenizers(corpus_dir, config: TokenizerConfig, log: Callable[[str], N
     baseline.training = dict(source, kmeans=km, seconds=round(time.time() - started, 1))
     log(f"baseline: k-means over {km['frames']} frames, {km['used']}/{config.num_units} units used ({km['seconds']} s)")
 
+    parallel = (ParallelSet.build(corpus_dir, config, np.random.default_rng(config.seed + 1), cache_dir, log)
+                if config.parallel_weight > 0 else None)
     learned = Tokenizer("learned", config, torch.zeros(()), torch.ones(()), encoder=Encoder(config))
     fit_norm(learned, norm_audio)
     teacher, history, kms = baseline, [], []
@@ -162,7 +180,7 @@ def train_tokenizers(corpus_dir, config: TokenizerConfig, log: Callable[[str], N
             until = started + (0.45 if config.iterations > 1 else 0.85) * 60 * config.max_minutes
         else:
             until = deadline - 1.1 * kms[-1]["seconds"]
-        history += train_iteration(learned, teacher, train, config, until, rng, iteration, log)
+        history += train_iteration(learned, teacher, train, config, until, rng, iteration, log, parallel)
         if iteration < config.iterations:  # next targets: k-means over this encoder's crop-normalised features
             teacher = CropNormTeacher(Tokenizer("learned", config, learned.mean, learned.std,
                                                 encoder=copy.deepcopy(learned.encoder)))
@@ -171,7 +189,11 @@ def train_tokenizers(corpus_dir, config: TokenizerConfig, log: Callable[[str], N
             kms.append(fit_kmeans(learned, km_audio, config.seed + iteration))
         log(f"iteration {iteration}: {sum(h['iteration'] == iteration for h in history)} steps, k-means "
             f"{kms[-1]['used']}/{config.num_units} units used ({kms[-1]['seconds']} s)")
+    parallel_summary = None if parallel is None else {
+        "renderings": len(parallel.audio), "pairs": len(parallel.pairs), "minutes": round(parallel.seconds / 60, 2),
+        "voices": sorted(set(parallel.voices)), "sentences": len(set(parallel.sentence))}
     learned.training = dict(source, kmeans=kms[-1], kmeans_per_iteration=kms, history=_thin(history),
+                            parallel=parallel_summary, final_parallel_loss=_mean_tail(history, "parallel_loss"),
                             steps=len(history), seconds=round(time.time() - started, 1),
                             final_loss=_mean_tail(history, "loss"), final_masked_accuracy=_mean_tail(history, "masked_accuracy"))
     return {"mfcc_kmeans": baseline, "learned": learned}
@@ -179,7 +201,7 @@ def train_tokenizers(corpus_dir, config: TokenizerConfig, log: Callable[[str], N
 
 def _mean_tail(history: list[dict], key: str, n: int = 20) -> float | None:
     last = history[-1]["iteration"] if history else None
-    tail = [h[key] for h in history if h["iteration"] == last][-n:]
+    tail = [h[key] for h in history if h["iteration"] == last and key in h][-n:]
     return round(float(np.mean(tail)), 4) if tail else None
 
 
@@ -202,7 +224,7 @@ def train_or_load(corpus_dir, config: TokenizerConfig, out_dir: str | os.PathLik
             return toks
     except TokenizerError:
         pass
-    toks = train_tokenizers(corpus_dir, config, log)
+    toks = train_tokenizers(corpus_dir, config, log, cache_dir=out)
     for kind, tok in toks.items():
         tok.save(out / kind)
     return toks

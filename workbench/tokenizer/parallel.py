@@ -1,0 +1,197 @@
+"""Cross-speaker training pairs: train sentences rendered by several train voices, frames aligned across voices.
+
+ContentVec (Qian et al. 2022) makes HuBERT's targets speaker-invariant by showing the student another voice
+saying the same thing (there: voice conversion). Here the synthesiser gives us that directly, and textlessly:
+only the fact that two renderings say the same sentence is used, never its phones as labels.
+
+    train chapters' sentences (manifest rows with split "train", their alignment JSON)  --pick N, 1.5-7 s-->
+    render(sentence, voice) for `parallel_voices` distinct train voices  (cached under the run folder)
+    every ordered pair (A, B) of renderings of a sentence -> frame map: B frame j -> A frame (or -1)
+    training: student hears B (VTLP too), predicts the teacher's units of A at the mapped frames
+
+Frame alignment: the two renderings' phone sequences (pauses dropped) are matched with difflib; every phone that
+corresponds one-to-one (equal labels, or an equal-length run of differing labels: the mbrola voices spell a few
+phones differently, e.g. "l" / "l=") pins its start and end, other runs pin only their ends; time in B maps to
+time in A piecewise-linearly between those knots. Pairs where fewer than `min_match` of the phones correspond
+one-to-one are skipped, as are B frames whose centre lies in a pause. Held-out voices and dev/test text are
+never used (checked, not just assumed).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from itertools import permutations
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from workbench.data.synth import PAUSE, SynthesisError, render
+from workbench.data.voices import VOICES, Voice
+from workbench.tokenizer.config import FRAME, SAMPLE_RATE, TokenizerConfig
+from workbench.tokenizer.features import num_frames
+
+FRAME_SECONDS = FRAME / SAMPLE_RATE
+IGNORE = -100  # cross_entropy's ignore_index: frames without a counterpart
+
+
+def _manifest(corpus_dir) -> list[dict]:
+    return [json.loads(line) for line in (Path(corpus_dir) / "manifest.jsonl").read_text().splitlines() if line]
+
+
+def train_voices(corpus_dir) -> list[Voice]:
+    """Voices that may be rendered for training: not held out, and reading none of the corpus's dev/test."""
+    heldout_speakers = {r["speaker"] for r in _manifest(corpus_dir) if r["split"] != "train"}
+    return [v for v in VOICES if not v.held_out and v.name not in heldout_speakers]
+
+
+def train_sentences(corpus_dir, n: int, seconds: tuple[float, float], rng: np.random.Generator) -> list[str]:
+    """`n` distinct sentences of the train chapters lasting `seconds` (as read there), none of them in dev/test text."""
+    rows = _manifest(corpus_dir)
+    heldout_text = " ".join(r.get("text", "") for r in rows if r["split"] != "train")
+    found: dict[str, None] = {}
+    for row in rows:
+        if row["split"] != "train" or not row.get("alignment"):
+            continue
+        for text, start, end in json.loads((Path(corpus_dir) / row["alignment"]).read_text())["sentences"]:
+            if seconds[0] <= end - start <= seconds[1] and text not in heldout_text:
+                found[text] = None
+    pool = sorted(found)
+    return [pool[i] for i in sorted(rng.choice(len(pool), size=min(n, len(pool)), replace=False))]
+
+
+def frame_map(phones_b: Sequence, phones_a: Sequence, frames_b: int, frames_a: int,
+              min_match: float = 0.8) -> np.ndarray | None:
+    """(frames_b,) int: for each 40 ms frame of rendering B, the frame of rendering A saying the same thing, or -1
+    (a pause in B, or outside the speech); None if the phone sequences do not correspond well enough.
+
+    `phones_*`: (label, start s, end s) with pauses labelled `PAUSE`."""
+    a = [p for p in phones_a if p[0] != PAUSE]
+    b = [p for p in phones_b if p[0] != PAUSE]
+    if not a or not b:
+        return None
+    knots_b, knots_a, one_to_one = [], [], 0
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, [p[0] for p in a], [p[0] for p in b],
+                                                       autojunk=False).get_opcodes():
+        if i2 - i1 == j2 - j1:  # "equal", or a same-length "replace": phone k corresponds to phone k
+            one_to_one += i2 - i1
+            for pa, pb in zip(a[i1:i2], b[j1:j2]):
+                knots_a += [pa[1], pa[2]]
+                knots_b += [pb[1], pb[2]]
+        else:  # only the run's ends correspond (an empty run is a point: where the next phone starts)
+            knots_a += [_start(a, i1), a[i2 - 1][2] if i2 > i1 else _start(a, i1)]
+            knots_b += [_start(b, j1), b[j2 - 1][2] if j2 > j1 else _start(b, j1)]
+    if one_to_one < min_match * max(len(a), len(b)):
+        return None
+    kb, ka = np.asarray(knots_b), np.maximum.accumulate(np.asarray(knots_a))
+    order = np.argsort(kb, kind="stable")
+    centres = (np.arange(frames_b) + 0.5) * FRAME_SECONDS
+    out = np.floor(np.interp(centres, kb[order], ka[order]) / FRAME_SECONDS).astype(np.int64)
+    out = np.clip(out, 0, frames_a - 1)
+    in_speech = np.zeros(frames_b, bool)
+    for _, start, end in b:  # frames whose centre lies inside a phone of B
+        in_speech[(centres >= start) & (centres < end)] = True
+    return np.where(in_speech, out, -1)
+
+
+def _start(phones: Sequence, i: int) -> float:
+    """Start of phone i, or the end of the last phone for i past the end."""
+    return phones[i][1] if i < len(phones) else phones[-1][2]
+
+
+@dataclass
+class ParallelSet:
+    """Renderings (audio, phones, voice, sentence index) and the aligned ordered pairs between them."""
+
+    audio: list[np.ndarray]
+    phones: list[list]
+    voices: list[str]
+    sentence: list[int]
+    pairs: list[tuple[int, int, np.ndarray]]  # (B rendering, A rendering, B frame -> A frame)
+
+    @classmethod
+    def build(cls, corpus_dir, config: TokenizerConfig, rng: np.random.Generator, cache_dir=None,
+              log: Callable[[str], None] = print) -> "ParallelSet | None":
+        """Render (or load from `cache_dir`) the configured parallel set; None if there is nothing to render with."""
+        voices = train_voices(corpus_dir)
+        sentences = train_sentences(corpus_dir, config.parallel_sentences, config.parallel_seconds, rng)
+        if len(voices) < 2 or not sentences:
+            log(f"parallel set: {len(voices)} train voices, {len(sentences)} sentences: no cross-speaker loss")
+            return None
+        plan = [(k, v) for k, s in enumerate(sentences)
+                for v in rng.choice(len(voices), size=min(config.parallel_voices, len(voices)), replace=False)]
+        key = hashlib.sha256(json.dumps([sentences, [(k, voices[v].name) for k, v in plan]]).encode()).hexdigest()[:12]
+        cache = Path(cache_dir) / f"parallel-{key}" if cache_dir else None
+        started = time.time()
+        if cache and (cache / "renderings.json").exists():
+            meta = json.loads((cache / "renderings.json").read_text())
+            data = np.load(cache / "audio.npy")
+            audio = [data[s:e].astype(np.float32) / 32767 for s, e in meta["spans"]]
+            phones, names, index = meta["phones"], meta["voices"], meta["sentence"]
+        else:
+            audio, phones, names, index = [], [], [], []
+            for k, v in plan:
+                try:
+                    r = render([sentences[k]], voices[v], mbrola=True)
+                except SynthesisError as err:
+                    log(f"parallel set: synthesis unavailable ({err}): no cross-speaker loss")
+                    return None
+                audio.append(r.audio.astype(np.float32))
+                phones.append([list(p) for p in r.phones])
+                names.append(voices[v].name)
+                index.append(k)
+            if cache:
+                _save(cache, audio, phones, names, index)
+        pairs = []
+        for k in sorted(set(index)):
+            members = [i for i, s in enumerate(index) if s == k]
+            for ib, ia in permutations(members, 2):
+                m = frame_map(phones[ib], phones[ia], num_frames(len(audio[ib])), num_frames(len(audio[ia])),
+                              config.parallel_min_match)
+                if m is not None and (m >= 0).any():
+                    pairs.append((ib, ia, m))
+        out = cls(audio, phones, names, index, pairs)
+        log(f"parallel set: {len(sentences)} sentences x {config.parallel_voices} voices, {len(audio)} renderings "
+            f"({out.seconds / 60:.1f} min), {len(pairs)} aligned pairs ({time.time() - started:.0f} s)")
+        return out
+
+    @property
+    def seconds(self) -> float:
+        return sum(len(a) for a in self.audio) / SAMPLE_RATE
+
+    @torch.no_grad()
+    def teacher_units(self, teacher) -> list[torch.Tensor]:
+        """The (frozen) teacher's units of every rendering, each computed on that rendering alone."""
+        return [teacher.units(torch.from_numpy(a)[None])[0] for a in self.audio]
+
+    def batch(self, units: list[torch.Tensor], n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n, S) audio of B renderings, zero-padded to the longest, and (n, T) targets: the teacher's unit of A at
+        the aligned frame, IGNORE where there is none."""
+        picks = [self.pairs[i] for i in rng.choice(len(self.pairs), size=n, replace=len(self.pairs) < n)]
+        frames = max(num_frames(len(self.audio[ib])) for ib, _, _ in picks)
+        audio = torch.zeros(n, frames * FRAME)
+        targets = torch.full((n, frames), IGNORE, dtype=torch.long)
+        for row, (ib, ia, m) in enumerate(picks):
+            audio[row, : len(self.audio[ib])] = torch.from_numpy(self.audio[ib])
+            valid = torch.from_numpy(m >= 0)
+            t = torch.full((len(m),), IGNORE, dtype=torch.long)
+            t[valid] = units[ia][torch.from_numpy(m[m >= 0])]
+            targets[row, : len(m)] = t
+        return audio, targets
+
+
+def _save(cache: Path, audio, phones, voices, sentence) -> None:
+    from workbench.io import atomic_path, atomic_write_json
+
+    cache.mkdir(parents=True, exist_ok=True)
+    ends = np.cumsum([len(a) for a in audio])
+    with atomic_path(cache / "audio.npy") as tmp:  # 16-bit, as the corpus is stored
+        with open(tmp, "wb") as f:
+            np.save(f, np.concatenate([np.clip(a, -1, 1) * 32767 for a in audio]).astype(np.int16))
+    atomic_write_json(cache / "renderings.json", {"spans": [[int(e - len(a)), int(e)] for a, e in zip(audio, ends)],
+                                                  "phones": phones, "voices": voices, "sentence": sentence})
