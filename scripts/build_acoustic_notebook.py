@@ -2,10 +2,7 @@
 
 Notebook 04 holds the acoustic stage; this script writes its codec part (SoundStorm's cells join it later)."""
 
-from pathlib import Path
-
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from workbench.notebooks import write_notebook
 
 CELLS = [
     ("code", """# Parameters (papermill overrides these).
@@ -72,18 +69,5 @@ pipeline works. The laptop preset's measured figures, and how far they are from 
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook()
-    for kind, source, *meta in CELLS:
-        cell = new_code_cell(source) if kind == "code" else new_markdown_cell(source)
-        if meta:
-            cell.metadata.update(meta[0])
-        nb.cells.append(cell)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nb
-
-
 if __name__ == "__main__":
-    out = Path(__file__).resolve().parent.parent / "notebooks" / "04_acoustic_synthesis.ipynb"
-    nbformat.write(build(), out)
-    print(f"wrote {out}")
+    print("wrote", write_notebook("04_acoustic_synthesis", CELLS))

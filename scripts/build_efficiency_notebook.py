@@ -1,9 +1,6 @@
 """Write notebooks/06_efficiency.ipynb (no outputs). Run: python scripts/build_efficiency_notebook.py"""
 
-from pathlib import Path
-
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from workbench.notebooks import write_notebook
 
 CELLS = [
     ("code", """# Parameters (papermill overrides these).
@@ -84,18 +81,5 @@ teaching.bandwidth_figure(scan).show()"""),
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook()
-    for kind, source, *meta in CELLS:
-        cell = new_code_cell(source) if kind == "code" else new_markdown_cell(source)
-        if meta:
-            cell.metadata.update(meta[0])
-        nb.cells.append(cell)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nb
-
-
 if __name__ == "__main__":
-    path = Path(__file__).resolve().parent.parent / "notebooks" / "06_efficiency.ipynb"
-    nbformat.write(build(), path)
-    print(f"wrote {path}")
+    print("wrote", write_notebook("06_efficiency", CELLS))

@@ -1,11 +1,8 @@
 """Write notebooks/01_tokenization.ipynb (without outputs). Run: .venv/bin/python scripts/make_01_tokenization.py"""
 
-from pathlib import Path
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-OUT = Path(__file__).resolve().parent.parent / "notebooks" / "01_tokenization.ipynb"
+from workbench.notebooks import write_notebook
 
 cells = [
     new_markdown_cell("""# 01 · Tokenization: speech -> 25 Hz speaker-invariant units
@@ -123,7 +120,4 @@ figures.windows_figure(plan_windows(len(windowed), w, o), len(windowed), agree).
 print(json.dumps(summary, indent=1))"""),
 ]
 
-nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                        "language": "python"}})
-nbformat.write(nb, OUT)
-print(f"wrote {OUT}")
+print("wrote", write_notebook("01_tokenization", cells))

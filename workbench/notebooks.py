@@ -49,3 +49,24 @@ def run_notebook(name: str, out_dir: str | os.PathLike, parameters: dict[str, An
             cwd=str(NOTEBOOK_DIR.parent), progress_bar=False, execution_timeout=timeout_s, log_output=False,
         )
     return out
+
+
+def write_notebook(name: str, cells: list) -> Path:
+    """Write ``notebooks/<name>.ipynb`` (no outputs) from the generator scripts in scripts/.
+
+    `cells` holds nbformat cells or ``(kind, source[, metadata])`` tuples with kind "code" or "markdown".
+    """
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    for cell in cells:
+        if isinstance(cell, tuple):
+            kind, source, *meta = cell
+            cell = new_code_cell(source) if kind == "code" else new_markdown_cell(source)
+            if meta:
+                cell.metadata.update(meta[0])
+        nb.cells.append(cell)
+    out = NOTEBOOK_DIR / f"{name}.ipynb"
+    nbformat.write(nb, out)
+    return out
