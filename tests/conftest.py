@@ -12,6 +12,17 @@ REAL_SPEECH = FIXTURES / "real-speech"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and a shared CPU is not oversubscribed."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def smoke_corpus(tmp_path_factory) -> Path:
     """The smoke-preset SynthBooks-Long corpus, built once per test session (a few seconds)."""

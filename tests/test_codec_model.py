@@ -17,13 +17,7 @@ from workbench.codec.stream import decode_long, encode_long, reconstruct
 TINY = ModelConfig(channels=2, decoder_channels=2, dim=8, dilations=(1,), codebook_size=16, num_quantizers=3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # the tests are tiny; one thread avoids oversubscribing a shared CPU
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread avoids oversubscribing
 
 
 def test_ema_update_moves_codes_toward_their_data() -> None:

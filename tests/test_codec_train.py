@@ -20,12 +20,7 @@ from workbench.config import override
 SMOKE = PRESETS["smoke"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread avoids oversubscribing
 
 
 @pytest.fixture(scope="module")
