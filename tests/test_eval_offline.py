@@ -1,0 +1,66 @@
+"""The offline evaluation models: pocketsphinx WER and resemblyzer speaker similarity."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench.audio import SAMPLE_RATE, load_audio
+from workbench.eval.asr import normalize_text, split_points, transcribe, word_error_rate
+from workbench.eval.speaker import cosine, speaker_embedding, speaker_similarity
+
+REAL = Path(__file__).parent / "fixtures" / "real-speech"
+
+
+def test_normalize_text_keeps_words_and_apostrophes_only():
+    assert normalize_text("  Mr. Elton's  'own' HAPPINESS -- quickened!") == "mr elton's own happiness quickened"
+
+
+def test_word_error_rate_counts_every_kind_of_error_over_the_corpus():
+    assert word_error_rate("the cat sat down", "the cat sat down") == 0.0
+    assert word_error_rate("the cat sat down", "the bat sat down") == 0.25  # substitution
+    assert word_error_rate("the cat sat down", "the cat sat") == 0.25  # deletion
+    assert word_error_rate("the cat", "the big cat") == 0.5  # insertion
+    # pooled over pairs: 1 error in 6 words, not the mean of per-pair rates (0.25 and 0)
+    assert word_error_rate(["the cat sat down", "a dog"], ["the bat sat down", "a dog"]) == pytest.approx(1 / 6)
+    with pytest.raises(ValueError, match="empty"):
+        word_error_rate([""], ["words"])
+    with pytest.raises(ValueError, match="references but"):
+        word_error_rate(["a", "b"], ["a"])
+
+
+def test_long_audio_is_cut_in_its_pauses():
+    rng = np.random.default_rng(0)
+    sr = SAMPLE_RATE
+    wav = rng.normal(0, 0.1, 70 * sr).astype(np.float32)
+    for pause in (27.0, 52.0):  # 300 ms pauses just before the 30 s boundaries
+        wav[int(pause * sr): int((pause + 0.3) * sr)] = 0
+    cuts = split_points(wav, max_seconds=30)
+    assert len(cuts) == 2
+    for cut, pause in zip(cuts, (27.0, 52.0)):
+        assert pause * sr <= cut <= (pause + 0.3) * sr
+    assert max(np.diff([0, *cuts, len(wav)])) <= 30 * sr
+    assert split_points(wav[: 10 * sr], max_seconds=30) == []
+
+
+def test_transcribe_real_speech_mostly_right():
+    wav = load_audio(REAL / "jfk.flac")
+    reference = (REAL / "jfk.txt").read_text()
+    hyp = transcribe(wav)
+    assert "country" in hyp.split()
+    assert word_error_rate(reference, hyp) < 0.6  # pocketsphinx on a 1961 recording: ~0.4
+
+
+def test_same_voice_is_more_similar_than_another_voice(smoke_corpus):
+    from workbench.data.loaders import open_dataset
+
+    recs = open_dataset(smoke_corpus).recordings
+    female = [r.load() for r in recs if r.speaker == "us1-h"][:2]
+    male = next(r.load() for r in recs if r.speaker == "us3-h")
+    e = speaker_embedding(female[0])
+    assert e.shape == (256,) and np.linalg.norm(e) == pytest.approx(1.0, abs=1e-4)
+    same, other = speaker_similarity(female[0], female[1]), speaker_similarity(female[0], male)
+    assert same > 0.85 and same - other > 0.1, (same, other)
+    assert cosine(e, e) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="too little"):
+        speaker_embedding(female[0][: SAMPLE_RATE // 8])
