@@ -207,6 +207,7 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 JUDGE_URL_ENV = "WORKBENCH_JUDGE_URL"  # base of an OpenAI-compatible API, e.g. http://host:8000/v1
 JUDGE_MODEL_ENV = "WORKBENCH_JUDGE_MODEL"
 JUDGE_KEY_ENV = "WORKBENCH_JUDGE_API_KEY"  # optional bearer token
+JUDGE_NOT_CONFIGURED = f"no LLM judge configured (set {JUDGE_URL_ENV} to an OpenAI-compatible API base URL)"
 
 JUDGE_SYSTEM = ("You compare two continuations of the same spoken passage. The texts are automatic transcripts "
                 "of speech, so ignore spelling, punctuation and recognition errors. Judge which continuation "
@@ -263,8 +264,7 @@ def judge_pair(prompt_text: str, a: str, b: str, *, names: tuple[str, str] = ("a
     endpoint: returns {"status": "skipped" | "error", "winner": None, "reason": ...} instead."""
     url = url or os.environ.get(JUDGE_URL_ENV)
     if not url:
-        return {"status": "skipped", "winner": None,
-                "reason": f"no LLM judge configured (set {JUDGE_URL_ENV} to an OpenAI-compatible API base URL)"}
+        return {"status": "skipped", "winner": None, "reason": JUDGE_NOT_CONFIGURED}
     model = model or os.environ.get(JUDGE_MODEL_ENV) or "default"
     key = os.environ.get(JUDGE_KEY_ENV)
     verdicts = []
@@ -280,3 +280,26 @@ def judge_pair(prompt_text: str, a: str, b: str, *, names: tuple[str, str] = ("a
     winner = names[0] if both == {"A"} else names[1] if both == {"B"} else "tie"
     return {"status": "ok", "winner": winner, "model": model, "consistent": len(both) == 1,
             "verdicts": verdicts, "reason": verdicts[0]["reason"]}
+
+
+# ------------------------------------------------------------------------------------ audio, all together
+
+
+def audio_measures(wav: np.ndarray, prompt_wav: np.ndarray, *, bin_seconds: float = 60.0,
+                   references: Mapping[str, str] | None = None, sample_rate: int = SAMPLE_RATE) -> dict[str, Any]:
+    """SC-L and speaker similarity over time of a continuation `wav` that followed `prompt_wav`. The prompt's
+    transcript (by the same ASR) is the SC-L reference, plus any `references` given (e.g. the ground truth's)."""
+    from workbench.eval.asr import transcribe
+
+    prompt_text = transcribe(prompt_wav, sample_rate)
+    refs = {"prompt": prompt_text, **(references or {})}
+    usable = {k: v for k, v in refs.items() if v.strip()}
+    out: dict[str, Any] = {"prompt_transcript": prompt_text, "seconds": len(wav) / sample_rate,
+                           "bin_seconds": bin_seconds}
+    if usable:
+        out["sc_l"] = semantic_coherence(wav, usable, bin_seconds=bin_seconds, sample_rate=sample_rate)
+    else:
+        out["sc_l"], out["sc_l_note"] = None, "ASR heard no words in the prompt: SC-L has no reference"
+    out["speaker_similarity"] = speaker_similarity_over_time(wav, prompt_wav, bin_seconds=bin_seconds,
+                                                             sample_rate=sample_rate)
+    return out

@@ -4,6 +4,7 @@
     lm eval  --preset laptop [--runs GRIFFIN_RUN TRANSFORMER_RUN] --json     -> lm.json in the report folder
     lm info  --preset paper-2b --json                                      parameter counts (meta device)
     lm sample --run DIR --prompt-seconds 4 --seconds 20                     a continuation of a held-out prompt
+    lm extrapolate --preset laptop --minutes 16 --json    both models continue one prompt for minutes -> extrapolation.json
 
 Also runs standalone (`python -m workbench.lm.cli ...`), which is how `torchrun` launches data-parallel
 training: `torchrun --nproc_per_node 2 -m workbench.lm.cli train ...`.
@@ -123,6 +124,21 @@ def cmd_sample(args) -> None:
          lambda p: f"wrote {p['shape'][0]} continuations of {p['shape'][1]} tokens to {p['samples']}")
 
 
+def cmd_extrapolate(args) -> None:
+    from workbench.io import reports_dir
+    from workbench.lm.extrapolate import extrapolation_config, run_extrapolation, save_streams, summary
+
+    cfg = extrapolation_config(args.preset, minutes=args.minutes, transformer_minutes=args.transformer_minutes,
+                               prompt_seconds=args.prompt_seconds, bin_seconds=args.bin_seconds,
+                               temperature=args.temperature, seed=args.seed)
+    log = (lambda m: None) if args.json else (lambda m: print(m, flush=True))
+    payload, streams = run_extrapolation(args.preset, cfg, runs=args.runs, tokens=args.tokens,
+                                         train_missing=not args.no_train, device=args.device,
+                                         audio=not args.no_audio, progress=not args.json, log=log)
+    payload["streams"] = str(save_streams(reports_dir(args.reports) / "extrapolation-tokens.npz", streams))
+    emit(args, payload, summary, report_name="extrapolation.json")
+
+
 def register(subparsers) -> None:
     from workbench.lm.config import MODELS, PRESETS
 
@@ -180,6 +196,25 @@ def register(subparsers) -> None:
     p.add_argument("--device", default=None)
     add_output_args(p)
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("extrapolate", help="continue one held-out prompt for minutes with both models and measure "
+                       "the streams over time (extrapolation.json)")
+    p.add_argument("--preset", default="laptop", choices=PRESETS)
+    p.add_argument("--minutes", type=float, default=None, help="Griffin's continuation (laptop default: 16)")
+    p.add_argument("--transformer-minutes", type=float, default=None,
+                   help="the Transformer's continuation (laptop default: 4; it slows down with length)")
+    p.add_argument("--prompt-seconds", type=float, default=None)
+    p.add_argument("--bin-seconds", type=float, default=None, help="measures per bin (laptop default: 60)")
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--runs", default=None, help="folder holding <preset>-griffin and <preset>-transformer (default: "
+                   "runs/lm, then runs/lm/notebook)")
+    p.add_argument("--tokens", default=None, help="token directory (default: the one the runs trained on)")
+    p.add_argument("--no-train", action="store_true", help="fail instead of training missing runs")
+    p.add_argument("--no-audio", action="store_true", help="skip the ground truth's audio measures (ASR etc.)")
+    p.add_argument("--device", default=None)
+    add_output_args(p)
+    p.set_defaults(func=cmd_extrapolate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ with every token. Sampling is batched and seeded: temperature (0 = greedy), top-
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -36,11 +36,14 @@ def sample_next(logits: torch.Tensor, generator: torch.Generator | None = None, 
 @torch.no_grad()
 def stream(model: SpeechLM, prompt: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None, seed: int = 0, precision: str = "auto",
-           cache: ModelCache | None = None) -> Iterator[torch.Tensor]:
+           cache: ModelCache | None = None, observe: Callable[[ModelCache], None] | None = None
+           ) -> Iterator[torch.Tensor]:
     """Yield (b,) tokens one step at a time after prefilling `prompt` (b, t0 >= 1).
 
     With `cache` the stream continues from it (the prompt is then the tokens that follow the cached ones); the
-    benchmark uses this to time decoding at long contexts. The given cache object itself is never modified."""
+    benchmark uses this to time decoding at long contexts. The given cache object itself is never modified.
+    `observe`, if given, sees the cache after the prefill and after every step (long-form generation records
+    the cache's size over time with it)."""
     if prompt.dim() != 2 or prompt.shape[1] < 1:
         raise ValueError(f"prompt must be (batch, time) with at least one token, got {tuple(prompt.shape)}")
     device = next(model.parameters()).device
@@ -49,11 +52,15 @@ def stream(model: SpeechLM, prompt: torch.Tensor, max_new_tokens: int, *, temper
         cache = model.init_cache(prompt.shape[0], device)
     with autocast(device, precision):
         logits, cache = model(prompt.to(device), None, cache)
+        if observe is not None:
+            observe(cache)
         for i in range(max_new_tokens):
             token = sample_next(logits[:, -1], generator, temperature, top_k, top_p)
             yield token
             if i + 1 < max_new_tokens:
                 logits, cache = model(token[:, None], None, cache)
+                if observe is not None:
+                    observe(cache)
 
 
 def generate(model: SpeechLM, prompt: torch.Tensor, max_new_tokens: int, **sampling) -> torch.Tensor:

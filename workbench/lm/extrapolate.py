@@ -1,0 +1,448 @@
+"""Long-form extrapolation (notebook 05, `lm extrapolate`): the paper's "4 minutes in training, 16 at generation".
+
+Both LMs, trained on short crops (10 s at the laptop preset), are prompted with the first seconds of the same
+held-out recording and continue it for `minutes` (16 at laptop: 24,000 tokens at 25 Hz). Griffin decodes through
+`workbench.lm.generate.stream` with its constant-size cache; the SpeechTransformer through its growing KV cache,
+and only for `transformer_minutes` (its decode cost grows with every token: on 2 CPU cores 16 minutes of it would
+take most of an hour; notebook 06 measures that cost). The real continuation of the recording is measured the
+same way, as the reference a healthy stream should resemble.
+
+Measured per time bin of each stream (`workbench.eval.longform.token_measures`): repeat rate, distinct-n, unit
+entropy, longest run (degeneration into loops or a stuck unit) and the NLL of the stream under a scorer LM (the
+Griffin run: the paper scores transcripts with a text LM; we have no text here, so this says how plausible the
+stream is to a speech-token LM, and loops are plausible -- read it beside the repeat rate). Plus each model's cache
+size as the stream grows (Griffin's is constant) and its decode speed per bin.
+
+Audio: where the tokens come from a corpus (tokens.json names it), the ground truth's audio gets SC-L and speaker
+similarity over time (`audio_measures`) -- the ceiling for a generated continuation. Generated audio needs the
+acoustic stage (`workbench.acoustic`); until it exists the audio of the continuations is reported as skipped, with
+the reason, and so is the LLM judge, which reads their transcripts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from workbench.cli import UserError
+from workbench.eval.longform import JUDGE_NOT_CONFIGURED, JUDGE_URL_ENV, loop_onset_s, token_measures
+from workbench.lm.config import TOKENS_PER_SECOND, model_config, train_config
+from workbench.lm.data import TokenCorpus, resolve_tokens
+from workbench.lm.evaluate import position_nll
+from workbench.lm.generate import stream
+from workbench.lm.model import SpeechLM
+from workbench.lm.modules import cache_nbytes
+from workbench.lm.train import load_model, pick_device, train
+
+DEFAULT_RUNS = Path("runs/lm")
+MAX_MINUTES = 120.0  # 3,000 tokens a minute; beyond two hours a CPU run is a mistake, not a measurement
+
+
+@dataclass(frozen=True)
+class ExtrapolationConfig:
+    minutes: float = 16.0  # Griffin's continuation
+    transformer_minutes: float | None = 4.0  # the Transformer's (None: as far as Griffin)
+    prompt_seconds: float = 10.0  # the paper's long-form prompt
+    bin_seconds: float = 60.0
+    temperature: float = 1.0  # the paper samples at temperature 1
+    top_p: float | None = None
+    seed: int = 0
+    record_every_s: float = 5.0  # cache size and decode speed are sampled this often
+    audio_minutes: float = 2.0  # ground-truth audio measured (ASR, speaker embeddings) this far
+
+    def __post_init__(self):
+        problems = []
+        for name in ("minutes", "prompt_seconds", "bin_seconds", "record_every_s", "audio_minutes"):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("minutes", "transformer_minutes"):
+            value = getattr(self, name)
+            if value is not None and value > MAX_MINUTES:
+                problems.append(f"{name}={value} is more than {MAX_MINUTES:.0f} minutes of speech")
+        if self.transformer_minutes is not None and self.transformer_minutes < 0:
+            problems.append("transformer_minutes must be >= 0 (0: skip the Transformer)")
+        if self.temperature < 0:
+            problems.append("temperature must be >= 0")
+        if problems:
+            raise UserError("bad extrapolation settings: " + "; ".join(problems))
+
+
+PRESETS = {
+    "smoke": ExtrapolationConfig(minutes=0.5, transformer_minutes=0.5, prompt_seconds=2.0, bin_seconds=5.0,
+                                 record_every_s=1.0, audio_minutes=0.25),
+    "laptop": ExtrapolationConfig(),
+    "small": ExtrapolationConfig(transformer_minutes=16.0),
+    "paper-2b": ExtrapolationConfig(transformer_minutes=16.0, audio_minutes=16.0),
+}
+
+
+def extrapolation_config(preset: str, **changes: Any) -> ExtrapolationConfig:
+    from workbench.config import override, pick_preset
+
+    return override(pick_preset(PRESETS, preset, "extrapolation"),
+                    **{k: v for k, v in changes.items() if v is not None})
+
+
+# ----------------------------------------------------------------------------------------------- models
+
+
+def find_run(preset: str, model: str, runs: str | Path | None = None) -> Path | None:
+    """A trained run for (preset, model): under `runs` if given, else where `lm train` puts it
+    (runs/lm/<preset>-<model>), else where notebook 03 puts it (runs/lm/notebook/<preset>-<model>)."""
+    roots = [Path(runs)] if runs else [DEFAULT_RUNS, DEFAULT_RUNS / "notebook"]
+    for root in roots:
+        if (root / f"{preset}-{model}" / "checkpoint.json").is_file():
+            return root / f"{preset}-{model}"
+    return None
+
+
+def train_or_load(preset: str, models: tuple[str, ...] = ("griffin", "transformer"), *,
+                  runs: str | Path | None = None, tokens: str | Path | None = None, train_missing: bool = True,
+                  device: str | None = None, log: Callable[[str], None] = print
+                  ) -> tuple[dict[str, tuple[SpeechLM, dict, Path]], Path]:
+    """name -> (model, checkpoint meta, run dir) and the token directory they share. Missing runs are trained at
+    the preset's settings (seconds at smoke, 5 minutes each at laptop) when `train_missing`, else a UserError
+    names the command that trains them. Tokens: `tokens`, else those the first existing run trained on, else the
+    tokenizer's output for the preset, else the synthetic corpus."""
+    found = {m: find_run(preset, m, runs) for m in models}
+    if not train_missing and (missing := [m for m in models if found[m] is None]):
+        raise UserError(f"no trained {missing[0]} for preset {preset!r} under "
+                        f"{runs or f'{DEFAULT_RUNS} or {DEFAULT_RUNS}/notebook'}; train it: "
+                        f"python -m workbench lm train --preset {preset} --model {missing[0]}")
+    if tokens is None and (first := next((r for r in found.values() if r), None)) is not None:
+        tokens = load_model(first)[1]["tokens"]
+    token_dir = resolve_tokens(tokens, preset)
+    dev = pick_device(device)
+    out = {}
+    for name in models:
+        run = found[name]
+        if run is None:
+            run = Path(runs or DEFAULT_RUNS) / f"{preset}-{name}"
+            log(f"training {name} ({preset}) into {run} ...")
+            mcfg = model_config(preset, name)
+            vocab = int(json.loads((token_dir / "tokens.json").read_text())["num_units"]) \
+                if (token_dir / "tokens.json").is_file() else mcfg.vocab_size
+            if vocab > mcfg.vocab_size:
+                raise UserError(f"{token_dir} has {vocab} units but the {preset} LM's vocabulary is "
+                                f"{mcfg.vocab_size}: use the tokenizer of the same preset")
+            train(run, mcfg, train_config(preset), token_dir, preset=preset, progress=False)
+        model, meta = load_model(run, dev)
+        meta = {**meta, "trained_now": found[name] is None}
+        if Path(meta["tokens"]).resolve() != token_dir.resolve():
+            log(f"NOTE: {name} ({run}) was trained on {meta['tokens']}, not {token_dir}")
+        out[name] = (model, meta, run)
+    return out, token_dir
+
+
+# ------------------------------------------------------------------------------------------ generation
+
+
+def continue_tracked(model: SpeechLM, prompt: torch.Tensor, new_tokens: int, cfg: ExtrapolationConfig,
+                     desc: str = "", progress: bool = True) -> dict[str, Any]:
+    """Continue `prompt` (1, t0) by `new_tokens`, recording the cache's size and the decode speed every
+    `record_every_s` seconds of generated speech. Returns the tokens (prompt included) and the traces."""
+    from tqdm.auto import tqdm
+
+    every = max(1, round(cfg.record_every_s * TOKENS_PER_SECOND))
+    trace: list[dict[str, float]] = []
+    steps = [0]
+    clock = [time.perf_counter()]
+
+    def observe(cache) -> None:
+        done = steps[0]  # generated tokens this cache holds (0: right after the prefill)
+        steps[0] += 1
+        if done % every == 0 or done == new_tokens - 1:  # the last token sampled is never fed back
+            now = time.perf_counter()
+            last = trace[-1] if trace else None
+            rate = (done - last["generated"]) / (now - clock[0]) if last and now > clock[0] else None
+            trace.append({"t_s": done / TOKENS_PER_SECOND, "generated": done, "cache_bytes": cache_nbytes(cache),
+                          "tokens_per_s": rate})
+            clock[0] = now
+
+    started = time.perf_counter()
+    out = []
+    bar = tqdm(total=new_tokens, desc=desc, unit="tok", disable=not progress, mininterval=2.0)
+    for token in stream(model, prompt, new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed,
+                        observe=observe):
+        out.append(int(token[0]))
+        bar.update(1)
+    bar.close()
+    wall = time.perf_counter() - started
+    tokens = np.concatenate([prompt[0].cpu().numpy(), np.asarray(out, dtype=np.int64)])
+    return {"tokens": tokens, "cache": trace, "wall_s": wall, "tokens_per_s": new_tokens / wall if wall else None}
+
+
+def score(scorer: SpeechLM, tokens: np.ndarray, chunk: int) -> np.ndarray:
+    """Per-token NLL of a stream under `scorer` (position_nll, one row)."""
+    return position_nll(scorer, torch.as_tensor(tokens, dtype=torch.long)[None], chunk)[0].numpy()
+
+
+def choose_prompt(corpus: TokenCorpus, prompt_seconds: float):
+    """The longest held-out recording (the longest ground truth), its prompt and its real continuation."""
+    recs = corpus.split(corpus.held_out_split())
+    rec = max(recs, key=lambda r: r.num_tokens)
+    n = round(prompt_seconds * TOKENS_PER_SECOND)
+    if rec.num_tokens <= n:
+        raise UserError(f"the longest held-out recording ({rec.id}, {rec.num_tokens / TOKENS_PER_SECOND:.1f} s) is "
+                        f"not longer than the {prompt_seconds} s prompt")
+    tokens = np.asarray(corpus.tokens(rec), dtype=np.int64)
+    return rec, tokens[:n], tokens
+
+
+# ---------------------------------------------------------------------------------------------- audio
+
+
+def acoustic_unavailable() -> str:
+    """Why the continuations are not rendered to audio. The acoustic stage (SoundStorm over the codec,
+    `workbench.acoustic`) is being built on its own branch; rendering is wired in here once it is merged."""
+    if importlib.util.find_spec("workbench.acoustic") is None:
+        return ("the acoustic stage (workbench.acoustic: SoundStorm + codec, issue 7) is not in this checkout yet, "
+                "so the continuations are tokens only")
+    return "workbench.acoustic exists but is not wired into the long-form evaluation yet"
+
+
+def corpus_recording(token_dir: Path, rec_id: str):
+    """The corpus recording a token file was encoded from (tokens.json names the corpus), or None."""
+    meta = token_dir / "tokens.json"
+    if not meta.is_file():
+        return None
+    corpus = json.loads(meta.read_text()).get("corpus")
+    if not corpus or not Path(corpus).is_dir():
+        return None
+    from workbench.data.loaders import open_dataset
+
+    try:
+        return next((r for r in open_dataset(corpus).recordings if r.id == rec_id), None)
+    except (OSError, ValueError):
+        return None
+
+
+def ground_truth_audio(token_dir: Path, rec, cfg: ExtrapolationConfig) -> dict[str, Any]:
+    from workbench.eval.longform import audio_measures
+
+    audio_rec = corpus_recording(token_dir, rec.id)
+    if audio_rec is None:
+        why = "SYNTHETIC tokens have no audio" if (token_dir / "SYNTHETIC").exists() else \
+            f"no corpus recording found for {rec.id} (tokens.json names no readable corpus)"
+        return {"status": "skipped", "reason": why}
+    seconds = min(cfg.audio_minutes * 60, audio_rec.duration - cfg.prompt_seconds)
+    prompt_wav = audio_rec.load(0.0, cfg.prompt_seconds)
+    wav = audio_rec.load(cfg.prompt_seconds, seconds)
+    return {"status": "ok", "recording": audio_rec.id, "audio": str(audio_rec.audio),
+            **audio_measures(wav, prompt_wav, bin_seconds=min(cfg.bin_seconds, seconds))}
+
+
+# ------------------------------------------------------------------------------------------------ job
+
+
+def run_extrapolation(preset: str, cfg: ExtrapolationConfig, *, runs: str | Path | None = None,
+                      tokens: str | Path | None = None, train_missing: bool = True, device: str | None = None,
+                      audio: bool = True, progress: bool = True, log: Callable[[str], None] = print
+                      ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Train-or-load both LMs, continue the same held-out prompt with each, measure. Returns the JSON payload
+    (extrapolation.json) and the token streams (name -> prompt + continuation; "ground_truth" the real one)."""
+    models, token_dir = train_or_load(preset, runs=runs, tokens=tokens, train_missing=train_missing,
+                                      device=device, log=log)
+    corpus = TokenCorpus(token_dir)
+    rec, prompt, truth = choose_prompt(corpus, cfg.prompt_seconds)
+    prompt_t = torch.from_numpy(prompt)[None]
+    scorer, scorer_meta, _ = models["griffin"]
+    chunk = scorer_meta["train_config"]["window_tokens"]
+    limits = {"griffin": cfg.minutes,
+              "transformer": cfg.minutes if cfg.transformer_minutes is None else min(cfg.minutes,
+                                                                                     cfg.transformer_minutes)}
+    payload: dict[str, Any] = {
+        "preset": preset, "config": dataclasses.asdict(cfg), "tokens": str(token_dir),
+        "synthetic_tokens": corpus.synthetic, "scorer": "griffin",
+        "prompt": {"recording": rec.id, "speaker": rec.speaker, "split": rec.split, "tokens": len(prompt),
+                   "seconds": len(prompt) / TOKENS_PER_SECOND},
+        "machine": {"torch_threads": torch.get_num_threads(), "load_average": list(os.getloadavg()),
+                    "device": str(pick_device(device))},
+        "models": {},
+    }
+    streams: dict[str, np.ndarray] = {}
+    for name, (model, meta, run) in models.items():
+        new = round(limits[name] * 60 * TOKENS_PER_SECOND)
+        window = meta["train_config"]["window_tokens"]
+        entry: dict[str, Any] = {"run": str(run), "parameters": meta["parameters"]["total"], "steps": meta["step"],
+                                 "trained_now": meta["trained_now"], "train_window_s": window / TOKENS_PER_SECOND,
+                                 "minutes": limits[name]}
+        if new == 0:
+            entry["skipped"] = "transformer_minutes is 0"
+            payload["models"][name] = entry
+            continue
+        log(f"{name}: continuing {len(prompt)} prompt tokens by {new:,} tokens ({limits[name]:g} min)")
+        out = continue_tracked(model, prompt_t, new, cfg, desc=name, progress=progress)
+        streams[name] = out["tokens"]
+        bins = token_measures(out["tokens"], len(prompt), bin_seconds=cfg.bin_seconds,
+                              nll=score(scorer, out["tokens"], chunk))
+        sizes = [c["cache_bytes"] for c in out["cache"]]
+        entry.update({
+            "generated_tokens": new, "generated_s": new / TOKENS_PER_SECOND,
+            "times_train_window": round((len(prompt) + new) / window, 1),
+            "wall_s": out["wall_s"], "tokens_per_s": out["tokens_per_s"],
+            "measures": bins, "loop_onset_s": loop_onset_s(bins), "cache": out["cache"],
+            "cache_bytes_start": sizes[0], "cache_bytes_end": sizes[-1],
+            "cache_growth": sizes[-1] / sizes[0] if sizes[0] else None,
+        })
+        payload["models"][name] = entry
+    if len(truth) > len(prompt):
+        streams["ground_truth"] = truth[: len(prompt) + round(cfg.minutes * 60 * TOKENS_PER_SECOND)]
+        bins = token_measures(streams["ground_truth"], len(prompt), bin_seconds=cfg.bin_seconds,
+                              nll=score(scorer, streams["ground_truth"], chunk))
+        payload["ground_truth"] = {"seconds": (len(streams["ground_truth"]) - len(prompt)) / TOKENS_PER_SECOND,
+                                   "measures": bins, "loop_onset_s": loop_onset_s(bins)}
+    payload["audio"] = {"continuations": {"status": "skipped", "reason": acoustic_unavailable()}}
+    if audio:
+        log("ground-truth audio: ASR, sentence and speaker embeddings ...")
+        payload["audio"]["ground_truth"] = ground_truth_audio(token_dir, rec, cfg)
+    else:
+        payload["audio"]["ground_truth"] = {"status": "skipped", "reason": "audio measures were turned off"}
+    payload["llm_judge"] = judge_status()
+    return payload, streams
+
+
+def judge_status() -> dict[str, Any]:
+    """Why the LLM judge did not run: it compares the continuations' transcripts side by side
+    (`workbench.eval.longform.judge_pair`), which needs their audio -- and a configured endpoint."""
+    reasons = ["the continuations have no audio yet, hence no transcripts to judge"]
+    if not os.environ.get(JUDGE_URL_ENV):
+        reasons.append(JUDGE_NOT_CONFIGURED)
+    return {"status": "skipped", "winner": None, "reason": "; ".join(reasons)}
+
+
+def save_streams(path: str | Path, streams: dict[str, np.ndarray]) -> Path:
+    """The token streams behind the figures, as one .npz (name -> prompt + continuation), written atomically."""
+    from workbench.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **streams)
+    return Path(path)
+
+
+# --------------------------------------------------------------------------------------------- figures
+
+
+def measure_figure(payload: dict[str, Any], key: str, title: str, yaxis: str):
+    """One per-bin measure against time for each model and the ground truth."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    rows = {**{n: m for n, m in payload["models"].items() if "measures" in m},
+            **({"ground truth": payload["ground_truth"]} if "ground_truth" in payload else {})}
+    for name, entry in rows.items():
+        bins = entry["measures"]
+        fig.add_scatter(x=[(b["from_s"] + b["to_s"]) / 120 for b in bins], y=[b.get(key) for b in bins],
+                        mode="lines+markers", name=name, line=dict(dash="dot") if name == "ground truth" else None)
+    window = payload["models"]["griffin"]["train_window_s"] / 60
+    fig.add_vline(x=window, line_dash="dash", annotation_text="training window")
+    fig.update_layout(title=title, xaxis_title="minutes into the continuation", yaxis_title=yaxis, height=380)
+    return fig
+
+
+def cache_figure(payload: dict[str, Any]):
+    """Decode cache (MB) against generated minutes: Griffin flat, the Transformer's KV cache a ramp."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for name, entry in payload["models"].items():
+        if "cache" in entry:
+            fig.add_scatter(x=[c["t_s"] / 60 for c in entry["cache"]], y=[c["cache_bytes"] / 2**20 for c in entry["cache"]],
+                            mode="lines", name=name)
+    fig.update_layout(title="Decode state size while generating", xaxis_title="minutes generated",
+                      yaxis_title="cache (MB, batch 1)", height=380)
+    return fig
+
+
+def speed_figure(payload: dict[str, Any]):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for name, entry in payload["models"].items():
+        pts = [c for c in entry.get("cache", []) if c["tokens_per_s"]]
+        fig.add_scatter(x=[c["t_s"] / 60 for c in pts], y=[c["tokens_per_s"] for c in pts], mode="lines", name=name)
+    fig.update_layout(title="Decode speed while generating (batch 1)", xaxis_title="minutes generated",
+                      yaxis_title="tokens / s", height=380)
+    return fig
+
+
+def tokens_figure(streams: dict[str, np.ndarray], prompt_tokens: int, seconds: float = 20.0,
+                  where: str = "end"):
+    """The units themselves as a raster (unit id against time) for `seconds` at the start or end of each
+    continuation: a loop shows as a repeating pattern, a stuck unit as a flat line."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    names = list(streams)
+    fig = make_subplots(rows=len(names), cols=1, shared_xaxes=False, subplot_titles=names, vertical_spacing=0.08)
+    n = round(seconds * TOKENS_PER_SECOND)
+    for i, name in enumerate(names, 1):
+        cont = streams[name][prompt_tokens:]
+        lo = 0 if where == "start" else max(0, len(cont) - n)
+        piece = cont[lo: lo + n]
+        fig.add_scatter(x=(np.arange(len(piece)) + lo) / TOKENS_PER_SECOND, y=piece, mode="markers",
+                        marker=dict(size=3), name=name, row=i, col=1)
+        fig.update_yaxes(title_text="unit", row=i, col=1)
+    fig.update_xaxes(title_text="seconds into the continuation", row=len(names), col=1)
+    fig.update_layout(title=f"Units, the {where} of each continuation ({seconds:g} s)", showlegend=False,
+                      height=200 * len(names) + 80)
+    return fig
+
+
+def audio_figure(payload: dict[str, Any]):
+    """SC-L and speaker similarity over time of whatever audio was measured (today: the ground truth)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("SC-L: similarity to the prompt's transcript",
+                                                        "speaker similarity to the prompt"))
+    for name, entry in payload["audio"].items():
+        if not entry or entry.get("status") != "ok":
+            continue
+        if entry.get("sc_l"):
+            fig.add_scatter(x=[(b["from_s"] + b["to_s"]) / 120 for b in entry["sc_l"]],
+                            y=[b["similarity"].get("prompt") for b in entry["sc_l"]], mode="lines+markers",
+                            name=f"{name} SC-L", row=1, col=1)
+        fig.add_scatter(x=[(b["from_s"] + b["to_s"]) / 120 for b in entry["speaker_similarity"]],
+                        y=[b["similarity"] for b in entry["speaker_similarity"]], mode="lines+markers",
+                        name=f"{name} speaker", row=1, col=2)
+    fig.update_xaxes(title_text="minutes into the continuation")
+    fig.update_yaxes(title_text="cosine", row=1, col=1)
+    fig.update_layout(height=360)
+    return fig
+
+
+def summary(payload: dict[str, Any]) -> str:
+    lines = [f"prompt: {payload['prompt']['recording']} ({payload['prompt']['seconds']:.0f} s)"
+             + (" -- SYNTHETIC tokens" if payload["synthetic_tokens"] else "")]
+    rows = {**payload["models"], **({"ground_truth": payload["ground_truth"]} if "ground_truth" in payload else {})}
+    for name, m in rows.items():
+        if "measures" not in m:
+            lines.append(f"{name}: {m.get('skipped', 'not generated')}")
+            continue
+        head = f"{name}: {m.get('generated_s', m.get('seconds', 0)) / 60:.2f} min"
+        if "wall_s" in m:
+            head += (f" in {m['wall_s']:.0f} s ({m['tokens_per_s']:.0f} tok/s), {m['times_train_window']}x its training "
+                     f"window; cache {m['cache_bytes_start'] / 1e3:,.1f} -> {m['cache_bytes_end'] / 1e3:,.1f} kB")
+        onset = m["loop_onset_s"]
+        head += "; no loop" if onset is None else f"; loops from {onset / 60:.1f} min"
+        lines.append(head)
+        lines.append("   " + "  ".join(f"{b['from_s'] / 60:.1f}m rep {_fmt(b['repeat_rate'])} H {b['entropy_bits']:.2f} "
+                                       f"nll {_fmt(b.get('nll'))}" for b in m["measures"]))
+    for name, a in payload["audio"].items():
+        lines.append(f"audio ({name}): {a['status'] if a else 'n/a'}" + (f" -- {a['reason']}" if a and a.get("reason") else ""))
+    lines.append(f"LLM judge: {payload['llm_judge']['status']} -- {payload['llm_judge'].get('reason', '')}")
+    return "\n".join(lines)
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
