@@ -57,3 +57,23 @@ def librispeech_long_tree(tmp_path) -> Path:
     sf.write(d / "19-198-0000.flac", np.concatenate([a, b]), 16000)  # a longer contiguous example
     (d / "19-198-0000.txt").write_text("A LONGER EXAMPLE\n")
     return root
+
+
+@pytest.fixture(scope="session")
+def smoke_tokens(smoke_corpus, tmp_path_factory) -> dict:
+    """The smoke tokenizer trained on the smoke corpus, and the corpus encoded with it (~15 s, once)."""
+    import torch
+
+    from workbench.config import pick_preset
+    from workbench.tokenizer.config import PRESETS
+    from workbench.tokenizer.encode import encode_corpus
+    from workbench.tokenizer.train import train_tokenizers
+
+    threads = torch.get_num_threads()
+    out = tmp_path_factory.mktemp("speech-tokens")
+    tokenizer = train_tokenizers(smoke_corpus, pick_preset(PRESETS, "smoke", "tokenizer"), log=lambda m: None,
+                                 cache_dir=out / "tokenizer")["learned"]
+    tokenizer.save(out / "tokenizer" / "learned")
+    encode_corpus(tokenizer, smoke_corpus, out / "tokens", progress=False)
+    torch.set_num_threads(threads)  # both set it from their config
+    return {"corpus": smoke_corpus, "tokenizer": out / "tokenizer" / "learned", "tokens": out / "tokens"}

@@ -1,0 +1,90 @@
+"""Write notebooks/05_extrapolation_16min.ipynb (no outputs). Run: python scripts/build_05_extrapolation_notebook.py"""
+
+from workbench.notebooks import write_notebook
+
+CELLS = [
+    ("code", """# Parameters (papermill overrides these).
+preset = "laptop"            # smoke (seconds) | laptop (16 min of Griffin, ~15 min on 2 CPU cores) | small | paper-2b
+minutes = None               # Griffin's continuation; None: the preset's (laptop 16, smoke 0.5)
+transformer_minutes = None   # the Transformer's; None: the preset's (laptop 4: it slows down with length)
+prompt_seconds = None        # None: the preset's (laptop 10 s, as in the paper)
+bin_seconds = None           # measures per bin; None: the preset's (laptop 60 s)
+seed = 0
+runs = None                  # folder with <preset>-griffin/-transformer; None: runs/lm, then runs/lm/notebook (03's)
+tokens = None                # token directory; None: the one the runs trained on (or the preset's)
+audio = True                 # ASR + speaker measures of the ground truth's audio
+reports = "reports/latest\"""", {"tags": ["parameters"]}),
+    ("markdown", """# 05 · Extrapolation: 16 minutes from a model trained on seconds
+
+SpeechSSM's headline: trained on crops of 4 minutes, it **generates 16** -- with constant memory, and without
+falling apart. Here both of our LMs were trained on short crops (10 s at the laptop preset); we prompt each with
+the first seconds of the same held-out recording and let it run:
+
+* **Griffin** for the whole length (16 minutes = 24,000 tokens at laptop), through `generate.stream` with its
+  constant-size state (RG-LRU state + conv buffer + a ring buffer of its local-attention window);
+* the **SpeechTransformer** only as far as is affordable on a CPU (laptop: 4 minutes): its KV cache -- and the
+  cost of every step -- grows with every token. Notebook 06 measures that cost; here we look at *what it says*
+  beyond its training window.
+
+Then we measure each stream bin by bin (`workbench.eval.longform`): long-form generation typically fails by
+**degenerating** -- falling into a loop of the same few units, or sticking on one unit (endless silence) -- which
+the repeat rate, distinct-n, unit entropy and longest run detect; the NLL under the Griffin LM says how plausible
+the stream is (loops are plausible: read it beside the repeat rate). The held-out recording's **real
+continuation** is measured the same way: it is what healthy looks like. All logic lives in `workbench.lm.extrapolate`."""),
+    ("code", """from pathlib import Path
+
+import torch
+
+from workbench.io import write_report
+from workbench.lm import extrapolate as X
+
+torch.set_num_threads(1)  # batch-1 decoding of a small model: one thread is fastest and leaves the other core free
+cfg = X.extrapolation_config(preset, minutes=minutes, transformer_minutes=transformer_minutes,
+                             prompt_seconds=prompt_seconds, bin_seconds=bin_seconds, seed=seed)
+payload, streams = X.run_extrapolation(preset, cfg, runs=runs, tokens=tokens, audio=audio, progress=False)
+payload["streams"] = str(X.save_streams(Path(reports) / "extrapolation-tokens.npz", streams))
+print("wrote", write_report("extrapolation.json", payload, reports))
+if payload["synthetic_tokens"]:
+    print("NOTE: SYNTHETIC tokens (no tokenizer output was found): a hidden-topic Markov process, not speech.")
+print(X.summary(payload))"""),
+    ("markdown", """## Does the stream degenerate?
+
+**Repeat rate**: the fraction of each bin's (deduplicated) 4-unit sequences already heard in the 10 seconds
+before. A loop drives it to 1; real speech repeats the odd word. The dashed line is the models' training window."""),
+    ("code", """X.measure_figure(payload, "repeat_rate", "Repeat rate per bin (1 = a loop)", "repeat rate").show()"""),
+    ("code", """X.measure_figure(payload, "entropy_bits", "Unit entropy per bin (0 = one unit; a loop: log2 of its period)",
+                  "bits").show()"""),
+    ("code", """X.measure_figure(payload, "distinct_n", "Distinct 4-grams per bin (deduplicated units)", "distinct fraction").show()
+X.measure_figure(payload, "longest_run_s", "Longest run of one unit per bin (a stuck unit: the whole bin)", "seconds").show()"""),
+    ("markdown", """## How plausible is it? NLL under the Griffin LM
+
+The paper scores transcripts with a text LM; we have tokens, so we score them with our own speech-token LM (the
+Griffin run). Griffin scores its own samples at roughly its entropy; the real continuation sets the level a
+well-trained model would reach."""),
+    ("code", """X.measure_figure(payload, "nll", "NLL per token under the Griffin LM, per bin", "nats / token").show()"""),
+    ("markdown", """## Memory and speed while generating
+
+Griffin's decode state has the same size after 10 seconds and after 16 minutes; the Transformer's KV cache grows by
+one slot per token (and with it the cost of each step: see notebook 06 for the full measurements)."""),
+    ("code", """X.cache_figure(payload).show()
+X.speed_figure(payload).show()"""),
+    ("markdown", "## The units themselves, at the end of each continuation"),
+    ("code", """X.tokens_figure(streams, payload["prompt"]["tokens"], seconds=min(20.0, cfg.minutes * 60), where="end").show()"""),
+    ("markdown", """## Audio: semantic coherence (SC-L) and speaker similarity over time
+
+SC-L: each bin's ASR transcript (pocketsphinx) embedded with MiniLM, cosine to the prompt's transcript. Speaker
+similarity: resemblyzer cosine of each bin to the prompt. Rendering the *generated* continuations needs the
+acoustic stage (SoundStorm + codec); until it is merged the reason is printed below and only the ground truth --
+the ceiling a generated continuation is compared against -- is measured."""),
+    ("code", """for name, entry in payload["audio"].items():
+    print(f"{name}: {entry['status']}" + (f" -- {entry['reason']}" if entry.get("reason") else ""))
+    for b in entry.get("sc_l") or []:
+        print(f"   {b['from_s']:.0f}-{b['to_s']:.0f}s  SC-L {b['similarity'].get('prompt')}  heard: {b['transcript'][:70]!r}")
+print("LLM judge:", payload["llm_judge"]["status"], "--", payload["llm_judge"]["reason"])
+if any(e.get("status") == "ok" for e in payload["audio"].values()):
+    X.audio_figure(payload).show()"""),
+]
+
+
+if __name__ == "__main__":
+    print("wrote", write_notebook("05_extrapolation_16min", CELLS))
