@@ -22,6 +22,7 @@ COMMANDS = {
     "lm": "workbench.lm.cli",
     "bench": "workbench.bench.cli",
     "codec": "workbench.codec.cli",
+    "demo": "workbench.demo",
     "reproduce": "workbench.reproduce",
 }
 
