@@ -69,7 +69,7 @@ one slot per token (and with it the cost of each step: see notebook 06 for the f
     ("code", """X.cache_figure(payload).show()
 X.speed_figure(payload).show()"""),
     ("markdown", "## The units themselves, at the end of each continuation"),
-    ("code", """X.tokens_figure(streams, payload["prompt"]["tokens"], seconds=min(20.0, cfg.minutes * 60), where="end").show()"""),
+    ("code", "X.tokens_figure(payload).show()"),
     ("markdown", """## Audio: semantic coherence (SC-L) and speaker similarity over time
 
 SC-L: each bin's ASR transcript (pocketsphinx) embedded with MiniLM, cosine to the prompt's transcript. Speaker

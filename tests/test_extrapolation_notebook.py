@@ -27,7 +27,10 @@ def test_05_extrapolation_smoke(tmp_path, smoke_tokens):
     assert any(b["words"] > 3 for b in truth["sc_l"])
     assert payload["audio"]["continuations"]["status"] == "skipped"
     assert payload["llm_judge"]["status"] == "skipped" and payload["llm_judge"]["reason"]
+    units = payload["units_end"]["streams"]  # the raster's data: the last 20 s (the real recording is shorter)
+    assert len(units["griffin"]) == len(units["transformer"]) == 500 and 0 < len(units["ground_truth"]) <= 500
     streams = np.load(tmp_path / "reports" / "extrapolation-tokens.npz")
+    assert payload["units_end"]["streams"]["griffin"] == streams["griffin"][-500:].tolist()
     assert streams["griffin"].shape == (800,)
     nb = nbformat.read(out, as_version=4)
     shown = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]

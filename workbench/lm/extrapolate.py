@@ -44,6 +44,7 @@ from workbench.lm.modules import cache_nbytes
 from workbench.lm.train import load_model, pick_device, train
 
 DEFAULT_RUNS = Path("runs/lm")
+UNITS_SHOWN_S = 20.0  # the end of each stream, kept in the JSON for the unit raster
 MAX_MINUTES = 120.0  # 3,000 tokens a minute; beyond two hours a CPU run is a mistake, not a measurement
 
 
@@ -301,6 +302,9 @@ def run_extrapolation(preset: str, cfg: ExtrapolationConfig, *, runs: str | Path
                               nll=score(scorer, streams["ground_truth"], chunk))
         payload["ground_truth"] = {"seconds": (len(streams["ground_truth"]) - len(prompt)) / TOKENS_PER_SECOND,
                                    "measures": bins, "loop_onset_s": loop_onset_s(bins)}
+    tail = round(UNITS_SHOWN_S * TOKENS_PER_SECOND)
+    payload["units_end"] = {"seconds": UNITS_SHOWN_S,
+                            "streams": {name: s[len(prompt):][-tail:].tolist() for name, s in streams.items()}}
     payload["audio"] = {"continuations": {"status": "skipped", "reason": acoustic_unavailable()}}
     if audio:
         log("ground-truth audio: ASR, sentence and speaker embeddings ...")
@@ -375,26 +379,22 @@ def speed_figure(payload: dict[str, Any]):
     return fig
 
 
-def tokens_figure(streams: dict[str, np.ndarray], prompt_tokens: int, seconds: float = 20.0,
-                  where: str = "end"):
-    """The units themselves as a raster (unit id against time) for `seconds` at the start or end of each
-    continuation: a loop shows as a repeating pattern, a stuck unit as a flat line."""
+def tokens_figure(payload: dict[str, Any]):
+    """The units themselves as a raster (unit id against time) over the last seconds of each continuation
+    (`units_end` of the payload): a loop shows as a repeating pattern, a stuck unit as a flat line."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    names = list(streams)
-    fig = make_subplots(rows=len(names), cols=1, shared_xaxes=False, subplot_titles=names, vertical_spacing=0.08)
-    n = round(seconds * TOKENS_PER_SECOND)
-    for i, name in enumerate(names, 1):
-        cont = streams[name][prompt_tokens:]
-        lo = 0 if where == "start" else max(0, len(cont) - n)
-        piece = cont[lo: lo + n]
-        fig.add_scatter(x=(np.arange(len(piece)) + lo) / TOKENS_PER_SECOND, y=piece, mode="markers",
-                        marker=dict(size=3), name=name, row=i, col=1)
+    shown = payload["units_end"]["streams"]
+    fig = make_subplots(rows=len(shown), cols=1, subplot_titles=list(shown), vertical_spacing=0.08)
+    for i, (name, units) in enumerate(shown.items(), 1):
+        total = payload["models"][name]["generated_s"] if name in payload["models"] else payload[name]["seconds"]
+        t = total - len(units) / TOKENS_PER_SECOND + np.arange(len(units)) / TOKENS_PER_SECOND
+        fig.add_scatter(x=t, y=units, mode="markers", marker=dict(size=3), name=name, row=i, col=1)
         fig.update_yaxes(title_text="unit", row=i, col=1)
-    fig.update_xaxes(title_text="seconds into the continuation", row=len(names), col=1)
-    fig.update_layout(title=f"Units, the {where} of each continuation ({seconds:g} s)", showlegend=False,
-                      height=200 * len(names) + 80)
+    fig.update_xaxes(title_text="seconds into the continuation", row=len(shown), col=1)
+    fig.update_layout(title=f"Units at the end of each continuation (last {payload['units_end']['seconds']:g} s)",
+                      showlegend=False, height=200 * len(shown) + 80)
     return fig
 
 
