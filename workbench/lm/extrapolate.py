@@ -236,10 +236,13 @@ def ground_truth_audio(token_dir: Path, rec, cfg: ExtrapolationConfig) -> dict[s
             f"no corpus recording found for {rec.id} (tokens.json names no readable corpus)"
         return {"status": "skipped", "reason": why}
     seconds = min(cfg.audio_minutes * 60, audio_rec.duration - cfg.prompt_seconds)
-    prompt_wav = audio_rec.load(0.0, cfg.prompt_seconds)
-    wav = audio_rec.load(cfg.prompt_seconds, seconds)
-    return {"status": "ok", "recording": audio_rec.id, "audio": str(audio_rec.audio),
-            **audio_measures(wav, prompt_wav, bin_seconds=min(cfg.bin_seconds, seconds))}
+    try:
+        prompt_wav = audio_rec.load(0.0, cfg.prompt_seconds)
+        wav = audio_rec.load(cfg.prompt_seconds, seconds)
+        measured = audio_measures(wav, prompt_wav, bin_seconds=min(cfg.bin_seconds, seconds))
+    except ValueError as err:  # unreadable audio (AudioError), a prompt without speech for a speaker embedding
+        return {"status": "error", "recording": audio_rec.id, "reason": str(err)}
+    return {"status": "ok", "recording": audio_rec.id, "audio": str(audio_rec.audio), **measured}
 
 
 # ------------------------------------------------------------------------------------------------ job
