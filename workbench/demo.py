@@ -198,8 +198,8 @@ def build_app(preset: str = "laptop", **paths: Any):
             seed = gr.Number(0, precision=0, label="seed")
         go_button = gr.Button("Continue", variant="primary")
         with gr.Row():
-            prompt_out = gr.Audio(label="prompt", type="numpy")
-            continuation_out = gr.Audio(label="continuation", type="numpy")
+            prompt_out = gr.Audio(label="prompt", type="numpy", interactive=False)
+            continuation_out = gr.Audio(label="continuation", type="numpy", interactive=False)
         plot = gr.Plot(label="semantic units")
         note = gr.Markdown()
         go_button.click(run, [recording, upload, prompt_seconds, seconds, temperature, seed],
