@@ -50,7 +50,8 @@ print(X.summary(payload))"""),
     ("markdown", """## Does the stream degenerate?
 
 **Repeat rate**: the fraction of each bin's (deduplicated) 4-unit sequences already heard in the 10 seconds
-before. A loop drives it to 1; real speech repeats the odd word. The dashed line is the models' training window."""),
+before. A loop drives it to 1; real speech repeats the odd word. Right of the dashed line the stream (prompt
+included) is longer than anything the models were trained on."""),
     ("code", """X.measure_figure(payload, "repeat_rate", "Repeat rate per bin (1 = a loop)", "repeat rate").show()"""),
     ("code", """X.measure_figure(payload, "entropy_bits", "Unit entropy per bin (0 = one unit; a loop: log2 of its period)",
                   "bits").show()"""),

@@ -350,8 +350,9 @@ def measure_figure(payload: dict[str, Any], key: str, title: str, yaxis: str):
         bins = entry["measures"]
         fig.add_scatter(x=[(b["from_s"] + b["to_s"]) / 120 for b in bins], y=[b.get(key) for b in bins],
                         mode="lines+markers", name=name, line=dict(dash="dot") if name == "ground truth" else None)
-    window = payload["models"]["griffin"]["train_window_s"] / 60
-    fig.add_vline(x=window, line_dash="dash", annotation_text="training window")
+    # where the stream (prompt included) outgrows the models' training crops
+    beyond = max(0.0, payload["models"]["griffin"]["train_window_s"] - payload["prompt"]["seconds"]) / 60
+    fig.add_vline(x=beyond, line_dash="dash", annotation_text="past the training window")
     fig.update_layout(title=title, xaxis_title="minutes into the continuation", yaxis_title=yaxis, height=380)
     return fig
 
