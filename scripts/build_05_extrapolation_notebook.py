@@ -28,7 +28,7 @@ the first seconds of the same held-out recording and let it run:
 
 Then we measure each stream bin by bin (`workbench.eval.longform`): long-form generation typically fails by
 **degenerating** -- falling into a loop of the same few units, or sticking on one unit (endless silence) -- which
-the repeat rate, distinct-n, unit entropy and longest run detect; the NLL under the Griffin LM says how plausible
+the repeat rate, distinct-n, unit entropy, longest run and stuck share detect; the NLL under the Griffin LM says how plausible
 the stream is (loops are plausible: read it beside the repeat rate). The held-out recording's **real
 continuation** is measured the same way: it is what healthy looks like. All logic lives in `workbench.lm.extrapolate`."""),
     ("code", """from pathlib import Path
@@ -53,6 +53,9 @@ print(X.summary(payload))"""),
 before. A loop drives it to 1; real speech repeats the odd word. Right of the dashed line the stream (prompt
 included) is longer than anything the models were trained on."""),
     ("code", """X.measure_figure(payload, "repeat_rate", "Repeat rate per bin (1 = a loop)", "repeat rate").show()"""),
+    ("markdown", """**Stuck share**: the share of each bin held on single units for more than a second each. A stream can
+collapse onto a few held units without looping (the repeat rate stays low); real speech stays near 0."""),
+    ("code", """X.measure_figure(payload, "stuck_share", "Stuck share per bin (runs of one unit > 1 s)", "share of the bin").show()"""),
     ("code", """X.measure_figure(payload, "entropy_bits", "Unit entropy per bin (0 = one unit; a loop: log2 of its period)",
                   "bits").show()"""),
     ("code", """X.measure_figure(payload, "distinct_n", "Distinct 4-grams per bin (deduplicated units)", "distinct fraction").show()

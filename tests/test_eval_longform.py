@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from workbench.audio import SAMPLE_RATE, load_audio
-from workbench.eval.longform import (JUDGE_URL_ENV, audio_bins, bin_edges, judge_pair, loop_onset_s, parse_verdict,
-                                     repeated_ngrams, runs, semantic_coherence, speaker_similarity_over_time,
-                                     token_measures)
+from workbench.eval.longform import (JUDGE_URL_ENV, audio_bins, bin_edges, collapse_onset_s, judge_pair,
+                                     loop_onset_s, parse_verdict, repeated_ngrams, runs, semantic_coherence,
+                                     speaker_similarity_over_time, token_measures)
 
 REAL = Path(__file__).parent / "fixtures" / "real-speech"
 RATE = 25
@@ -62,12 +62,18 @@ def test_measures_tell_healthy_from_looping_and_collapsed_streams():
     assert [b["from_s"] for b in h] == [0, 60] and all(b["tokens"] == 60 * RATE for b in h)
     for b in h:  # fresh units: few repeats, high diversity, near-maximal entropy, short runs
         assert b["repeat_rate"] < 0.05 and b["distinct_n"] > 0.95 and b["entropy_bits"] > 5.5
-        assert b["longest_run_s"] < 1.0
+        assert b["longest_run_s"] < 1.0 and b["stuck_share"] == 0
     assert lp[0]["repeat_rate"] < 0.05  # the first minute is still healthy...
     assert lp[1]["repeat_rate"] > 0.95 and lp[1]["distinct_n"] < 0.05  # ...then every n-gram is a repeat
     assert lp[1]["entropy_bits"] < h[1]["entropy_bits"] - 1.5
     assert loop_onset_s(lp) == 60.0 and loop_onset_s(h) is None
-    assert c[1]["entropy_bits"] == 0 and c[1]["longest_run_s"] == 60.0
+    assert lp[1]["stuck_share"] == 0 and collapse_onset_s(lp) is None  # a loop is not a collapse
+    assert c[1]["entropy_bits"] == 0 and c[1]["longest_run_s"] == 60.0 and c[1]["stuck_share"] == 1.0
+    assert collapse_onset_s(c) == 60.0 and collapse_onset_s(h) is None and loop_onset_s(c) is None
+    # collapsing onto two held units (no single unit fills the bin): caught by the stuck share
+    held = np.repeat(np.tile([3, 15], 30), 50)  # 2 s runs alternating between two units
+    two = token_measures(np.concatenate([prompt, held]), len(prompt), bin_seconds=60)
+    assert two[0]["stuck_share"] == 1.0 and two[0]["entropy_bits"] == 1.0 and collapse_onset_s(two) == 0.0
     assert c[1]["repeat_rate"] is None and c[1]["distinct_n"] is None  # a single run has no n-grams
 
 

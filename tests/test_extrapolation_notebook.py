@@ -34,4 +34,4 @@ def test_05_extrapolation_smoke(tmp_path, smoke_tokens):
     assert streams["griffin"].shape == (800,)
     nb = nbformat.read(out, as_version=4)
     shown = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert sum("application/vnd.plotly.v1+json" in o.get("data", {}) for o in shown) >= 8
+    assert sum("application/vnd.plotly.v1+json" in o.get("data", {}) for o in shown) >= 9

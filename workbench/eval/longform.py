@@ -12,10 +12,13 @@ the start of the continuation (the paper stratifies by minute):
     * `distinct_n`    distinct deduplicated n-grams / n-grams in the bin (loops: period / bin length).
     * `entropy_bits`  unigram entropy of the bin's units (collapse: 0; a loop: about log2 of its period).
     * `longest_run_s` the longest run of one identical unit (a stuck unit: the whole bin).
+    * `stuck_share`   the share of the bin spent in runs of one unit longer than `stuck_s` (1 s): a stream that
+                      collapses onto a few held units without looping (real speech: ~0).
     * `nll`           mean NLL of the bin's tokens under a reference LM, when per-token NLLs are given
                       (`workbench.lm.evaluate.position_nll`); loops are typically *more* likely, not less, so the
                       NLL alone does not detect them -- hence the measures above.
-  `loop_onset_s` summarises a stream: the start of the first bin whose repeat rate reaches a threshold.
+  `loop_onset_s` and `collapse_onset_s` summarise a stream: the start of the first bin whose repeat rate (stuck
+  share) reaches a threshold.
 - `semantic_coherence` (SC-L): each bin's ASR transcript embedded with MiniLM, cosine to the transcript of the
   prompt (and of the ground-truth continuation) -- does the speech stay on topic as it goes on?
 - `speaker_similarity_over_time`: resemblyzer cosine of each bin's audio to the speaker prompt -- does the voice
@@ -39,6 +42,7 @@ from workbench.audio import SAMPLE_RATE
 
 TOKENS_PER_SECOND = 25
 LOOP_THRESHOLD = 0.8
+COLLAPSE_THRESHOLD = 0.25  # a quarter of the bin held on single units for over a second each
 
 
 # ------------------------------------------------------------------------------------------------- bins
@@ -85,15 +89,13 @@ def repeated_ngrams(tokens: np.ndarray, n: int, lookback: int) -> tuple[np.ndarr
     return starts[:count], repeated
 
 
-def longest_run(tokens: np.ndarray) -> int:
-    if len(tokens) == 0:
-        return 0
+def run_lengths(tokens: np.ndarray) -> np.ndarray:
     _, starts = runs(tokens)
-    return int(np.diff(np.r_[starts, len(tokens)]).max())
+    return np.diff(np.r_[starts, len(tokens)])
 
 
 def token_measures(tokens: Sequence[int] | np.ndarray, start: int = 0, *, bin_seconds: float = 60.0,
-                   rate: int = TOKENS_PER_SECOND, n: int = 4, lookback_s: float = 10.0,
+                   rate: int = TOKENS_PER_SECOND, n: int = 4, lookback_s: float = 10.0, stuck_s: float = 1.0,
                    nll: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Per-bin health of a semantic stream. `tokens` is the whole stream (prompt, then continuation);
     bins cover tokens[start:] and their times are seconds from `start`. The prompt still counts as history for
@@ -114,6 +116,7 @@ def token_measures(tokens: Sequence[int] | np.ndarray, start: int = 0, *, bin_se
         lo, hi = start + round(lo_s * rate), start + round(hi_s * rate)
         piece = tokens[lo:hi]
         units, _ = runs(piece)
+        lengths = run_lengths(piece)
         grams = {tuple(units[j: j + n].tolist()) for j in range(len(units) - n + 1)}
         in_bin = (gram_at >= lo) & (gram_at < hi)
         row = {
@@ -121,7 +124,8 @@ def token_measures(tokens: Sequence[int] | np.ndarray, start: int = 0, *, bin_se
             "repeat_rate": float(repeated[in_bin].mean()) if in_bin.any() else None,
             "distinct_n": len(grams) / (len(units) - n + 1) if len(units) >= n else None,
             "entropy_bits": usage(piece, int(piece.max()) + 1)["entropy_bits"],
-            "longest_run_s": longest_run(piece) / rate,
+            "longest_run_s": int(lengths.max()) / rate,
+            "stuck_share": float(lengths[lengths > stuck_s * rate].sum() / len(piece)),
         }
         if nll is not None:  # NLL of tokens lo..hi-1 sits at nll[lo-1 .. hi-2]
             scored = np.asarray(nll)[max(lo - 1, 0): hi - 1]
@@ -130,12 +134,22 @@ def token_measures(tokens: Sequence[int] | np.ndarray, start: int = 0, *, bin_se
     return out
 
 
-def loop_onset_s(bins: Sequence[Mapping[str, Any]], threshold: float = LOOP_THRESHOLD) -> float | None:
-    """Start (s) of the first bin whose repeat rate reaches `threshold`: where the stream fell into a loop."""
+def onset_s(bins: Sequence[Mapping[str, Any]], key: str, threshold: float) -> float | None:
+    """Start (s) of the first bin whose `key` reaches `threshold`, or None."""
     for b in bins:
-        if b.get("repeat_rate") is not None and b["repeat_rate"] >= threshold:
+        if b.get(key) is not None and b[key] >= threshold:
             return float(b["from_s"])
     return None
+
+
+def loop_onset_s(bins: Sequence[Mapping[str, Any]], threshold: float = LOOP_THRESHOLD) -> float | None:
+    """Where the stream fell into a loop: the first bin whose repeat rate reaches `threshold`."""
+    return onset_s(bins, "repeat_rate", threshold)
+
+
+def collapse_onset_s(bins: Sequence[Mapping[str, Any]], threshold: float = COLLAPSE_THRESHOLD) -> float | None:
+    """Where the stream collapsed onto held units: the first bin whose stuck share reaches `threshold`."""
+    return onset_s(bins, "stuck_share", threshold)
 
 
 # ------------------------------------------------------------------------------------------------- audio

@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from workbench.cli import UserError
-from workbench.eval.longform import JUDGE_NOT_CONFIGURED, JUDGE_URL_ENV, loop_onset_s, token_measures
+from workbench.eval.longform import (JUDGE_NOT_CONFIGURED, JUDGE_URL_ENV, collapse_onset_s, loop_onset_s,
+                                     token_measures)
 from workbench.lm.config import TOKENS_PER_SECOND, model_config, train_config
 from workbench.lm.data import TokenCorpus, resolve_tokens
 from workbench.lm.evaluate import position_nll
@@ -294,7 +295,8 @@ def run_extrapolation(preset: str, cfg: ExtrapolationConfig, *, runs: str | Path
             "generated_tokens": new, "generated_s": new / TOKENS_PER_SECOND,
             "times_train_window": round((len(prompt) + new) / window, 1),
             "wall_s": out["wall_s"], "tokens_per_s": out["tokens_per_s"],
-            "measures": bins, "loop_onset_s": loop_onset_s(bins), "cache": out["cache"],
+            "measures": bins, "loop_onset_s": loop_onset_s(bins), "collapse_onset_s": collapse_onset_s(bins),
+            "cache": out["cache"],
             "cache_bytes_start": sizes[0], "cache_bytes_end": sizes[-1],
             "cache_growth": sizes[-1] / sizes[0] if sizes[0] else None,
         })
@@ -304,7 +306,8 @@ def run_extrapolation(preset: str, cfg: ExtrapolationConfig, *, runs: str | Path
         bins = token_measures(streams["ground_truth"], len(prompt), bin_seconds=cfg.bin_seconds,
                               nll=score(scorer, streams["ground_truth"], chunk))
         payload["ground_truth"] = {"seconds": (len(streams["ground_truth"]) - len(prompt)) / TOKENS_PER_SECOND,
-                                   "measures": bins, "loop_onset_s": loop_onset_s(bins)}
+                                   "measures": bins, "loop_onset_s": loop_onset_s(bins),
+                                   "collapse_onset_s": collapse_onset_s(bins)}
     tail = round(UNITS_SHOWN_S * TOKENS_PER_SECOND)
     payload["units_end"] = {"seconds": UNITS_SHOWN_S,
                             "streams": {name: s[len(prompt):][-tail:].tolist() for name, s in streams.items()}}
@@ -437,10 +440,11 @@ def summary(payload: dict[str, Any]) -> str:
         if "wall_s" in m:
             head += (f" in {m['wall_s']:.0f} s ({m['tokens_per_s']:.0f} tok/s), {m['times_train_window']}x its training "
                      f"window; cache {m['cache_bytes_start'] / 1e3:,.1f} -> {m['cache_bytes_end'] / 1e3:,.1f} kB")
-        onset = m["loop_onset_s"]
-        head += "; no loop" if onset is None else f"; loops from {onset / 60:.1f} min"
+        for what, onset in (("loop", m["loop_onset_s"]), ("collapse", m["collapse_onset_s"])):
+            head += f"; no {what}" if onset is None else f"; {what} from {onset / 60:.1f} min"
         lines.append(head)
-        lines.append("   " + "  ".join(f"{b['from_s'] / 60:.1f}m rep {_fmt(b['repeat_rate'])} H {b['entropy_bits']:.2f} "
+        lines.append("   " + "  ".join(f"{b['from_s'] / 60:.1f}m rep {_fmt(b['repeat_rate'])} stuck {b['stuck_share']:.2f} "
+                                       f"H {b['entropy_bits']:.2f} "
                                        f"nll {_fmt(b.get('nll'))}" for b in m["measures"]))
     for name, a in payload["audio"].items():
         lines.append(f"audio ({name}): {a['status'] if a else 'n/a'}" + (f" -- {a['reason']}" if a and a.get("reason") else ""))
