@@ -60,20 +60,34 @@ def librispeech_long_tree(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def smoke_tokens(smoke_corpus, tmp_path_factory) -> dict:
-    """The smoke tokenizer trained on the smoke corpus, and the corpus encoded with it (~15 s, once)."""
+def smoke_tokenizer(smoke_corpus, tmp_path_factory) -> Path:
+    """A learned smoke tokenizer trained in seconds (no cross-speaker renderings, a few steps): for stages that
+    only need *a* tokenizer (SoundStorm's tests), not a good one."""
     import torch
 
-    from workbench.config import pick_preset
+    from workbench.config import override
     from workbench.tokenizer.config import PRESETS
-    from workbench.tokenizer.encode import encode_corpus
     from workbench.tokenizer.train import train_tokenizers
 
-    threads = torch.get_num_threads()
+    before = torch.get_num_threads()
+    cfg = override(PRESETS["smoke"], max_minutes=0.1, parallel_weight=0.0, steps=5, threads=1, kmeans_seconds=40.0,
+                   norm_seconds=20.0)
+    out = tmp_path_factory.mktemp("tokenizer") / "learned"
+    train_tokenizers(smoke_corpus, cfg, log=lambda m: None)["learned"].save(out)
+    torch.set_num_threads(before)
+    return out
+
+
+@pytest.fixture(scope="session")
+def smoke_tokens(smoke_corpus, smoke_tokenizer, tmp_path_factory) -> dict:
+    """The smoke corpus encoded with `smoke_tokenizer` into an LM token folder (tokens.json names the corpus)."""
+    import torch
+
+    from workbench.tokenizer.encode import encode_corpus
+    from workbench.tokenizer.tokenizer import Tokenizer
+
+    before = torch.get_num_threads()
     out = tmp_path_factory.mktemp("speech-tokens")
-    tokenizer = train_tokenizers(smoke_corpus, pick_preset(PRESETS, "smoke", "tokenizer"), log=lambda m: None,
-                                 cache_dir=out / "tokenizer")["learned"]
-    tokenizer.save(out / "tokenizer" / "learned")
-    encode_corpus(tokenizer, smoke_corpus, out / "tokens", progress=False)
-    torch.set_num_threads(threads)  # both set it from their config
-    return {"corpus": smoke_corpus, "tokenizer": out / "tokenizer" / "learned", "tokens": out / "tokens"}
+    encode_corpus(Tokenizer.load(smoke_tokenizer), smoke_corpus, out, progress=False)
+    torch.set_num_threads(before)  # encoding sets the tokenizer's thread count
+    return {"corpus": smoke_corpus, "tokenizer": smoke_tokenizer, "tokens": out}
