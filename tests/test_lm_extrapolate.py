@@ -41,3 +41,17 @@ def test_missing_runs_name_the_training_command(tmp_path, capsys):
     assert main(["lm", "extrapolate", "--preset", "smoke", "--runs", str(tmp_path), "--no-train"]) == 2
     err = capsys.readouterr().err
     assert "python -m workbench lm train --preset smoke --model griffin" in err
+
+
+def test_only_units_of_the_tokenizer_are_sampled(one_torch_thread):
+    from workbench.lm.generate import sample_next
+
+    logits = torch.zeros(4, 64)
+    logits[:, 40:] = 10.0  # the model prefers ids the tokenizer does not have
+    picks = sample_next(logits, torch.Generator().manual_seed(0), num_units=32)
+    assert (picks < 32).all()
+    assert (sample_next(logits, torch.Generator().manual_seed(0), temperature=0, num_units=32) < 32).all()
+    torch.manual_seed(0)
+    model = build_model(model_config("smoke", "griffin")).eval()
+    out = continue_tracked(model, torch.randint(0, 8, (1, 10)), 200, ExtrapolationConfig(), progress=False, num_units=8)
+    assert out["tokens"].max() < 8

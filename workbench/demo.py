@@ -131,7 +131,8 @@ def continue_speech(pipe: Pipeline, prompt_wav: np.ndarray, seconds: float = 10.
         raise UserError(f"temperature {temperature}: choose 0 (greedy) to 2")
     prompt = tokenize_windowed(pipe.tokenizer, np.asarray(prompt_wav, dtype=np.float32)).astype(np.int64)
     new = max(1, round(seconds * TOKENS_PER_SECOND))
-    out = generate(pipe.model, torch.from_numpy(prompt)[None], new, temperature=temperature, seed=int(seed))
+    out = generate(pipe.model, torch.from_numpy(prompt)[None], new, temperature=temperature, seed=int(seed),
+                   num_units=pipe.tokenizer.num_units)
     continuation = out[0, len(prompt):].cpu().numpy()
     return {"prompt_tokens": prompt, "continuation": continuation, "audio": None, "sample_rate": SAMPLE_RATE,
             "note": f"{len(continuation)} tokens ({len(continuation) / TOKENS_PER_SECOND:.1f} s) continue "
