@@ -37,10 +37,12 @@ print(f"codec from {run}: {count_parameters(codec):,} parameters, trained {meta[
       f"= {cfg.kbps():.1f} kbps at the full rate; causal={cfg.causal}")"""),
     ("markdown", """## Training
 
-The codec learns from random one-second crops of the training speakers: a multi-scale log-mel loss (STFT windows
-4 ms to 128 ms), a small waveform L1 and the commitment loss of the quantizer; codebooks follow their assigned
-vectors by exponential moving averages, and codes nobody uses are restarted on fresh encoder outputs. Presets that
-train adversarially add a multi-scale STFT discriminator with feature matching (`adv`, `feat`, `disc`)."""),
+The codec learns from random one-second crops of the training speakers. The laptop codec's decoder predicts the
+magnitude spectrum of every frame and is trained on it directly (`magnitude`: L1 of log magnitudes + spectral
+convergence); Griffin-Lim recovers the phase when it decodes. The waveform decoders (`istft`, `conv`) learn from a
+multi-scale log-mel loss (`mel`) and a small waveform L1, and presets that train adversarially add a multi-scale
+STFT discriminator with feature matching (`adv`, `feat`, `disc`). Codebooks follow their assigned vectors by
+exponential moving averages, and codes nobody uses are restarted on fresh encoder outputs."""),
     ("code", """demo.training_curve(run)"""),
     ("markdown", """## Listen: one held-out clip at every bitrate
 

@@ -26,7 +26,10 @@ class ModelConfig:
     dilations: tuple[int, ...] = (1, 3)  # one residual unit per dilation at every resolution
     dim: int = 64  # latent (codebook vector) size
     encoder: str = "conv"  # "conv": strided convolutions on the waveform (SoundStream); "stft": frame-rate convs on log-magnitude spectra
-    decoder: str = "conv"  # "conv": transposed convolutions (SoundStream); "istft": frame-rate convs + iSTFT (Vocos)
+    decoder: str = "conv"  # "conv": transposed convolutions (SoundStream); "istft": frame-rate convs + iSTFT (Vocos);
+    # "griffinlim": frame-rate convs -> magnitudes, phase by fast Griffin-Lim
+    gla_iters: int = 32  # Griffin-Lim iterations of the griffinlim decoder
+    gla_momentum: float = 0.99  # fast Griffin-Lim momentum (0: the original algorithm)
     causal: bool = False  # causal convolutions: streaming, and chunked == unchunked with left context only
     codebook_size: int = 1024
     num_quantizers: int = 6
@@ -65,8 +68,10 @@ class ModelConfig:
             problems.append("channels, decoder_channels and dim must be >= 2")
         if self.encoder not in ("conv", "stft"):
             problems.append(f"encoder {self.encoder!r} is not 'conv' or 'stft'")
-        if self.decoder not in ("conv", "istft"):
-            problems.append(f"decoder {self.decoder!r} is not 'conv' or 'istft'")
+        if self.decoder not in ("conv", "istft", "griffinlim"):
+            problems.append(f"decoder {self.decoder!r} is not 'conv', 'istft' or 'griffinlim'")
+        if self.decoder == "griffinlim" and self.causal:
+            problems.append("the griffinlim decoder is not causal (each iteration reads 3 frames ahead)")
         if not 0 < self.ema_decay < 1:
             problems.append(f"ema_decay {self.ema_decay} is not in (0, 1)")
         if problems:
@@ -137,8 +142,8 @@ PRESETS = {
     # channels): ~3x the steps per second of the waveform-conv encoder, ~7x of SoundStream's conv pair. The
     # discriminator (--adversarial) costs ~3.5x per step here; see README.md for the measured trade-offs.
     "laptop": CodecPreset(
-        ModelConfig(encoder="stft", decoder="istft", ema_decay=0.95),  # thousands of steps: codebooks follow fast
-        TrainConfig(steps=100_000, max_minutes=20.0),
+        ModelConfig(encoder="stft", decoder="griffinlim", ema_decay=0.95),  # thousands of steps: codebooks follow fast
+        TrainConfig(steps=100_000, max_minutes=40.0, commit_weight=0.0),
         EvalConfig(),
     ),
     # SoundStream's scale (Zeghidour et al. 2021: C_enc = C_dec = 32, dilations 1/3/9, 12 x 1024 codes at

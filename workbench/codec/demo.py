@@ -46,7 +46,7 @@ def training_curve(run: str | Path):
 
     rows = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines() if line]
     fig = go.Figure()
-    for key in ("mel", "adv", "feat", "disc"):
+    for key in ("mel", "magnitude", "adv", "feat", "disc"):
         pts = [(r["step"], r[key]) for r in rows if key in r]
         if pts:
             fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines", name=key))

@@ -34,6 +34,14 @@ class MultiScaleMelLoss(nn.Module):
         return loss / len(self.mels)
 
 
+def magnitude_loss(log_pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The griffinlim decoder's loss, on its own frames: L1 of log magnitudes (every bin counts, so the valleys
+    between harmonics must be dark) + spectral convergence (the loud bins' relative error)."""
+    log_target = torch.log(target.clamp(min=1e-5))
+    convergence = torch.linalg.norm(target - log_pred.exp()) / torch.linalg.norm(target).clamp(min=1e-5)
+    return F.l1_loss(log_pred, log_target) + convergence
+
+
 def discriminator_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor]) -> torch.Tensor:
     """Hinge loss: push D(real) above 1 and D(fake) below -1."""
     return sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real_logits, fake_logits)) / len(real_logits)

@@ -26,9 +26,9 @@ from workbench.checkpoint import latest_checkpoint, load_config, load_state, loa
 from workbench.cli import UserError
 from workbench.codec.config import ModelConfig, TrainConfig
 from workbench.codec.discriminator import MultiScaleSTFTDiscriminator
-from workbench.codec.losses import (MultiScaleMelLoss, discriminator_loss, feature_matching_loss,
+from workbench.codec.losses import (MultiScaleMelLoss, magnitude_loss, discriminator_loss, feature_matching_loss,
                                     generator_adversarial_loss)
-from workbench.codec.model import Codec, count_parameters
+from workbench.codec.model import Codec, count_parameters, frame_spectrum
 from workbench.io import atomic_path, atomic_write_json
 
 EVAL_SEED = 1_000_003
@@ -94,6 +94,9 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
     opt = torch.optim.Adam(codec.parameters(), lr=cfg.lr, betas=cfg.betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=cfg.betas) if disc else None
     mel_loss = MultiScaleMelLoss(model_config.sample_rate).to(device)
+    dec, magnitudes_only = codec.decoder, model_config.decoder == "griffinlim"
+    if magnitudes_only and cfg.adversarial:
+        raise UserError("the griffinlim decoder trains on magnitudes only (no waveform): it takes no --adversarial")
     meta = {"preset": preset, "corpus": str(corpus_dir), "model_config": model_config.to_dict(),
             "train_config": cfg.to_dict(), "parameters": count_parameters(codec),
             "discriminator_parameters": count_parameters(disc) if disc else 0}
@@ -162,11 +165,18 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
         for group in opt.param_groups + (opt_d.param_groups if opt_d else []):
             group["lr"] = cfg.lr * lr_factor(cfg, step, p)
 
-        fake, _, commit = codec(wav, n_q)
-        mel = mel_loss(fake, wav)
-        wave = (fake - wav).abs().mean()
-        loss = cfg.mel_weight * mel + cfg.wave_weight * wave + cfg.commit_weight * commit
-        record = {"mel": mel.item(), "wave": wave.item(), "commit": commit.item()}
+        if magnitudes_only:  # the griffinlim decoder learns its magnitudes directly; no waveform in training
+            z, _, commit = codec.quantizer(codec.encoder(wav), n_q)
+            target = frame_spectrum(wav[:, 0], dec.n_fft, dec.hop, dec.window).abs()
+            mag = magnitude_loss(dec.log_magnitude(z), target)
+            loss = mag + cfg.commit_weight * commit
+            record = {"magnitude": mag.item(), "commit": commit.item()}
+        else:
+            fake, _, commit = codec(wav, n_q)
+            mel = mel_loss(fake, wav)
+            wave = (fake - wav).abs().mean()
+            loss = cfg.mel_weight * mel + cfg.wave_weight * wave + cfg.commit_weight * commit
+            record = {"mel": mel.item(), "wave": wave.item(), "commit": commit.item()}
         adversarial = disc is not None and p >= cfg.adversarial_start
         if adversarial:
             real_logits, real_feats = disc(wav)  # kept for the discriminator's step below
@@ -188,7 +198,7 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
 
         done = step + 1
         bar.update(1)
-        bar.set_postfix(mel=f"{record['mel']:.3f}", n_q=n_q)
+        bar.set_postfix(loss=f"{loss.item():.3f}", n_q=n_q)
         if done % cfg.log_every == 0 or done == cfg.steps or done == start_step + 1:
             restarts = sum(vq.restarts for vq in codec.quantizer.levels)
             _log(metrics_path, {"step": done, "loss": loss.item(), **record, "n_q": n_q, "lr": opt.param_groups[0]["lr"],
