@@ -22,6 +22,7 @@ COMMANDS = {
     "lm": "workbench.lm.cli",
     "bench": "workbench.bench.cli",
     "codec": "workbench.codec.cli",
+    "acoustic": "workbench.acoustic.cli",
     "reproduce": "workbench.reproduce",
 }
 
