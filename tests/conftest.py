@@ -57,3 +57,22 @@ def librispeech_long_tree(tmp_path) -> Path:
     sf.write(d / "19-198-0000.flac", np.concatenate([a, b]), 16000)  # a longer contiguous example
     (d / "19-198-0000.txt").write_text("A LONGER EXAMPLE\n")
     return root
+
+
+@pytest.fixture(scope="session")
+def smoke_tokenizer(smoke_corpus, tmp_path_factory) -> Path:
+    """A learned smoke tokenizer trained in seconds (no cross-speaker renderings, a few steps): for stages that
+    only need *a* tokenizer (SoundStorm's tests), not a good one."""
+    import torch
+
+    from workbench.config import override
+    from workbench.tokenizer.config import PRESETS
+    from workbench.tokenizer.train import train_tokenizers
+
+    before = torch.get_num_threads()
+    cfg = override(PRESETS["smoke"], max_minutes=0.1, parallel_weight=0.0, steps=5, threads=1, kmeans_seconds=40.0,
+                   norm_seconds=20.0)
+    out = tmp_path_factory.mktemp("tokenizer") / "learned"
+    train_tokenizers(smoke_corpus, cfg, log=lambda m: None)["learned"].save(out)
+    torch.set_num_threads(before)
+    return out

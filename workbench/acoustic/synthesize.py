@@ -32,6 +32,7 @@ class Synthesizer:
         self.rates = rates_of_meta(meta)
         self.levels = model.cfg.num_levels
         self.device = torch.device(device)
+        self.run_dir: Path | None = None
 
     @classmethod
     def load(cls, run_dir: str | Path, codec_dir: str | Path | None = None, tokenizer_dir: str | Path | None = None,
@@ -41,7 +42,9 @@ class Synthesizer:
 
         model, meta = load_acoustic(run_dir, device)
         codec, tokenizer = load_codec_and_tokenizer(codec_dir or meta["codec"], tokenizer_dir or meta["tokenizer"], device)
-        return cls(model, codec, tokenizer, meta, decode, device)
+        synth = cls(model, codec, tokenizer, meta, decode, device)
+        synth.run_dir = Path(run_dir)
+        return synth
 
     def with_decode(self, **changes) -> "Synthesizer":
         other = object.__new__(Synthesizer)
