@@ -71,3 +71,23 @@ def load_weights(path: Path, name: str, module: torch.nn.Module) -> torch.nn.Mod
 
 def load_state(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
     return torch.load(Path(path) / "state.pt", map_location=device, weights_only=True)
+
+
+def changed_settings(current: dict[str, Any], saved: dict[str, Any], free: tuple[str, ...] = ("steps", "max_minutes")
+                     ) -> list[str]:
+    """Names of the training settings that differ from a checkpoint's, leaving out those a resumed run may change."""
+    return sorted(k for k in {**current, **saved} if k not in free and current.get(k) != saved.get(k))
+
+
+def truncate_metrics(path: str | Path, step: int) -> None:
+    """Drop the JSONL records logged after `step` (what a run resumed from that step will log again)."""
+    path = Path(path)
+    if path.is_file():
+        keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(line + "\n" for line in keep))
+
+
+def append_metrics(path: str | Path, record: dict[str, Any]) -> None:
+    with Path(path).open("a") as f:
+        f.write(json.dumps(record) + "\n")

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+
+from workbench.config import DictConfig
 
 
 @dataclass(frozen=True)
-class AcousticModelConfig:
+class AcousticModelConfig(DictConfig):
     dim: int = 192
     layers: int = 4
     heads: int = 4
@@ -55,13 +56,6 @@ class AcousticModelConfig:
         if problems:
             raise UserError("acoustic model config does not fit: " + "; ".join(problems))
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "AcousticModelConfig":
-        return cls(**d)
-
 
 @dataclass(frozen=True)
 class DecodeConfig:
@@ -81,7 +75,7 @@ class DecodeConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(DictConfig):
     steps: int = 100_000
     max_minutes: float | None = None  # the schedule runs on progress = max(step / steps, elapsed / max_minutes)
     batch_size: int = 8
@@ -99,13 +93,6 @@ class TrainConfig:
     checkpoint_every: int = 200
     seed: int = 0
     threads: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 @dataclass(frozen=True)

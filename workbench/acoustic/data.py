@@ -54,10 +54,6 @@ class Rates:
         """Codec frames spanned by `tokens` semantic tokens."""
         return math.ceil(tokens * self.semantic_hop / self.codec_hop)
 
-    def tokens(self, frames: int) -> int:
-        """Semantic tokens needed to condition `frames` codec frames."""
-        return int(self.token_index(np.array([frames - 1]))[0]) + 1 if frames else 0
-
     def token_index(self, frames: np.ndarray) -> np.ndarray:
         """The semantic token whose span holds the centre of each codec frame."""
         return ((2 * np.asarray(frames, dtype=np.int64) + 1) * self.codec_hop) // (2 * self.semantic_hop)

@@ -14,7 +14,6 @@ config.json).
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,14 +22,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workbench.acoustic.config import AcousticModelConfig, AcousticPreset, DecodeConfig, TrainConfig
-from workbench.acoustic.data import Batch, Pair, Rates, build_pairs, load_pairs, pair_meta, sample_batch
+from workbench.acoustic.config import AcousticModelConfig, AcousticPreset, TrainConfig
+from workbench.acoustic.data import Batch, Pair, Rates, build_pairs, load_pairs, sample_batch
 from workbench.acoustic.masking import training_mask
 from workbench.acoustic.model import SoundStorm, count_parameters
-from workbench.checkpoint import latest_checkpoint, load_config, load_state, load_weights, save_checkpoint
+from workbench.checkpoint import (append_metrics, changed_settings, latest_checkpoint, load_config, load_state,
+                                  load_weights, save_checkpoint, truncate_metrics)
 from workbench.cli import UserError
-from workbench.codec.train import _log, lr_factor, pick_device
-from workbench.io import atomic_path, atomic_write_json
+from workbench.codec.train import lr_factor, pick_device
+from workbench.io import atomic_write_json
 
 EVAL_SEED = 1_000_003
 HINT = "train one first: python -m workbench acoustic train"
@@ -141,10 +141,8 @@ def train(out_dir: str | Path, preset: AcousticPreset, corpus_dir: str | Path, c
     if resume:
         ckpt = latest_checkpoint(out_dir, HINT)
         saved = load_config(ckpt)
-        free = {"steps": None, "max_minutes": None}
-        mine, theirs = {**cfg.to_dict(), **free}, {**TrainConfig.from_dict(saved["train_config"]).to_dict(), **free}
-        if saved["model_config"] != model_config.to_dict() or mine != theirs:
-            diff = sorted(k for k in mine if mine[k] != theirs[k])
+        diff = changed_settings(cfg.to_dict(), TrainConfig.from_dict(saved["train_config"]).to_dict())
+        if saved["model_config"] != model_config.to_dict() or diff:
             raise UserError(f"cannot resume {out_dir}: its checkpoint was trained with different settings "
                             f"({', '.join(diff) or 'model config'})")
         if saved["data"] != meta["data"]:
@@ -158,10 +156,7 @@ def train(out_dir: str | Path, preset: AcousticPreset, corpus_dir: str | Path, c
         raise UserError(f"{out_dir} already holds an acoustic run; pass --resume to continue it or choose another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = out_dir / "metrics.jsonl"
-    if metrics_path.is_file():  # drop what was logged after the checkpoint we resume from
-        keep = [l for l in metrics_path.read_text().splitlines() if l and json.loads(l)["step"] <= start_step]
-        with atomic_path(metrics_path) as tmp:
-            tmp.write_text("".join(l + "\n" for l in keep))
+    truncate_metrics(metrics_path, start_step)  # drop what was logged after the checkpoint we resume from
 
     def draw(pairs: list[Pair], seed: list[int]) -> Batch:
         try:
@@ -193,7 +188,7 @@ def train(out_dir: str | Path, preset: AcousticPreset, corpus_dir: str | Path, c
 
     initial = evaluate() if start_step == 0 else None
     if initial:
-        _log(metrics_path, {"step": 0, **initial, "elapsed_s": 0.0})
+        append_metrics(metrics_path, {"step": 0, **initial, "elapsed_s": 0.0})
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=cfg.steps, initial=start_step, disable=not show, desc="soundstorm", leave=False)
     model.train()
@@ -216,10 +211,10 @@ def train(out_dir: str | Path, preset: AcousticPreset, corpus_dir: str | Path, c
         bar.update(1)
         bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}")
         if done % cfg.log_every == 0 or done == cfg.steps or done == start_step + 1:
-            _log(metrics_path, {"step": done, **record, "lr": opt.param_groups[0]["lr"], "grad_norm": float(grad_norm),
+            append_metrics(metrics_path, {"step": done, **record, "lr": opt.param_groups[0]["lr"], "grad_norm": float(grad_norm),
                                 "progress": round(p, 4), "elapsed_s": round(elapsed(), 2)})
         if done % cfg.eval_every == 0:
-            _log(metrics_path, {"step": done, **evaluate(), "elapsed_s": round(elapsed(), 2)})
+            append_metrics(metrics_path, {"step": done, **evaluate(), "elapsed_s": round(elapsed(), 2)})
         if done % cfg.checkpoint_every == 0:
             checkpoint(done)
         step = done
@@ -227,7 +222,7 @@ def train(out_dir: str | Path, preset: AcousticPreset, corpus_dir: str | Path, c
 
     checkpoint(step)
     final = evaluate()
-    _log(metrics_path, {"step": step, **final, "elapsed_s": round(elapsed(), 2)})
+    append_metrics(metrics_path, {"step": step, **final, "elapsed_s": round(elapsed(), 2)})
     summary = {"out": str(out_dir), "preset": preset_name, "device": str(device), "steps": step,
                "stopped_by": stopped_by, "elapsed_s": round(elapsed(), 1), "threads": torch.get_num_threads(),
                "seconds_of_audio": round(step * cfg.batch_size * (crop + prompt) / rates.codec_rate, 1),
