@@ -19,6 +19,8 @@ from workbench.acoustic.windowed import Prompt, make_prompt, plan_windows, synth
 K, Q, MASK = 16, 4, 16
 RATES = Rates(16_000, 640, 320)  # 25 Hz tokens, 50 Hz frames
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def random_codes(b=64, q=Q, t=40, seed=0):
     return torch.randint(0, K, (b, q, t), generator=torch.Generator().manual_seed(seed))
@@ -217,7 +219,7 @@ def test_windowed_synthesis_keeps_the_prompt_out_and_overlaps_fixed():
 
 
 def test_sixteen_minutes_synthesize_window_by_window_with_bounded_inputs():
-    cfg = DecodeConfig(first_level_iterations=2, window_seconds=4.0, overlap_seconds=1.0, batch_windows=4)
+    cfg = DecodeConfig(first_level_iterations=2, window_seconds=8.0, overlap_seconds=1.0, batch_windows=4)
     tokens = 16 * 60 * 25
     stream = np.random.default_rng(0).integers(0, 8, tokens)
     longest = []
@@ -228,8 +230,8 @@ def test_sixteen_minutes_synthesize_window_by_window_with_bounded_inputs():
 
     out = synthesize_codes(fn, [stream], [_prompt(150)], RATES, Q, MASK, cfg)[0]
     assert out.shape == (Q, 2 * tokens) and (out != MASK).all()
-    assert max(longest) == 150 + 200, "the model never sees more than prompt + one window"
-    assert len(longest) == len(plan_windows(2 * tokens, 200, 50)) * (2 + Q - 1)
+    assert max(longest) == 150 + 400, "the model never sees more than prompt + one window"
+    assert len(longest) == len(plan_windows(2 * tokens, 400, 50)) * (2 + Q - 1)
     # the fake predicts (token + level) mod K everywhere: the merged stream is that, with no seam
     expected = (upsample_semantic(stream, RATES, 0, 2 * tokens)[None] + np.arange(Q)[:, None]) % K
     assert np.array_equal(out, expected)

@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--codec", default=None, help="codec run folder (default: the one the model was trained with)")
         p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the one the model was trained with)")
         p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+        p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the preset's, laptop 1)")
 
     t = sub.add_parser("train", help="train SoundStorm on (semantic tokens, codec codes) pairs of a corpus")
     common(t)
@@ -95,9 +96,22 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_threads(args) -> None:
+    import torch
+
+    from workbench.acoustic.config import PRESETS
+
+    threads = args.threads or pick_preset(PRESETS, args.preset, "acoustic").train.threads
+    if threads < 1:
+        raise UserError("--threads must be at least 1")
+    torch.set_num_threads(threads)
+
+
 def _synthesizer(args, **decode_changes):
     from workbench.acoustic.synthesize import Synthesizer
     from workbench.codec.train import pick_device
+
+    _set_threads(args)
 
     synth = Synthesizer.load(_ckpt(args), args.codec, args.tokenizer, device=pick_device(args.device))
     changes = {k: v for k, v in decode_changes.items() if v is not None}

@@ -19,6 +19,7 @@ voices). Speed: `realtime_factor` = seconds of audio per wall second for semanti
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,7 +139,7 @@ def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progre
         **speed,
         "clips": len(rows), "seconds": round(sum(r["seconds"] for r in rows), 2),
         "speakers": sorted({r["speaker"] for r in rows}),
-        "decode": {**synth.decode.__dict__, "iterations": list(synth.decode.iterations(synth.levels))},
+        "decode": {**dataclasses.asdict(synth.decode), "iterations": list(synth.decode.iterations(synth.levels))},
         "model": {"trained_steps": synth.meta.get("step"), "parameters": synth.meta.get("parameters"),
                   "levels": synth.levels, "codebook_size": synth.model.cfg.codebook_size,
                   "codec": synth.meta.get("codec"), "tokenizer": synth.meta.get("tokenizer")},
