@@ -15,7 +15,9 @@ from safetensors.torch import load_file
 
 from workbench.acoustic.config import PRESETS
 from workbench.acoustic.model import SoundStorm
+from workbench.acoustic.synthesize import Synthesizer
 from workbench.acoustic.train import train
+from workbench.acoustic.windowed import Prompt
 from workbench.cli import UserError, main
 from workbench.config import override
 
@@ -185,3 +187,29 @@ def test_cli_eval_writes_the_measurements(tmp_path, smoke_run, smoke_corpus, cap
     assert set(written["speakers"]) == {"us1-h", "us3-h"}  # the held-out voices
     assert all(r["speaker"] != r["other_speaker"] for r in written["rows"])
     assert written["decode"]["iterations"] == [SMOKE.decode.first_level_iterations, 1, 1, 1]
+
+
+@pytest.mark.slow  # ~15 s alone, ~40 s on a busy machine
+def test_sixteen_minutes_end_to_end_with_the_smoke_model(smoke_run):
+    """Semantic tokens of 16 minutes -> codes -> audio with a real (smoke) model and codec: every model call sees at
+    most prompt + one window, and the audio (chunked codec decoding) has the stream's length."""
+    root, _ = smoke_run
+    synth = Synthesizer.load(root / "run").with_decode(window_seconds=8.0, overlap_seconds=1.0)
+    seen = []
+    forward = synth.model.level_logits
+
+    def spy(semantic, codes, level, pad):
+        seen.append(tuple(codes.shape))
+        return forward(semantic, codes, level, pad)
+
+    synth.model.level_logits = spy
+    tokens = 16 * 60 * 25
+    stream = np.random.default_rng(0).integers(0, 32, tokens)
+    prompt_frames = synth.rates.seconds_to_frames(synth.decode.prompt_seconds)
+    g = np.random.default_rng(1)
+    prompt = Prompt(g.integers(0, 32, prompt_frames), g.integers(0, 64, (4, prompt_frames)))
+    codes = synth.synthesize_codes([stream], [prompt])[0]
+    assert codes.shape == (4, 2 * tokens) and codes.min() >= 0 and codes.max() < 64
+    assert max(t for _, _, t in seen) == prompt_frames + 400
+    wav = synth.audio(codes, chunk_seconds=60.0)
+    assert len(wav) == tokens * 640 and np.isfinite(wav).all()
