@@ -67,6 +67,14 @@ def test_mask_respects_min_prompt_and_rejects_no_room():
         training_mask(codes, MASK, None, 30)
 
 
+def test_mask_with_a_fixed_level_and_ratio():
+    codes = random_codes(b=8, t=41)
+    m = training_mask(codes, MASK, torch.Generator().manual_seed(4), level=2, ratio=0.5)
+    assert (m.level == 2).all()
+    assert torch.equal(m.loss_mask.sum(1), (0.5 * (41 - m.prompt)).round().clamp(min=1).long())
+    assert not (m.inputs[:, :2] == MASK).any()
+
+
 def test_cosine_ratio_endpoints():
     assert cosine_ratio(torch.tensor(0.0)) == pytest.approx(1.0)
     assert cosine_ratio(torch.tensor(1.0)) == pytest.approx(0.0, abs=1e-6)

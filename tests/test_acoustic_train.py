@@ -187,6 +187,9 @@ def test_cli_eval_writes_the_measurements(tmp_path, smoke_run, smoke_corpus, cap
     assert set(written["speakers"]) == {"us1-h", "us3-h"}  # the held-out voices
     assert all(r["speaker"] != r["other_speaker"] for r in written["rows"])
     assert written["decode"]["iterations"] == [SMOKE.decode.first_level_iterations, 1, 1, 1]
+    by_level = written["masked_prediction_by_level"]
+    assert [r["level"] for r in by_level] == [0, 1, 2, 3]
+    assert all(0 <= r["accuracy"] <= 1 and 0 < r["unigram_loss"] <= np.log(64) + 1e-6 for r in by_level)
 
 
 @pytest.mark.slow  # ~15 s alone, ~40 s on a busy machine

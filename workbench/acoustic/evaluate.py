@@ -137,6 +137,7 @@ def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progre
         "wer": word_error_rate(refs, hyps["synth"]), "wer_codec": word_error_rate(refs, hyps["codec"]),
         "wer_original": word_error_rate(refs, hyps["original"]),
         **speed,
+        "masked_prediction_by_level": masked_prediction_by_level(synth, seed=seed),
         "clips": len(rows), "seconds": round(sum(r["seconds"] for r in rows), 2),
         "speakers": sorted({r["speaker"] for r in rows}),
         "decode": {**dataclasses.asdict(synth.decode), "iterations": list(synth.decode.iterations(synth.levels))},
@@ -145,6 +146,46 @@ def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progre
                   "codec": synth.meta.get("codec"), "tokenizer": synth.meta.get("tokenizer")},
         "rows": rows,
     }
+
+
+def masked_prediction_by_level(synth: Synthesizer, batches: int = 4, ratio: float = 0.5, batch_size: int = 8,
+                               seed: int = 0) -> list[dict]:
+    """Per RVQ level, on fixed held-out crops (dev split of the training pairs: held-out speakers) with a prompt
+    in front: cross-entropy and accuracy of the model on `ratio` of the level's tokens masked (coarser levels
+    given, finer masked), beside `unigram_loss`, the cross-entropy of the level's code frequencies in the training
+    pairs: what a model that ignored its input would score."""
+    import json
+
+    from workbench.acoustic.data import load_pairs, sample_batch
+    from workbench.acoustic.train import masked_loss
+
+    pairs_dir, meta = Path(synth.meta["pairs"]), synth.meta
+    if not (pairs_dir / "manifest.jsonl").is_file():
+        return []
+    held = load_pairs(pairs_dir, "dev") or load_pairs(pairs_dir, "train")
+    counts = np.ones((synth.levels, synth.model.cfg.codebook_size))  # add-one smoothing
+    for line in (pairs_dir / "manifest.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row["split"] == "train":
+            with np.load(pairs_dir / row["path"]) as z:
+                for q in range(synth.levels):
+                    counts[q] += np.bincount(z["codes"][q].astype(np.int64), minlength=counts.shape[1])
+    probs = counts / counts.sum(1, keepdims=True)
+    crop = synth.rates.seconds_to_frames(meta["train_config"]["crop_seconds"])
+    prompt = synth.rates.seconds_to_frames(synth.decode.prompt_seconds)
+    rng = np.random.default_rng([seed, 17])
+    data = [sample_batch(held, synth.rates, batch_size, crop, prompt, 1.0, synth.levels, rng) for _ in range(batches)]
+    rows = []
+    with torch.inference_mode():
+        for q in range(synth.levels):
+            results = [masked_loss(synth.model, b, torch.Generator().manual_seed(seed + j), level=q, ratio=ratio)
+                       for j, b in enumerate(data)]
+            codes = np.concatenate([b.codes[:, q].numpy().ravel() for b in data])
+            rows.append({"level": q, "loss": float(np.mean([l.item() for l, _ in results])),
+                         "accuracy": float(np.mean([r["accuracy"] for _, r in results])),
+                         "unigram_loss": float(-np.log(probs[q][codes]).mean()),
+                         "code_perplexity": float(np.exp(-(probs[q] * np.log(probs[q])).sum()))})
+    return rows
 
 
 def measure_speed(synth: Synthesizer, clip: EvalClip, seconds: float, seed: int = 0) -> dict:
@@ -171,4 +212,6 @@ def summary_text(p: dict) -> str:
         f"(original vs other speaker {p['spkr_sim_original_other']:.3f})",
         f"WER: resynthesis {p['wer']:.3f}, codec {p['wer_codec']:.3f}, original {p['wer_original']:.3f}",
         f"speed: {p['realtime_factor']}x real time on {p['threads']} thread(s) ({p['speed_seconds']} s stream)",
+        *[f"level {r['level']}: held-out masked loss {r['loss']:.3f} (unigram {r['unigram_loss']:.3f}), "
+          f"accuracy {r['accuracy']:.3f}" for r in p.get("masked_prediction_by_level", [])],
     ])

@@ -45,16 +45,21 @@ def random_subset(candidates: torch.Tensor, count: torch.Tensor, generator: torc
 
 
 def training_mask(codes: torch.Tensor, mask_id: int, generator: torch.Generator | None = None,
-                  min_prompt: torch.Tensor | int = 0) -> TrainingMask:
+                  min_prompt: torch.Tensor | int = 0, level: int | None = None, ratio: float | None = None
+                  ) -> TrainingMask:
+    """The mask for a batch of codes (b, q, t); `level` and `ratio` fix what is otherwise drawn (for measuring
+    one level at one masking ratio)."""
     b, q, t = codes.shape
     device = codes.device
     min_prompt = torch.as_tensor(min_prompt, device=device).expand(b).long()
     if int(min_prompt.max()) >= t:
         raise ValueError(f"min_prompt {int(min_prompt.max())} leaves no frame to mask in {t} frames")
-    level = torch.randint(0, q, (b,), generator=generator, device=device)
+    drawn = torch.randint(0, q, (b,), generator=generator, device=device)
+    level = drawn if level is None else torch.full_like(drawn, level)
     span = t - min_prompt  # prompt ~ U{min_prompt .. t-1}
     prompt = min_prompt + (torch.rand(b, generator=generator, device=device) * span).long().clamp(max=span - 1)
-    ratio = cosine_ratio(torch.rand(b, generator=generator, device=device))
+    drawn = cosine_ratio(torch.rand(b, generator=generator, device=device))
+    ratio = drawn if ratio is None else torch.full_like(drawn, ratio)
     frames = torch.arange(t, device=device)
     open_ = frames[None] >= prompt[:, None]  # (b, t) non-prompt frames
     count = (ratio * (t - prompt)).round().long().clamp(min=1)

@@ -54,9 +54,10 @@ def load_codec_and_tokenizer(codec_dir: str | Path, tokenizer_dir: str | Path, d
     return codec, tokenizer
 
 
-def masked_loss(model: SoundStorm, batch: Batch, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+def masked_loss(model: SoundStorm, batch: Batch, generator: torch.Generator, level: int | None = None,
+                ratio: float | None = None) -> tuple[torch.Tensor, dict]:
     """Mean cross-entropy over the masked tokens of each item's level, and its accuracy."""
-    m = training_mask(batch.codes, model.mask_id, generator, batch.min_prompt)
+    m = training_mask(batch.codes, model.mask_id, generator, batch.min_prompt, level, ratio)
     logits = model.logits(model(batch.semantic, m.inputs), m.level)  # (b, t, k) of each item's level
     targets = batch.codes.gather(1, m.level[:, None, None].expand(-1, 1, batch.codes.shape[2]))[:, 0]
     loss = F.cross_entropy(logits[m.loss_mask], targets[m.loss_mask])
