@@ -142,11 +142,13 @@ def run_synthesize(args: argparse.Namespace) -> int:
             semantic = np.load(args.semantic)
         except (OSError, ValueError) as err:
             raise UserError(f"{args.semantic}: not a .npy array of semantic tokens ({err})") from None
+        length = None
     else:
-        semantic = synth.semantic_tokens(_read_audio(args.audio))
+        source = _read_audio(args.audio)
+        semantic, length = synth.semantic_tokens(source), len(source)
     prompt = synth.prompt(_read_audio(args.prompt))
     started = time.perf_counter()
-    wav = synth.synthesize(semantic, prompt, args.seed)
+    wav = synth.synthesize(semantic, prompt, args.seed)[:length]  # resynthesis: the source's length
     wall = time.perf_counter() - started
     save_audio(args.out, wav, synth.rates.sample_rate)
     seconds = len(wav) / synth.rates.sample_rate

@@ -14,8 +14,6 @@ config.json).
 from __future__ import annotations
 
 import dataclasses
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +24,8 @@ from workbench.acoustic.config import AcousticModelConfig, AcousticPreset, Train
 from workbench.acoustic.data import Batch, Pair, Rates, build_pairs, load_pairs, sample_batch
 from workbench.acoustic.masking import training_mask
 from workbench.acoustic.model import SoundStorm, count_parameters
-from workbench.checkpoint import (append_metrics, changed_settings, latest_checkpoint, load_config, load_state,
-                                  load_weights, save_checkpoint, truncate_metrics)
+from workbench.checkpoint import (TrainingSteps, append_metrics, changed_settings, latest_checkpoint, load_config,
+                                  load_state, load_weights, save_checkpoint, truncate_metrics)
 from workbench.cli import UserError
 from workbench.codec.train import lr_factor, pick_device
 from workbench.io import atomic_write_json
@@ -109,8 +107,6 @@ def train(out_dir: str | Path, preset: AcousticPreset, corpus_dir: str | Path, c
           progress: bool | None = None, preset_name: str | None = None) -> dict:
     """Train (or with `resume` continue) SoundStorm into `out_dir`; returns the summary (also summary.json).
     On resume every setting must match the checkpoint's except `steps` and `max_minutes`."""
-    from tqdm.auto import tqdm
-
     cfg, out_dir, device = preset.train, Path(out_dir), pick_device(device)
     torch.set_num_threads(cfg.threads)
     codec, tokenizer = load_codec_and_tokenizer(codec_dir, tokenizer_dir, device)
@@ -179,9 +175,8 @@ def train(out_dir: str | Path, preset: AcousticPreset, corpus_dir: str | Path, c
         return {"eval_loss": float(np.mean([l.item() for l, _ in results])),
                 "eval_accuracy": float(np.mean([r["accuracy"] for _, r in results]))}
 
-    t0 = time.monotonic()
-    elapsed = lambda: elapsed_before + time.monotonic() - t0  # noqa: E731
-    progress_of = lambda s: max(s / cfg.steps, elapsed() / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0)  # noqa: E731
+    run = TrainingSteps(cfg.steps, cfg.max_minutes, start_step, elapsed_before, "soundstorm", progress)
+    elapsed = run.elapsed
 
     def checkpoint(step: int) -> None:
         state = {"optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(), "elapsed_s": elapsed()}
@@ -190,15 +185,9 @@ def train(out_dir: str | Path, preset: AcousticPreset, corpus_dir: str | Path, c
     initial = evaluate() if start_step == 0 else None
     if initial:
         append_metrics(metrics_path, {"step": 0, **initial, "elapsed_s": 0.0})
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=cfg.steps, initial=start_step, disable=not show, desc="soundstorm", leave=False)
     model.train()
-    stopped_by, step, record = "steps", start_step, {}
-    for step in range(start_step, cfg.steps):
-        p = progress_of(step)
-        if cfg.max_minutes is not None and p >= 1.0 and step > start_step:
-            stopped_by = "max_minutes"
-            break
+    record = {}
+    for step, p in run:
         batch = draw(train_pairs, [cfg.seed, step])
         for group in opt.param_groups:
             group["lr"] = cfg.lr * lr_factor(cfg, step, p)
@@ -209,17 +198,16 @@ def train(out_dir: str | Path, preset: AcousticPreset, corpus_dir: str | Path, c
         opt.step()
         done = step + 1
         record = {"loss": loss.item(), **info}
-        bar.update(1)
-        bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}")
+        run.bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}")
         if done % cfg.log_every == 0 or done == cfg.steps or done == start_step + 1:
-            append_metrics(metrics_path, {"step": done, **record, "lr": opt.param_groups[0]["lr"], "grad_norm": float(grad_norm),
-                                "progress": round(p, 4), "elapsed_s": round(elapsed(), 2)})
+            append_metrics(metrics_path, {"step": done, **record, "lr": opt.param_groups[0]["lr"],
+                                          "grad_norm": float(grad_norm), "progress": round(p, 4),
+                                          "elapsed_s": round(elapsed(), 2)})
         if done % cfg.eval_every == 0:
             append_metrics(metrics_path, {"step": done, **evaluate(), "elapsed_s": round(elapsed(), 2)})
         if done % cfg.checkpoint_every == 0:
             checkpoint(done)
-        step = done
-    bar.close()
+    step, stopped_by = run.done, run.stopped_by
 
     checkpoint(step)
     final = evaluate()

@@ -13,16 +13,14 @@ Run folder: metrics.jsonl, summary.json, checkpoint.json + checkpoints/ (codec.s
 from __future__ import annotations
 
 import math
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from workbench.audio import SAMPLE_RATE
-from workbench.checkpoint import (append_metrics, changed_settings, latest_checkpoint, load_config, load_state,
-                                  load_weights, save_checkpoint, truncate_metrics)
+from workbench.checkpoint import (TrainingSteps, append_metrics, changed_settings, latest_checkpoint, load_config,
+                                  load_state, load_weights, save_checkpoint, truncate_metrics)
 from workbench.cli import UserError
 from workbench.codec.config import ModelConfig, TrainConfig
 from workbench.codec.discriminator import MultiScaleSTFTDiscriminator
@@ -83,8 +81,6 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
           preset: str | None = None) -> dict:
     """Train (or with `resume` continue) a codec into `out_dir`; returns the summary (also summary.json).
     On resume the configs must match the checkpoint's except `steps` and `max_minutes`."""
-    from tqdm.auto import tqdm
-
     cfg, out_dir, device = train_config, Path(out_dir), pick_device(device)
     model_config.check()
     train_data, held_data = open_training_data(corpus_dir)
@@ -130,9 +126,8 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
         codec.train()
         return value
 
-    t0 = time.monotonic()
-    elapsed = lambda: elapsed_before + time.monotonic() - t0  # noqa: E731
-    progress_of = lambda s: max(s / cfg.steps, elapsed() / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0)  # noqa: E731
+    run = TrainingSteps(cfg.steps, cfg.max_minutes, start_step, elapsed_before, "codec", progress)
+    elapsed = run.elapsed
 
     def checkpoint(step: int) -> None:
         modules = {"codec": codec, **({"discriminator": disc} if disc else {})}
@@ -141,15 +136,9 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
         save_checkpoint(out_dir, step, modules, state, meta)
 
     initial_eval = evaluate() if start_step == 0 else None
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=cfg.steps, initial=start_step, disable=not show, desc="codec", leave=False)
     codec.train()
-    stopped_by, step, record = "steps", start_step, {}
-    for step in range(start_step, cfg.steps):
-        p = progress_of(step)
-        if cfg.max_minutes is not None and p >= 1.0 and step > start_step:
-            stopped_by = "max_minutes"
-            break
+    record = {}
+    for step, p in run:
         rng = np.random.default_rng([cfg.seed, step])
         wav = sample_batch(train_data, cfg, rng, codec.hop).to(device)
         q = model_config.num_quantizers
@@ -182,8 +171,7 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
             record["disc"] = d_loss.item()
 
         done = step + 1
-        bar.update(1)
-        bar.set_postfix(mel=f"{record['mel']:.3f}", n_q=n_q)
+        run.bar.set_postfix(mel=f"{record['mel']:.3f}", n_q=n_q)
         if done % cfg.log_every == 0 or done == cfg.steps or done == start_step + 1:
             restarts = sum(vq.restarts for vq in codec.quantizer.levels)
             append_metrics(metrics_path, {"step": done, "loss": loss.item(), **record, "n_q": n_q,
@@ -192,8 +180,7 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
                                           "elapsed_s": round(elapsed(), 2)})
         if done % cfg.checkpoint_every == 0:
             checkpoint(done)
-        step = done
-    bar.close()
+    step, stopped_by = run.done, run.stopped_by
 
     checkpoint(step)
     final_eval = evaluate()
