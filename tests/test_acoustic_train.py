@@ -180,7 +180,8 @@ def test_cli_eval_writes_the_measurements(tmp_path, smoke_run, smoke_corpus, cap
     printed = json.loads(capsys.readouterr().out)
     written = json.loads((tmp_path / "acoustic.json").read_text())
     assert printed["rows"] == written["rows"] and len(written["rows"]) == SMOKE.eval.clips
-    for key in ("spkr_sim_prompt", "spkr_sim_other", "wer", "wer_codec", "spkr_sim_codec", "realtime_factor"):
+    for key in ("spkr_sim_prompt", "spkr_sim_other", "wer", "wer_codec", "spkr_sim_codec", "spkr_sim_codec_other",
+                "realtime_factor"):
         assert isinstance(written[key], float), key
     assert -1 <= written["spkr_sim_prompt"] <= 1 and written["wer_codec"] >= 0 and written["realtime_factor"] > 0
     assert written["spkr_sim_gap"] == pytest.approx(written["spkr_sim_prompt"] - written["spkr_sim_other"])

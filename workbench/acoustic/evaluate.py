@@ -11,7 +11,8 @@ training) we take its semantic tokens (our tokenizer) and synthesize them twice:
   and `spkr_sim_swap_source` (to the clip's own speaker).
 
 Words: pocketsphinx transcripts against the clip's text, pooled WER over all clips (`wer`). Ceilings measured the
-same way on the same clips: the codec's own reconstruction (`wer_codec`, `spkr_sim_codec`) and the original
+same way on the same clips: the codec's own reconstruction (`wer_codec`, `spkr_sim_codec`, and
+`spkr_sim_codec_other` against the other speaker: how much of the voice gap survives the codec) and the original
 audio (`wer_original`, `spkr_sim_original`, and `spkr_sim_original_other`: the natural gap between the two
 voices). Speed: `realtime_factor` = seconds of audio per wall second for semantic tokens -> codes -> audio on a
 `speed_seconds` stream, on `threads` torch threads.
@@ -121,6 +122,7 @@ def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progre
             "spkr_sim_swap_prompt": cosine(emb["swapped"], emb["other"]),
             "spkr_sim_swap_source": cosine(emb["swapped"], emb["prompt"]),
             "spkr_sim_codec": cosine(emb["codec"], emb["prompt"]),
+            "spkr_sim_codec_other": cosine(emb["codec"], emb["other"]),
             "spkr_sim_original": cosine(emb["original"], emb["prompt"]),
             "spkr_sim_original_other": cosine(emb["original"], emb["other"]),
             "transcript": said["synth"], "transcript_codec": said["codec"], "transcript_original": said["original"],
@@ -128,7 +130,8 @@ def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progre
         })
     mean = lambda key: float(np.mean([r[key] for r in rows]))  # noqa: E731
     sims = {k: mean(k) for k in ("spkr_sim_prompt", "spkr_sim_other", "spkr_sim_swap_prompt", "spkr_sim_swap_source",
-                                 "spkr_sim_codec", "spkr_sim_original", "spkr_sim_original_other")}
+                                 "spkr_sim_codec", "spkr_sim_codec_other", "spkr_sim_original",
+                                 "spkr_sim_original_other")}
     speed = measure_speed(synth, clips[0], cfg.speed_seconds, seed)
     return {
         **sims,
@@ -208,8 +211,8 @@ def summary_text(p: dict) -> str:
         f"speaker similarity: to the prompt {p['spkr_sim_prompt']:.3f}, to the other speaker {p['spkr_sim_other']:.3f} "
         f"(gap {p['spkr_sim_gap']:+.3f}); other speaker's prompt: {p['spkr_sim_swap_prompt']:.3f} to it, "
         f"{p['spkr_sim_swap_source']:.3f} to the source (gap {p['spkr_sim_swap_gap']:+.3f})",
-        f"ceilings: codec {p['spkr_sim_codec']:.3f}, original {p['spkr_sim_original']:.3f} "
-        f"(original vs other speaker {p['spkr_sim_original_other']:.3f})",
+        f"ceilings: codec {p['spkr_sim_codec']:.3f} (vs other speaker {p['spkr_sim_codec_other']:.3f}), "
+        f"original {p['spkr_sim_original']:.3f} (vs other speaker {p['spkr_sim_original_other']:.3f})",
         f"WER: resynthesis {p['wer']:.3f}, codec {p['wer_codec']:.3f}, original {p['wer_original']:.3f}",
         f"speed: {p['realtime_factor']}x real time on {p['threads']} thread(s) ({p['speed_seconds']} s stream)",
         *[f"level {r['level']}: held-out masked loss {r['loss']:.3f} (unigram {r['unigram_loss']:.3f}), "
