@@ -90,9 +90,12 @@ def run_train(args: argparse.Namespace) -> int:
     summary = train(args.out or _ckpt(args), preset, args.corpus or paths["corpus"], args.codec or paths["codec"],
                     args.tokenizer or paths["tokenizer"], args.pairs or paths["pairs"], resume=args.resume,
                     device=args.device, progress=False if args.quiet or args.json else None, preset_name=args.preset)
-    emit(args, summary, lambda s: (f"trained {s['steps']} steps ({s['stopped_by']}) in {s['elapsed_s']:.0f} s -> {s['out']}; "
-                                   f"held-out masked loss {s['initial_eval_loss'] or float('nan'):.3f} -> "
-                                   f"{s['final_eval_loss']:.3f}, accuracy {s['final_eval_accuracy']:.3f}"))
+    def human(s: dict) -> str:
+        start = "resumed" if s["initial_eval_loss"] is None else f"{s['initial_eval_loss']:.3f}"
+        return (f"trained {s['steps']} steps ({s['stopped_by']}) in {s['elapsed_s']:.0f} s -> {s['out']}; "
+                f"held-out masked loss {start} -> {s['final_eval_loss']:.3f}, accuracy {s['final_eval_accuracy']:.3f}")
+
+    emit(args, summary, human)
     return 0
 
 
