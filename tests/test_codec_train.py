@@ -132,20 +132,28 @@ def test_cli_eval_json_structure(tmp_path, smoke_run, smoke_corpus, capsys) -> N
     assert written["speed"]["encode_x_realtime"] > 0 and written["speed"]["decode_x_realtime"] > 0
 
 
-def test_acoustic_notebook_codec_part_runs(tmp_path, smoke_corpus) -> None:
+def test_acoustic_notebook_runs(tmp_path, smoke_corpus, smoke_tokenizer) -> None:
+    """Notebook 04 at smoke scale: the codec part, then SoundStorm (trained on that codec) with its pictures,
+    players and acoustic.json."""
     import nbformat
 
     from workbench.notebooks import run_notebook
 
     out = run_notebook("04_acoustic_synthesis", tmp_path, {
         "preset": "smoke", "corpus_dir": str(smoke_corpus), "codec_dir": str(tmp_path / "codec"),
-        "real_dir": str(REAL_SPEECH), "reports": str(tmp_path)})
+        "real_dir": str(REAL_SPEECH), "reports": str(tmp_path), "tokenizer_dir": str(smoke_tokenizer),
+        "acoustic_dir": str(tmp_path / "acoustic")})
     nb = nbformat.read(out, as_version=4)
     shown = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in shown if o.output_type == "error"]
     payload = json.loads((tmp_path / "codec.json").read_text())
     assert {r["system"] for r in payload["results"]} >= {"ours", "codec2-3200", "opus-6k"}
     assert (tmp_path / "codec" / "checkpoint.json").is_file()  # it trained the codec it had not found
-    assert sum("application/vnd.plotly.v1+json" in o.get("data", {}) for o in shown) >= 4
+    assert (tmp_path / "acoustic" / "checkpoint.json").is_file()  # and SoundStorm on top of it
+    scores = json.loads((tmp_path / "acoustic.json").read_text())
+    assert {"spkr_sim_prompt", "spkr_sim_other", "wer", "wer_codec", "spkr_sim_codec", "realtime_factor"} <= set(scores)
+    assert sum("application/vnd.plotly.v1+json" in o.get("data", {}) for o in shown) >= 4 + 4
     players = sum(o.get("data", {}).get("text/html", "").count("<audio") for o in shown)
-    assert players >= 1 + SMOKE.model.num_quantizers  # original + every bitrate
+    assert players >= 1 + SMOKE.model.num_quantizers + 6  # codec: original + every bitrate; SoundStorm: 6
+    text = "".join(o.get("text", "") for o in shown)
+    assert "SoundStorm:" in text and "speaker similarity: to the prompt" in text

@@ -1,4 +1,5 @@
-"""Atomic training checkpoints shared by the stages: safetensors weights, a JSON config, optimizer state.
+"""Atomic training checkpoints shared by the stages: safetensors weights, a JSON config, optimizer state; and the
+other pieces every training loop shares (the step/time budget, resume checks, JSONL metrics).
 
 Layout of a run folder:
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +74,57 @@ def load_weights(path: Path, name: str, module: torch.nn.Module) -> torch.nn.Mod
 
 def load_state(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
     return torch.load(Path(path) / "state.pt", map_location=device, weights_only=True)
+
+
+def changed_settings(current: dict[str, Any], saved: dict[str, Any], free: tuple[str, ...] = ("steps", "max_minutes")
+                     ) -> list[str]:
+    """Names of the training settings that differ from a checkpoint's, leaving out those a resumed run may change."""
+    return sorted(k for k in {**current, **saved} if k not in free and current.get(k) != saved.get(k))
+
+
+def truncate_metrics(path: str | Path, step: int) -> None:
+    """Drop the JSONL records logged after `step` (what a run resumed from that step will log again)."""
+    path = Path(path)
+    if path.is_file():
+        keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(line + "\n" for line in keep))
+
+
+def append_metrics(path: str | Path, record: dict[str, Any]) -> None:
+    with Path(path).open("a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+class TrainingSteps:
+    """The steps of a run, from `start` to `steps`, cut short by a wall-clock budget. The schedule's progress is
+    max(step / steps, elapsed / max_minutes) (so a run stopped by its budget still anneals), and the run stops
+    once it reaches 1, after at least one step. Iterating yields (step, progress); `done` is the number of
+    completed steps, `stopped_by` says why it ended, `elapsed()` counts time across resumes. A tqdm bar (shown on
+    a terminal unless `show` says otherwise) advances with the steps."""
+
+    def __init__(self, steps: int, max_minutes: float | None, start: int = 0, elapsed_before: float = 0.0,
+                 desc: str = "train", show: bool | None = None):
+        from tqdm.auto import tqdm
+
+        self.steps, self.max_minutes, self.start, self.done = steps, max_minutes, start, start
+        self.elapsed_before, self.t0, self.stopped_by = elapsed_before, time.monotonic(), "steps"
+        show = sys.stderr.isatty() if show is None else show
+        self.bar = tqdm(total=steps, initial=start, disable=not show, desc=desc, leave=False)
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.t0
+
+    def progress(self, step: int) -> float:
+        return max(step / self.steps, self.elapsed() / (60 * self.max_minutes) if self.max_minutes else 0.0)
+
+    def __iter__(self):
+        for step in range(self.start, self.steps):
+            p = self.progress(step)
+            if self.max_minutes is not None and p >= 1.0 and step > self.start:
+                self.stopped_by = "max_minutes"
+                break
+            yield step, p
+            self.done = step + 1
+            self.bar.update(1)
+        self.bar.close()

@@ -23,6 +23,7 @@ COMMANDS = {
     "bench": "workbench.bench.cli",
     "codec": "workbench.codec.cli",
     "demo": "workbench.demo",
+    "acoustic": "workbench.acoustic.cli",
     "reproduce": "workbench.reproduce",
 }
 

@@ -33,3 +33,15 @@ def override(config: T, **changes: Any) -> T:
     if unknown:
         raise UserError(f"{type(config).__name__} has no field(s) {unknown}; fields: {sorted(names)}")
     return dataclasses.replace(config, **{k: v for k, v in changes.items()})  # type: ignore[type-var]
+
+
+class DictConfig:
+    """Mixin for config dataclasses saved in checkpoints as JSON: `to_dict`, and `from_dict` turning JSON's lists
+    back into tuples."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})

@@ -12,24 +12,22 @@ Run folder: metrics.jsonl, summary.json, checkpoint.json + checkpoints/ (codec.s
 
 from __future__ import annotations
 
-import json
 import math
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from workbench.audio import SAMPLE_RATE
-from workbench.checkpoint import latest_checkpoint, load_config, load_state, load_weights, save_checkpoint
+from workbench.checkpoint import (TrainingSteps, append_metrics, changed_settings, latest_checkpoint, load_config,
+                                  load_state, load_weights, save_checkpoint, truncate_metrics)
 from workbench.cli import UserError
 from workbench.codec.config import ModelConfig, TrainConfig
 from workbench.codec.discriminator import MultiScaleSTFTDiscriminator
 from workbench.codec.losses import (MultiScaleMelLoss, discriminator_loss, feature_matching_loss,
                                     generator_adversarial_loss)
 from workbench.codec.model import Codec, count_parameters
-from workbench.io import atomic_path, atomic_write_json
+from workbench.io import atomic_write_json
 
 EVAL_SEED = 1_000_003
 HINT = "train one first: python -m workbench codec train"
@@ -83,8 +81,6 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
           preset: str | None = None) -> dict:
     """Train (or with `resume` continue) a codec into `out_dir`; returns the summary (also summary.json).
     On resume the configs must match the checkpoint's except `steps` and `max_minutes`."""
-    from tqdm.auto import tqdm
-
     cfg, out_dir, device = train_config, Path(out_dir), pick_device(device)
     model_config.check()
     train_data, held_data = open_training_data(corpus_dir)
@@ -102,10 +98,8 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
     if resume:
         ckpt = latest_checkpoint(out_dir, HINT)
         saved = load_config(ckpt)
-        free = {"steps": None, "max_minutes": None}
-        mine, theirs = {**cfg.to_dict(), **free}, {**TrainConfig.from_dict(saved["train_config"]).to_dict(), **free}
-        if ModelConfig.from_dict(saved["model_config"]) != model_config or mine != theirs:
-            diff = sorted(k for k in mine if mine[k] != theirs[k])
+        diff = changed_settings(cfg.to_dict(), TrainConfig.from_dict(saved["train_config"]).to_dict())
+        if ModelConfig.from_dict(saved["model_config"]) != model_config or diff:
             raise UserError(f"cannot resume {out_dir}: its checkpoint was trained with different settings "
                             f"({', '.join(diff) or 'model config'})")
         load_weights(ckpt, "codec", codec)
@@ -120,10 +114,7 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
         raise UserError(f"{out_dir} already holds a codec run; pass --resume to continue it or choose another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = out_dir / "metrics.jsonl"
-    if metrics_path.is_file():  # drop what was logged after the checkpoint we resume from
-        keep = [l for l in metrics_path.read_text().splitlines() if l and json.loads(l)["step"] <= start_step]
-        with atomic_path(metrics_path) as tmp:
-            tmp.write_text("".join(l + "\n" for l in keep))
+    truncate_metrics(metrics_path, start_step)  # drop what was logged after the checkpoint we resume from
 
     eval_batch = sample_batch(held_data, cfg, np.random.default_rng([cfg.seed, EVAL_SEED]), codec.hop).to(device)
 
@@ -135,9 +126,8 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
         codec.train()
         return value
 
-    t0 = time.monotonic()
-    elapsed = lambda: elapsed_before + time.monotonic() - t0  # noqa: E731
-    progress_of = lambda s: max(s / cfg.steps, elapsed() / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0)  # noqa: E731
+    run = TrainingSteps(cfg.steps, cfg.max_minutes, start_step, elapsed_before, "codec", progress)
+    elapsed = run.elapsed
 
     def checkpoint(step: int) -> None:
         modules = {"codec": codec, **({"discriminator": disc} if disc else {})}
@@ -146,15 +136,9 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
         save_checkpoint(out_dir, step, modules, state, meta)
 
     initial_eval = evaluate() if start_step == 0 else None
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=cfg.steps, initial=start_step, disable=not show, desc="codec", leave=False)
     codec.train()
-    stopped_by, step, record = "steps", start_step, {}
-    for step in range(start_step, cfg.steps):
-        p = progress_of(step)
-        if cfg.max_minutes is not None and p >= 1.0 and step > start_step:
-            stopped_by = "max_minutes"
-            break
+    record = {}
+    for step, p in run:
         rng = np.random.default_rng([cfg.seed, step])
         wav = sample_batch(train_data, cfg, rng, codec.hop).to(device)
         q = model_config.num_quantizers
@@ -187,21 +171,20 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
             record["disc"] = d_loss.item()
 
         done = step + 1
-        bar.update(1)
-        bar.set_postfix(mel=f"{record['mel']:.3f}", n_q=n_q)
+        run.bar.set_postfix(mel=f"{record['mel']:.3f}", n_q=n_q)
         if done % cfg.log_every == 0 or done == cfg.steps or done == start_step + 1:
             restarts = sum(vq.restarts for vq in codec.quantizer.levels)
-            _log(metrics_path, {"step": done, "loss": loss.item(), **record, "n_q": n_q, "lr": opt.param_groups[0]["lr"],
-                                "grad_norm": float(grad_norm), "code_restarts": restarts, "progress": round(p, 4),
-                                "elapsed_s": round(elapsed(), 2)})
+            append_metrics(metrics_path, {"step": done, "loss": loss.item(), **record, "n_q": n_q,
+                                          "lr": opt.param_groups[0]["lr"], "grad_norm": float(grad_norm),
+                                          "code_restarts": restarts, "progress": round(p, 4),
+                                          "elapsed_s": round(elapsed(), 2)})
         if done % cfg.checkpoint_every == 0:
             checkpoint(done)
-        step = done
-    bar.close()
+    step, stopped_by = run.done, run.stopped_by
 
     checkpoint(step)
     final_eval = evaluate()
-    _log(metrics_path, {"step": step, "eval_mel": final_eval, "elapsed_s": round(elapsed(), 2)})
+    append_metrics(metrics_path, {"step": step, "eval_mel": final_eval, "elapsed_s": round(elapsed(), 2)})
     summary = {"out": str(out_dir), "preset": preset, "device": str(device), "steps": step, "stopped_by": stopped_by,
                "elapsed_s": round(elapsed(), 1), "seconds_of_audio": step * cfg.batch_size * cfg.crop_seconds,
                "initial_eval_mel": initial_eval, "final_eval_mel": final_eval, "last": record,
@@ -210,7 +193,3 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
     atomic_write_json(out_dir / "summary.json", summary)
     return summary
 
-
-def _log(path: Path, record: dict) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps(record) + "\n")

@@ -1,0 +1,219 @@
+"""SoundStorm end to end at smoke scale: training (loss goes down, exact resume, clear errors), the model's
+padding/batch invariance, and the `acoustic` CLI (synthesize, eval, bad input)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file
+
+from workbench.acoustic.config import PRESETS
+from workbench.acoustic.model import SoundStorm
+from workbench.acoustic.synthesize import Synthesizer
+from workbench.acoustic.train import train
+from workbench.acoustic.windowed import Prompt
+from workbench.cli import UserError, main
+from workbench.config import override
+
+SMOKE = PRESETS["smoke"]
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def smoke_codec(tmp_path_factory, smoke_corpus):
+    from workbench.codec.config import PRESETS as CODEC
+
+    from workbench.codec.train import train as train_codec
+
+    out = tmp_path_factory.mktemp("codec") / "run"
+    train_codec(out, CODEC["smoke"].model, override(CODEC["smoke"].train, steps=10, adversarial=False), smoke_corpus,
+                progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, smoke_corpus, smoke_codec, smoke_tokenizer):
+    root = tmp_path_factory.mktemp("acoustic")
+    summary = train(root / "run", SMOKE, smoke_corpus, smoke_codec, smoke_tokenizer, root / "pairs", progress=False,
+                    preset_name="smoke")
+    return root, summary
+
+
+def test_smoke_training_lowers_the_held_out_loss(smoke_run):
+    root, summary = smoke_run
+    assert summary["steps"] == SMOKE.train.steps and summary["stopped_by"] == "steps"
+    assert summary["final_eval_loss"] < summary["initial_eval_loss"]
+    records = [json.loads(line) for line in (root / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "eval_loss" in r] == [0, 15, 30, 30]
+    pairs = json.loads((root / "pairs" / "pairs.json").read_text())
+    assert pairs["complete"] and pairs["levels"] == summary["levels"] == 4 and pairs["rates"]["codec_hop"] == 320
+    rows = [json.loads(line) for line in (root / "pairs" / "manifest.jsonl").read_text().splitlines()]
+    assert {r["split"] for r in rows} == {"train", "dev"}
+    with np.load(root / "pairs" / rows[0]["path"]) as z:  # 25 Hz tokens, 50 Hz codes of the same audio
+        assert abs(z["codes"].shape[1] - 2 * len(z["semantic"])) <= 1 and z["codes"].shape[0] == 4
+
+
+def test_resume_continues_exactly(tmp_path, smoke_run, smoke_corpus, smoke_codec, smoke_tokenizer):
+    root, _ = smoke_run
+    preset = dataclasses.replace(SMOKE, train=override(SMOKE.train, steps=6, checkpoint_every=3, eval_every=100,
+                                                       log_every=1))
+    out = tmp_path / "run"
+    train(out, preset, smoke_corpus, smoke_codec, smoke_tokenizer, root / "pairs", progress=False)
+    straight = load_file(str(out / "checkpoints/step-0000006/model.safetensors"))
+    (out / "checkpoint.json").write_text(json.dumps({"step": 3, "path": "checkpoints/step-0000003"}))
+    shutil.rmtree(out / "checkpoints/step-0000006")
+    summary = train(out, preset, smoke_corpus, smoke_codec, smoke_tokenizer, root / "pairs", resume=True, progress=False)
+    assert summary["steps"] == 6
+    resumed = load_file(str(out / "checkpoints/step-0000006/model.safetensors"))
+    for k in straight:
+        assert torch.allclose(straight[k], resumed[k], atol=1e-6), k
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines() if "loss" in line]
+    assert steps.count(4) == 1
+
+
+def test_training_errors_are_clear(tmp_path, smoke_run, smoke_corpus, smoke_codec, smoke_tokenizer):
+    root, _ = smoke_run
+    args = (smoke_corpus, smoke_codec, smoke_tokenizer, root / "pairs")
+    with pytest.raises(UserError, match="already holds an acoustic run"):
+        train(root / "run", SMOKE, *args, progress=False)
+    changed = dataclasses.replace(SMOKE, train=override(SMOKE.train, lr=0.5))
+    with pytest.raises(UserError, match="different settings.*lr"):
+        train(root / "run", changed, *args, resume=True, progress=False)
+    with pytest.raises(UserError, match="no checkpoint"):
+        train(tmp_path / "fresh", SMOKE, *args, resume=True, progress=False)
+    with pytest.raises(UserError, match="no checkpoint in .*nocodec"):
+        train(tmp_path / "x", SMOKE, smoke_corpus, tmp_path / "nocodec", smoke_tokenizer, tmp_path / "p", progress=False)
+    with pytest.raises(UserError, match="no such tokenizer folder"):
+        train(tmp_path / "x", SMOKE, smoke_corpus, smoke_codec, tmp_path / "notok", tmp_path / "p", progress=False)
+    with pytest.raises(UserError, match="cannot draw training crops"):
+        long = dataclasses.replace(SMOKE, train=override(SMOKE.train, crop_seconds=1e4))
+        train(tmp_path / "y", long, *args, progress=False)
+
+
+def test_padding_and_batching_do_not_change_a_window():
+    cfg = SMOKE.model.for_data(3, 8, 5)
+    torch.manual_seed(0)
+    model = SoundStorm(cfg).eval()
+    sem, codes = torch.randint(0, 5, (2, 30)), torch.randint(0, 9, (2, 3, 30))
+    pad = torch.zeros(2, 30, dtype=torch.bool)
+    pad[1, 20:] = True
+    both = model.level_logits(sem, codes, 1, pad)
+    alone = model.level_logits(sem[1:, :20], codes[1:, :, :20], 1)
+    assert torch.allclose(both[1, :20], alone[0], atol=1e-5)
+    assert torch.allclose(both[0], model.level_logits(sem[:1], codes[:1], 1)[0], atol=1e-5)
+    # every frame sees the whole window (bidirectional): changing the last frame changes the first frame's output
+    changed = codes[:1].clone()
+    changed[0, :, -1] = (changed[0, :, -1] + 1) % 8
+    assert not torch.allclose(model.level_logits(sem[:1], changed, 0)[0, 0], model.level_logits(sem[:1], codes[:1], 0)[0, 0])
+
+
+def _audio(smoke_corpus, split, index=0):
+    return sorted((smoke_corpus / "recordings" / split).glob("*.flac"))[index]
+
+
+def test_cli_synthesize_from_tokens_and_from_audio(tmp_path, smoke_run, smoke_corpus, capsys):
+    root, _ = smoke_run
+    ckpt = ["--preset", "smoke", "--ckpt", str(root / "run")]
+    tokens = np.random.default_rng(0).integers(0, 32, 150)
+    np.save(tmp_path / "tokens.npy", tokens)
+    prompt = str(_audio(smoke_corpus, "dev"))
+    assert main(["acoustic", "synthesize", *ckpt, "--semantic", str(tmp_path / "tokens.npy"), "--prompt", prompt,
+                 "--out", str(tmp_path / "a.wav"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["seconds"] == pytest.approx(150 / 25) and sf.info(str(tmp_path / "a.wav")).frames == 150 * 640
+    src = _audio(smoke_corpus, "test")
+    assert main(["acoustic", "synthesize", *ckpt, "--audio", str(src), "--prompt", prompt, "--iterations", "2",
+                 "--out", str(tmp_path / "b.wav"), "--json"]) == 0
+    capsys.readouterr()
+    assert sf.info(str(tmp_path / "b.wav")).frames == sf.info(str(src)).frames
+
+
+def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, smoke_corpus, smoke_tokenizer, capsys):
+    from workbench.codec.config import PRESETS as CODEC
+    from workbench.codec.train import train as train_codec
+
+    root, _ = smoke_run
+    prompt = str(_audio(smoke_corpus, "dev"))
+    np.save(tmp_path / "ok.npy", np.zeros(50, dtype=np.int64))
+
+    def run(*extra, ckpt=str(root / "run")):
+        code = main(["acoustic", "synthesize", "--preset", "smoke", "--ckpt", ckpt, "--out", str(tmp_path / "o.wav"), *extra])
+        return code, capsys.readouterr().err
+
+    code, err = run("--semantic", str(tmp_path / "ok.npy"), "--prompt", prompt, ckpt=str(tmp_path / "none"))
+    assert code == 2 and "no checkpoint in" in err and "acoustic train" in err
+    np.save(tmp_path / "bad.npy", np.array([1, 2, 99]))
+    code, err = run("--semantic", str(tmp_path / "bad.npy"), "--prompt", prompt)
+    assert code == 2 and "outside the vocabulary 0..31 (found 1..99)" in err
+    sf.write(tmp_path / "short.wav", np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32), 16000)
+    code, err = run("--semantic", str(tmp_path / "ok.npy"), "--prompt", str(tmp_path / "short.wav"))
+    assert code == 2 and "speaker prompt is 0.50 s long; 1 s are needed" in err
+    (tmp_path / "junk.npy").write_bytes(b"junk")
+    code, err = run("--semantic", str(tmp_path / "junk.npy"), "--prompt", prompt)
+    assert code == 2 and "not a .npy array" in err
+    # a codec of the same shape but other weights: its codes mean something else
+    other = tmp_path / "other-codec"
+    train_codec(other, CODEC["smoke"].model, override(CODEC["smoke"].train, steps=2, adversarial=False, seed=1),
+                smoke_corpus, progress=False)
+    code, err = run("--semantic", str(tmp_path / "ok.npy"), "--prompt", prompt, "--codec", str(other))
+    assert code == 2 and "codec mismatch" in err and "another codec" in err
+    smaller = tmp_path / "small-codec"
+    train_codec(smaller, dataclasses.replace(CODEC["smoke"].model, num_quantizers=2),
+                override(CODEC["smoke"].train, steps=2, adversarial=False), smoke_corpus, progress=False)
+    code, err = run("--semantic", str(tmp_path / "ok.npy"), "--prompt", prompt, "--codec", str(smaller))
+    assert code == 2 and "needs 4 levels" in err and "has 2 x 64" in err
+    assert main(["acoustic", "train", "--preset", "tiny"]) == 2
+    assert "unknown acoustic preset" in capsys.readouterr().err
+
+
+def test_cli_eval_writes_the_measurements(tmp_path, smoke_run, smoke_corpus, capsys):
+    root, _ = smoke_run
+    assert main(["acoustic", "eval", "--preset", "smoke", "--ckpt", str(root / "run"), "--corpus", str(smoke_corpus),
+                 "--reports", str(tmp_path), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = json.loads((tmp_path / "acoustic.json").read_text())
+    assert printed["rows"] == written["rows"] and len(written["rows"]) == SMOKE.eval.clips
+    for key in ("spkr_sim_prompt", "spkr_sim_other", "wer", "wer_codec", "spkr_sim_codec", "spkr_sim_codec_other",
+                "realtime_factor"):
+        assert isinstance(written[key], float), key
+    assert -1 <= written["spkr_sim_prompt"] <= 1 and written["wer_codec"] >= 0 and written["realtime_factor"] > 0
+    assert written["spkr_sim_gap"] == pytest.approx(written["spkr_sim_prompt"] - written["spkr_sim_other"])
+    assert set(written["speakers"]) == {"us1-h", "us3-h"}  # the held-out voices
+    assert all(r["speaker"] != r["other_speaker"] for r in written["rows"])
+    assert written["decode"]["iterations"] == [SMOKE.decode.first_level_iterations, 1, 1, 1]
+    by_level = written["masked_prediction_by_level"]
+    assert [r["level"] for r in by_level] == [0, 1, 2, 3]
+    assert all(0 <= r["accuracy"] <= 1 and 0 < r["unigram_loss"] <= np.log(64) + 1e-6 for r in by_level)
+
+
+@pytest.mark.slow  # ~15 s alone, ~40 s on a busy machine
+def test_sixteen_minutes_end_to_end_with_the_smoke_model(smoke_run):
+    """Semantic tokens of 16 minutes -> codes -> audio with a real (smoke) model and codec: every model call sees at
+    most prompt + one window, and the audio (chunked codec decoding) has the stream's length."""
+    root, _ = smoke_run
+    synth = Synthesizer.load(root / "run").with_decode(window_seconds=8.0, overlap_seconds=1.0)
+    seen = []
+    forward = synth.model.level_logits
+
+    def spy(semantic, codes, level, pad):
+        seen.append(tuple(codes.shape))
+        return forward(semantic, codes, level, pad)
+
+    synth.model.level_logits = spy
+    tokens = 16 * 60 * 25
+    stream = np.random.default_rng(0).integers(0, 32, tokens)
+    prompt_frames = synth.rates.seconds_to_frames(synth.decode.prompt_seconds)
+    g = np.random.default_rng(1)
+    prompt = Prompt(g.integers(0, 32, prompt_frames), g.integers(0, 64, (4, prompt_frames)))
+    codes = synth.synthesize_codes([stream], [prompt])[0]
+    assert codes.shape == (4, 2 * tokens) and codes.min() >= 0 and codes.max() < 64
+    assert max(t for _, _, t in seen) == prompt_frames + 400
+    wav = synth.audio(codes, chunk_seconds=60.0)
+    assert len(wav) == tokens * 640 and np.isfinite(wav).all()

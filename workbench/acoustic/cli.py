@@ -1,0 +1,177 @@
+"""`python -m workbench acoustic {train,synthesize,eval}`: SoundStorm, semantic tokens -> codec codes -> audio.
+
+    acoustic train      --preset laptop [--corpus DIR] [--codec DIR] [--tokenizer DIR] [--out DIR] [--resume]
+                        [--steps N] [--max-minutes M]
+    acoustic synthesize (--semantic TOKENS.npy | --audio SPEECH.wav) --prompt SPEAKER.wav --out OUT.wav
+                        [--iterations 16] [--temperature 1.0] [--seed 0]
+    acoustic eval       [--corpus DIR] [--clips N] [--json]        (writes acoustic.json into the report folder)
+
+Defaults: corpus data/build/<preset>, codec data/build/codec/<preset>, tokenizer runs/tokenizer/<preset>/learned,
+training pairs data/build/acoustic/<preset>, run folder runs/acoustic/<preset>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from workbench.cli import UserError, add_output_args, emit
+from workbench.config import override, pick_preset
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    ac = subparsers.add_parser("acoustic", help="SoundStorm acoustic generator: train, synthesize, eval")
+    sub = ac.add_subparsers(dest="acoustic_command", required=True, metavar="{train,synthesize,eval}")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--preset", default="laptop", help="smoke | laptop (default) | paper")
+        p.add_argument("--ckpt", default=None, help="acoustic run folder (default runs/acoustic/<preset>)")
+        p.add_argument("--codec", default=None, help="codec run folder (default: the one the model was trained with)")
+        p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the one the model was trained with)")
+        p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+        p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the preset's, laptop 1)")
+
+    t = sub.add_parser("train", help="train SoundStorm on (semantic tokens, codec codes) pairs of a corpus")
+    common(t)
+    t.add_argument("--corpus", default=None, help="training corpus (default data/build/<preset>)")
+    t.add_argument("--pairs", default=None, help="cache of tokens + codes (default data/build/acoustic/<preset>)")
+    t.add_argument("--out", default=None, help="run folder (default: --ckpt)")
+    t.add_argument("--resume", action="store_true", help="continue the run in the run folder")
+    t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget (checkpoints on the way out)")
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_output_args(t)
+    t.set_defaults(func=run_train)
+
+    s = sub.add_parser("synthesize", help="semantic tokens (or speech to resynthesize) + a speaker prompt -> audio")
+    common(s)
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--semantic", help="semantic tokens, a 1-D .npy (as `tokenizer encode` writes)")
+    src.add_argument("--audio", help="speech whose semantic tokens are resynthesized")
+    s.add_argument("--prompt", required=True, help="speaker prompt audio (its first prompt_seconds are used)")
+    s.add_argument("--out", required=True, help="output audio (.wav or .flac)")
+    s.add_argument("--iterations", type=int, default=None, help="decoding iterations on the first level (default 16)")
+    s.add_argument("--temperature", type=float, default=None)
+    s.add_argument("--seed", type=int, default=0)
+    add_output_args(s)
+    s.set_defaults(func=run_synthesize)
+
+    v = sub.add_parser("eval", help="speaker similarity (prompt vs other speaker), WER, codec ceiling, speed")
+    common(v)
+    v.add_argument("--corpus", default=None, help="corpus with held-out test speakers (default data/build/<preset>)")
+    v.add_argument("--clips", type=int, default=None)
+    add_output_args(v)
+    v.set_defaults(func=run_eval)
+
+
+def _paths(args) -> dict[str, Path]:
+    from workbench.acoustic.train import default_paths
+
+    return default_paths(args.preset)
+
+
+def _ckpt(args) -> Path:
+    return Path(args.ckpt or _paths(args)["run"])
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from workbench.acoustic.config import PRESETS
+    from workbench.acoustic.train import train
+
+    preset = pick_preset(PRESETS, args.preset, "acoustic")
+    changes = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes),
+                                  ("batch_size", args.batch_size)) if v is not None}
+    if changes.get("steps", 1) < 1 or changes.get("batch_size", 1) < 1:
+        raise UserError("--steps and --batch-size must be at least 1")
+    preset = dataclasses.replace(preset, train=override(preset.train, **changes))
+    paths = _paths(args)
+    summary = train(args.out or _ckpt(args), preset, args.corpus or paths["corpus"], args.codec or paths["codec"],
+                    args.tokenizer or paths["tokenizer"], args.pairs or paths["pairs"], resume=args.resume,
+                    device=args.device, progress=False if args.quiet or args.json else None, preset_name=args.preset)
+    emit(args, summary, lambda s: (f"trained {s['steps']} steps ({s['stopped_by']}) in {s['elapsed_s']:.0f} s -> {s['out']}; "
+                                   f"held-out masked loss {s['initial_eval_loss'] or float('nan'):.3f} -> "
+                                   f"{s['final_eval_loss']:.3f}, accuracy {s['final_eval_accuracy']:.3f}"))
+    return 0
+
+
+def _set_threads(args) -> None:
+    import torch
+
+    from workbench.acoustic.config import PRESETS
+
+    threads = args.threads or pick_preset(PRESETS, args.preset, "acoustic").train.threads
+    if threads < 1:
+        raise UserError("--threads must be at least 1")
+    torch.set_num_threads(threads)
+
+
+def _synthesizer(args, **decode_changes):
+    from workbench.acoustic.synthesize import Synthesizer
+    from workbench.codec.train import pick_device
+
+    _set_threads(args)
+
+    synth = Synthesizer.load(_ckpt(args), args.codec, args.tokenizer, device=pick_device(args.device))
+    changes = {k: v for k, v in decode_changes.items() if v is not None}
+    if changes.get("first_level_iterations", 1) < 1:
+        raise UserError("--iterations must be at least 1")
+    return synth.with_decode(**changes) if changes else synth
+
+
+def _read_audio(path: str):
+    from workbench.audio import AudioError, load_audio
+
+    try:
+        return load_audio(path)
+    except AudioError as err:
+        raise UserError(str(err)) from None
+
+
+def run_synthesize(args: argparse.Namespace) -> int:
+    import time
+
+    import numpy as np
+
+    from workbench.audio import save_audio
+
+    synth = _synthesizer(args, first_level_iterations=args.iterations, temperature=args.temperature)
+    if args.semantic:
+        try:
+            semantic = np.load(args.semantic)
+        except (OSError, ValueError) as err:
+            raise UserError(f"{args.semantic}: not a .npy array of semantic tokens ({err})") from None
+        length = None
+    else:
+        source = _read_audio(args.audio)
+        semantic, length = synth.semantic_tokens(source), len(source)
+    prompt = synth.prompt(_read_audio(args.prompt))
+    started = time.perf_counter()
+    wav = synth.synthesize(semantic, prompt, args.seed)[:length]  # resynthesis: the source's length
+    wall = time.perf_counter() - started
+    save_audio(args.out, wav, synth.rates.sample_rate)
+    seconds = len(wav) / synth.rates.sample_rate
+    payload = {"out": args.out, "seconds": round(seconds, 3), "semantic_tokens": int(len(semantic)),
+               "prompt_seconds": synth.decode.prompt_seconds, "wall_s": round(wall, 3),
+               "realtime_factor": round(seconds / wall, 3)}
+    emit(args, payload, lambda p: f"{p['semantic_tokens']} semantic tokens -> {p['out']} ({p['seconds']} s, "
+                                  f"{p['realtime_factor']}x real time)")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from workbench.acoustic.config import PRESETS
+    from workbench.acoustic.evaluate import evaluate, summary_text
+
+    cfg = pick_preset(PRESETS, args.preset, "acoustic").eval
+    if args.clips is not None:
+        if args.clips < 1:
+            raise UserError("--clips must be at least 1")
+        cfg = override(cfg, clips=args.clips)
+    synth = _synthesizer(args)
+    corpus = Path(args.corpus or _paths(args)["corpus"])
+    payload = evaluate(synth, cfg, corpus, progress=not args.json)
+    payload = {"preset": args.preset, "checkpoint": str(_ckpt(args)), **payload}
+    emit(args, payload, summary_text, report_name="acoustic.json")
+    return 0

@@ -1,0 +1,139 @@
+"""SoundStorm settings as dataclasses, and the three presets (smoke / laptop / paper).
+
+Shape legend used across `workbench.acoustic`:
+
+    b   batch (windows or crops)     t   time in codec frames (50 Hz for our codecs)
+    q   RVQ level (0 = coarsest)     k   codebook size (codes per level); index k itself is the mask token
+    d   model width                  s   time in semantic tokens (25 Hz)
+    p   prompt frames                w   window frames; o overlap frames
+
+Everything that depends on the codec or the tokenizer (levels, codebook size, frame rates, semantic vocabulary)
+is read from them when a model is built (`AcousticModelConfig.for_data`): nothing here hard-codes 50 Hz, 25 Hz
+or their ratio.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from workbench.config import DictConfig
+
+
+@dataclass(frozen=True)
+class AcousticModelConfig(DictConfig):
+    dim: int = 192
+    layers: int = 4
+    heads: int = 4
+    ff_mult: int = 4  # feed-forward width = ff_mult * dim
+    conv_kernel: int = 5  # SoundStorm's depthwise kernel
+    dropout: float = 0.0
+    num_levels: int | None = None  # RVQ levels modelled: None = all of the codec's; a number = the codec must have them
+    # filled in from the data (codec, tokenizer) by `for_data`; None in the presets
+    codebook_size: int | None = None
+    semantic_vocab: int | None = None
+
+    def for_data(self, codec_levels: int, codebook_size: int, semantic_vocab: int) -> "AcousticModelConfig":
+        from workbench.cli import UserError
+
+        levels = self.num_levels or codec_levels
+        if levels > codec_levels:
+            raise UserError(f"the acoustic preset models {levels} RVQ levels but the codec has only {codec_levels}")
+        return dataclasses.replace(self, num_levels=levels, codebook_size=codebook_size, semantic_vocab=semantic_vocab)
+
+    def check(self) -> None:
+        from workbench.cli import UserError
+
+        problems = []
+        if self.dim % self.heads:
+            problems.append(f"dim {self.dim} is not divisible by heads {self.heads}")
+        elif (self.dim // self.heads) % 4:
+            problems.append(f"head dim {self.dim // self.heads} must be a multiple of 4 (half-dim RoPE)")
+        if self.conv_kernel % 2 == 0:
+            problems.append(f"conv_kernel {self.conv_kernel} must be odd (centred, bidirectional)")
+        if None in (self.num_levels, self.codebook_size, self.semantic_vocab):
+            problems.append("num_levels, codebook_size and semantic_vocab must be set (AcousticModelConfig.for_data)")
+        if problems:
+            raise UserError("acoustic model config does not fit: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Iterative decoding (SoundStorm): `first_level_iterations` MaskGIT-style passes on level 0, one greedy pass
+    on every finer level; windows of `window_seconds` (+ the prompt) overlapping by `overlap_seconds`."""
+
+    first_level_iterations: int = 16
+    finer_level_iterations: int = 1
+    temperature: float = 1.0  # sampling temperature of every iteration but the last of a level (which is greedy)
+    prompt_seconds: float = 3.0
+    window_seconds: float = 6.0
+    overlap_seconds: float = 1.0
+    batch_windows: int = 8  # windows of different streams decoded together
+
+    def iterations(self, levels: int) -> tuple[int, ...]:
+        return (self.first_level_iterations,) + (self.finer_level_iterations,) * (levels - 1)
+
+
+@dataclass(frozen=True)
+class TrainConfig(DictConfig):
+    steps: int = 100_000
+    max_minutes: float | None = None  # the schedule runs on progress = max(step / steps, elapsed / max_minutes)
+    batch_size: int = 8
+    crop_seconds: float = 6.0  # the crop after the prompt: one window
+    prompt_elsewhere: float = 0.5  # probability the unmasked prefix is a prompt from elsewhere in the recording
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    log_every: int = 10
+    eval_every: int = 200
+    eval_batches: int = 4
+    checkpoint_every: int = 200
+    seed: int = 0
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    clips: int = 12  # clips of the held-out (test) speakers, spread over their recordings
+    clip_seconds: float = 8.0
+    speed_seconds: float = 30.0  # semantic stream length timed for realtime_factor
+
+
+@dataclass(frozen=True)
+class AcousticPreset:
+    model: AcousticModelConfig = field(default_factory=AcousticModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+PRESETS = {
+    # seconds on a CPU: correctness only
+    "smoke": AcousticPreset(
+        AcousticModelConfig(dim=32, layers=2, heads=2, ff_mult=2),
+        TrainConfig(steps=30, batch_size=4, crop_seconds=1.0, warmup_steps=5, log_every=5, eval_every=15,
+                    eval_batches=1, checkpoint_every=15),
+        DecodeConfig(first_level_iterations=4, prompt_seconds=1.0, window_seconds=1.0, overlap_seconds=0.4,
+                     batch_windows=4),
+        EvalConfig(clips=2, clip_seconds=2.0, speed_seconds=4.0),
+    ),
+    # ~20-25 minutes on one CPU thread; 3 s prompt + 6 s windows (overlap 1 s) as at inference
+    "laptop": AcousticPreset(
+        AcousticModelConfig(dim=192, layers=4, heads=4, ff_mult=4),
+        TrainConfig(max_minutes=22.0, batch_size=8, crop_seconds=6.0, lr=1e-3),
+        DecodeConfig(),
+        EvalConfig(),
+    ),
+    # SoundStorm (Borsos et al. 2023): 12-layer Conformer, d 1024, 16 heads, FF 4096, kernel 5, RoPE, 12 RVQ
+    # levels x 1024 codes (the codec's paper preset); SpeechSSM's 30 s windows with 4 s overlap; GPU scale.
+    "paper": AcousticPreset(
+        AcousticModelConfig(dim=1024, layers=12, heads=16, ff_mult=4, dropout=0.1, num_levels=12),
+        TrainConfig(steps=200_000, max_minutes=None, batch_size=64, crop_seconds=30.0, lr=5e-4, warmup_steps=2000,
+                    eval_every=2000, checkpoint_every=2000, log_every=100, threads=16),
+        DecodeConfig(window_seconds=30.0, overlap_seconds=4.0, batch_windows=32),
+        EvalConfig(clips=200, clip_seconds=10.0),
+    ),
+}

@@ -1,0 +1,102 @@
+"""What notebook 04 shows of SoundStorm, so the notebook only calls: train-or-load (tokenizer and acoustic model),
+the prompt, the semantic tokens, the level-by-level decoding picture, players and the evaluation table."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from workbench.acoustic.config import PRESETS
+from workbench.acoustic.decode import DecodeTrace
+from workbench.acoustic.synthesize import Synthesizer
+from workbench.config import pick_preset
+
+
+def train_or_load(preset: str, corpus_dir: Path, codec_dir: str | Path, tokenizer_dir: str | Path | None = None,
+                  acoustic_dir: str | Path | None = None, pairs_dir: str | Path | None = None,
+                  max_minutes: float | None = None, device: str | None = None) -> Synthesizer:
+    """The SoundStorm in `acoustic_dir` (default runs/acoustic/<preset>) with its codec and tokenizer, training
+    what is missing first: the tokenizer (the preset's `tokenizer train`), then SoundStorm on this codec."""
+    from workbench.acoustic.train import default_paths, train
+    from workbench.codec.train import pick_device
+    from workbench.config import override
+
+    paths = default_paths(preset)
+    tokenizer_dir = Path(tokenizer_dir or paths["tokenizer"])
+    if not (tokenizer_dir / "tokenizer.json").is_file():
+        from workbench.tokenizer.config import PRESETS as TOKENIZER_PRESETS
+        from workbench.tokenizer.train import train_tokenizers
+
+        tok_cfg = pick_preset(TOKENIZER_PRESETS, preset, "tokenizer")
+        train_tokenizers(corpus_dir, tok_cfg, log=lambda m: None, cache_dir=tokenizer_dir.parent)["learned"].save(tokenizer_dir)
+    run = Path(acoustic_dir or paths["run"])
+    if not (run / "checkpoint.json").is_file():
+        config = pick_preset(PRESETS, preset, "acoustic")
+        if max_minutes:
+            config = dataclasses.replace(config, train=override(config.train, max_minutes=max_minutes))
+        train(run, config, corpus_dir, codec_dir, tokenizer_dir, pairs_dir or run / "pairs", device=device,
+              progress=False, preset_name=preset)
+    return Synthesizer.load(run, codec_dir, tokenizer_dir, device=pick_device(device))
+
+
+def training_curve(run: str | Path):
+    import json
+
+    import plotly.graph_objects as go
+
+    rows = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines() if line]
+    fig = go.Figure()
+    for key, name, mode in (("loss", "train masked loss", "lines"), ("eval_loss", "held-out masked loss", "lines+markers")):
+        pts = [(r["step"], r[key]) for r in rows if key in r]
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode=mode, name=name))
+    fig.update_layout(title="SoundStorm training (cross-entropy on masked tokens)", xaxis_title="step", height=330)
+    return fig
+
+
+def prompt_and_tokens_figure(prompt_audio: np.ndarray, semantic: np.ndarray, semantic_rate: float):
+    """The prompt's log-mel spectrogram above the clip's semantic tokens (one dot per token)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from workbench.plots import log_mel
+
+    spec = log_mel(prompt_audio)
+    fig = make_subplots(rows=2, cols=1, subplot_titles=("speaker prompt (log-mel)", "semantic tokens of the clip"),
+                        vertical_spacing=0.15)
+    fig.add_trace(go.Heatmap(z=spec, x=np.arange(spec.shape[1]) * 0.01, colorscale="Viridis", showscale=False), 1, 1)
+    fig.add_trace(go.Scatter(x=np.arange(len(semantic)) / semantic_rate, y=semantic, mode="markers",
+                             marker=dict(size=4, color=semantic, colorscale="Turbo"), showlegend=False), 2, 1)
+    fig.update_xaxes(title_text="seconds", row=2, col=1)
+    fig.update_yaxes(title_text="token id", row=2, col=1)
+    fig.update_layout(height=520)
+    return fig
+
+
+def decoding_figure(trace: DecodeTrace, prompt_frames: int, levels: int, item: int = 0, frame_rate: float = 50.0):
+    """Rows: forward passes (level, iteration); columns: frames of the first window; colour: how many levels are
+    decided at that frame after the pass. The prompt is decided from the start; level 0 fills in over its
+    iterations, most confident frames first; each finer level then fills in one pass."""
+    import plotly.graph_objects as go
+
+    z = np.stack([f[item].numpy() for f in trace.levels_fixed])
+    labels = [f"level {q} · iteration {i + 1}" for q, i in trace.passes]
+    fig = go.Figure(go.Heatmap(z=z, x=np.arange(z.shape[1]) / frame_rate, y=labels, colorscale="Blues", zmin=0,
+                               zmax=levels, colorbar=dict(title="levels<br>fixed")))
+    fig.add_vline(x=prompt_frames / frame_rate, line_color="firebrick", annotation_text="end of prompt")
+    fig.update_layout(title="iterative decoding, level by level (first window)", xaxis_title="seconds",
+                      yaxis=dict(autorange="reversed"), height=150 + 18 * len(labels))
+    return fig
+
+
+def summary_table(payload: dict):
+    import plotly.graph_objects as go
+
+    keys = ["spkr_sim_prompt", "spkr_sim_other", "spkr_sim_gap", "spkr_sim_swap_prompt", "spkr_sim_swap_source",
+            "spkr_sim_codec", "spkr_sim_codec_other", "spkr_sim_original", "spkr_sim_original_other",
+            "wer", "wer_codec", "wer_original", "realtime_factor"]
+    values = [f"{payload[k]:.3f}" for k in keys]
+    fig = go.Figure(go.Table(header=dict(values=["measure", "value"]), cells=dict(values=[keys, values])))
+    fig.update_layout(title=f"acoustic eval: {payload['clips']} clips of held-out speakers", height=80 + 24 * len(keys))
+    return fig

@@ -1,0 +1,141 @@
+"""SoundStorm's model: a bidirectional Conformer over codec frames, one output head per RVQ level.
+
+    semantic (b, t) ─ embedding ─┐
+    codes (b, q, t) ─ per-level embeddings (index k = mask), summed over q ─┴─ + ─> Conformer x L ─> LayerNorm
+        ─> head of level q ─> logits (b, t, k)
+
+The semantic tokens arrive already repeated to the codec frame rate (`data.upsample_semantic`), so the sequence
+length is the number of codec frames and every frame's embedding is the sum of its conditioning and all its
+levels (SoundStorm). Conformer block (Gulati et al. 2020): x + FFN/2, x + MHSA (bidirectional, RoPE on half of
+each head's dims), x + conv module (pointwise + GLU, depthwise conv, norm, SiLU, pointwise), x + FFN/2,
+LayerNorm. The conv module normalises with LayerNorm over channels rather than BatchNorm, so a frame's output
+never depends on the other items of a batch: windows decode the same alone or batched.
+
+Padding (`pad`, (b, t) bool, True = not a frame): keys at padded frames are never attended to and the
+depthwise convolution sees zeros there, so padded and unpadded inputs give the same outputs at real frames.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from workbench.acoustic.config import AcousticModelConfig
+from workbench.lm.layers import apply_rope, init_linear
+
+
+class FeedForward(nn.Sequential):
+    def __init__(self, dim: int, hidden: int, dropout: float):
+        super().__init__(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.SiLU(), nn.Dropout(dropout),
+                         nn.Linear(hidden, dim), nn.Dropout(dropout))
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.norm = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.norm(x)).view(b, t, 3, self.heads, d // self.heads).unbind(2)  # (b, t, n, h)
+        positions = torch.arange(t, device=x.device).expand(b, t)
+        q, k = apply_rope(q, positions), apply_rope(k, positions)
+        mask = None if keep is None else keep[:, None, None, :]  # (b, 1, 1, t): attend to real frames only
+        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return F.dropout(self.out(y.transpose(1, 2).reshape(b, t, d)), self.dropout, self.training)
+
+
+class ConvModule(nn.Module):
+    def __init__(self, dim: int, kernel: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.pointwise_in = nn.Linear(dim, 2 * dim)
+        self.depthwise = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=dim)
+        self.conv_norm = nn.LayerNorm(dim)
+        self.pointwise_out = nn.Linear(dim, dim)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+        y = F.glu(self.pointwise_in(self.norm(x)), dim=-1)
+        if keep is not None:
+            y = y * keep[..., None].to(y.dtype)  # padded frames are zeros to the convolution
+        y = self.depthwise(y.transpose(1, 2)).transpose(1, 2)
+        y = self.pointwise_out(F.silu(self.conv_norm(y)))
+        return F.dropout(y, self.dropout, self.training)
+
+
+class ConformerBlock(nn.Module):
+    def __init__(self, cfg: AcousticModelConfig):
+        super().__init__()
+        hidden = cfg.ff_mult * cfg.dim
+        self.ff1 = FeedForward(cfg.dim, hidden, cfg.dropout)
+        self.attn = SelfAttention(cfg.dim, cfg.heads, cfg.dropout)
+        self.conv = ConvModule(cfg.dim, cfg.conv_kernel, cfg.dropout)
+        self.ff2 = FeedForward(cfg.dim, hidden, cfg.dropout)
+        self.norm = nn.LayerNorm(cfg.dim)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+        x = x + 0.5 * self.ff1(x)
+        x = x + self.attn(x, keep)
+        x = x + self.conv(x, keep)
+        x = x + 0.5 * self.ff2(x)
+        return self.norm(x)
+
+
+class SoundStorm(nn.Module):
+    def __init__(self, cfg: AcousticModelConfig):
+        super().__init__()
+        cfg.check()
+        self.cfg = cfg
+        q, k, d = cfg.num_levels, cfg.codebook_size, cfg.dim
+        self.semantic_embedding = nn.Embedding(cfg.semantic_vocab, d)
+        self.code_embedding = nn.Embedding(q * (k + 1), d)  # level q's table at rows q (k + 1) ..; row k = mask
+        self.register_buffer("level_offset", torch.arange(q) * (k + 1), persistent=False)
+        self.blocks = nn.ModuleList(ConformerBlock(cfg) for _ in range(cfg.layers))
+        self.head_weight = nn.Parameter(torch.empty(q, k, d))  # one output head per level
+        self.head_bias = nn.Parameter(torch.zeros(q, k))
+        self.reset_parameters()
+
+    @property
+    def mask_id(self) -> int:
+        return self.cfg.codebook_size
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.semantic_embedding.weight, std=1.0)
+        # every frame sums 1 + q embeddings: scale them so the sum starts at unit variance
+        nn.init.normal_(self.code_embedding.weight, std=1.0 / math.sqrt(self.cfg.num_levels))
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                init_linear(m)
+        nn.init.normal_(self.head_weight, std=1.0 / math.sqrt(self.cfg.dim))
+        nn.init.zeros_(self.head_bias)
+
+    def forward(self, semantic: torch.Tensor, codes: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+        """semantic (b, t) at the codec rate, codes (b, q, t) with `mask_id` where masked -> hidden (b, t, d)."""
+        x = self.semantic_embedding(semantic) + self.code_embedding(codes + self.level_offset[:, None]).sum(1)
+        keep = None if pad is None else ~pad
+        for block in self.blocks:
+            x = block(x, keep)
+        return x
+
+    def logits(self, hidden: torch.Tensor, level: int | torch.Tensor) -> torch.Tensor:
+        """hidden (b, t, d) -> logits (b, t, k) of `level` (an int, or (b,) one level per item)."""
+        if isinstance(level, int):
+            return hidden @ self.head_weight[level].T + self.head_bias[level]
+        return torch.einsum("btd,bkd->btk", hidden, self.head_weight[level]) + self.head_bias[level][:, None]
+
+    def level_logits(self, semantic: torch.Tensor, codes: torch.Tensor, level: int,
+                     pad: torch.Tensor | None = None) -> torch.Tensor:
+        """What decoding calls: (b, t, k) logits of one level."""
+        return self.logits(self(semantic, codes, pad), level)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,106 @@
+"""The acoustic stage end to end: semantic tokens + a speaker prompt -> codec codes -> waveform.
+
+`Synthesizer` bundles a trained SoundStorm with the codec and tokenizer it was trained with (checked by
+fingerprint), validates its inputs (semantic tokens inside the vocabulary, a prompt long enough) and runs the
+windowed synthesis of `windowed.py`. The CLI, the evaluation and notebook 04 all go through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from workbench.acoustic.config import DecodeConfig
+from workbench.acoustic.decode import DecodeTrace
+from workbench.acoustic.model import SoundStorm
+from workbench.acoustic.windowed import Prompt, make_prompt, synthesize_codes
+from workbench.cli import UserError
+
+
+class Synthesizer:
+    def __init__(self, model: SoundStorm, codec, tokenizer, meta: dict, decode: DecodeConfig | None = None,
+                 device: str | torch.device = "cpu"):
+        from workbench.acoustic.train import check_compatible, rates_of_meta
+
+        check_compatible(meta, codec, tokenizer)
+        self.model, self.codec, self.tokenizer, self.meta = model.eval(), codec.eval(), tokenizer, meta
+        self.decode = decode or DecodeConfig(**meta["decode_config"])
+        self.rates = rates_of_meta(meta)
+        self.levels = model.cfg.num_levels
+        self.device = torch.device(device)
+        self.run_dir: Path | None = None
+
+    @classmethod
+    def load(cls, run_dir: str | Path, codec_dir: str | Path | None = None, tokenizer_dir: str | Path | None = None,
+             decode: DecodeConfig | None = None, device: str | torch.device = "cpu") -> "Synthesizer":
+        """From a run folder; the codec and tokenizer default to the folders it was trained with."""
+        from workbench.acoustic.train import load_acoustic, load_codec_and_tokenizer
+
+        model, meta = load_acoustic(run_dir, device)
+        codec, tokenizer = load_codec_and_tokenizer(codec_dir or meta["codec"], tokenizer_dir or meta["tokenizer"], device)
+        synth = cls(model, codec, tokenizer, meta, decode, device)
+        synth.run_dir = Path(run_dir)
+        return synth
+
+    def with_decode(self, **changes) -> "Synthesizer":
+        other = object.__new__(Synthesizer)
+        other.__dict__.update(self.__dict__, decode=dataclasses.replace(self.decode, **changes))
+        return other
+
+    # -- inputs ----------------------------------------------------------------------------------------------
+    def semantic_tokens(self, audio: np.ndarray) -> np.ndarray:
+        """Ground-truth semantic tokens of a waveform (windowed tokenization)."""
+        from workbench.tokenizer.windowed import tokenize_windowed
+
+        return tokenize_windowed(self.tokenizer, np.asarray(audio, dtype=np.float32))
+
+    def codes(self, audio: np.ndarray) -> np.ndarray:
+        from workbench.codec.stream import encode_long
+
+        return encode_long(self.codec, audio).numpy()
+
+    def prompt(self, audio: np.ndarray) -> Prompt:
+        """A speaker prompt from the first `prompt_seconds` of a waveform."""
+        need = self.rates.seconds_to_frames(self.decode.prompt_seconds)
+        audio = np.asarray(audio, dtype=np.float32)[: need * self.rates.codec_hop]
+        if len(audio) < need * self.rates.codec_hop:
+            raise UserError(f"the speaker prompt is {len(audio) / self.rates.sample_rate:.2f} s long; "
+                            f"{self.decode.prompt_seconds:g} s are needed")
+        return make_prompt(self.semantic_tokens(audio), self.codes(audio), self.rates, need)
+
+    def check_semantic(self, tokens: np.ndarray, name: str = "semantic tokens") -> np.ndarray:
+        tokens = np.asarray(tokens)
+        vocab = self.model.cfg.semantic_vocab
+        if tokens.ndim != 1 or tokens.size == 0:
+            raise UserError(f"{name}: expected a non-empty 1-D array of tokens, got shape {tokens.shape}")
+        if not np.issubdtype(tokens.dtype, np.integer):
+            raise UserError(f"{name}: tokens must be integers, got {tokens.dtype}")
+        if tokens.min() < 0 or tokens.max() >= vocab:
+            raise UserError(f"{name}: tokens outside the vocabulary 0..{vocab - 1} "
+                            f"(found {int(tokens.min())}..{int(tokens.max())})")
+        return tokens.astype(np.int64)
+
+    # -- synthesis -------------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def synthesize_codes(self, streams: Sequence[np.ndarray], prompts: Sequence[Prompt], seed: int = 0,
+                         trace: DecodeTrace | None = None) -> list[np.ndarray]:
+        streams = [self.check_semantic(s, f"semantic stream {i}") for i, s in enumerate(streams)]
+        fn = self.model.level_logits
+        generator = torch.Generator(self.device).manual_seed(seed)
+        return synthesize_codes(fn, streams, prompts, self.rates, self.levels, self.model.mask_id, self.decode,
+                                generator, trace, self.device)
+
+    def audio(self, codes: np.ndarray, chunk_seconds: float = 10.0) -> np.ndarray:
+        """Codes (q, frames) -> waveform, through the codec's chunked (exact, bounded-memory) decoder."""
+        from workbench.codec.stream import decode_long
+
+        return decode_long(self.codec, torch.from_numpy(np.asarray(codes)), chunk_seconds).numpy()
+
+    def synthesize(self, semantic: np.ndarray, prompt: Prompt, seed: int = 0) -> np.ndarray:
+        """Semantic tokens (s,) in the voice of `prompt` -> waveform of s semantic frames."""
+        codes = self.synthesize_codes([semantic], [prompt], seed)[0]
+        return self.audio(codes)[: len(semantic) * self.rates.semantic_hop]
