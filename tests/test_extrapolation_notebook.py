@@ -32,6 +32,8 @@ def test_05_extrapolation_smoke(tmp_path, smoke_tokens):
     streams = np.load(tmp_path / "reports" / "extrapolation-tokens.npz")
     assert payload["units_end"]["streams"]["griffin"] == streams["griffin"][-500:].tolist()
     assert streams["griffin"].shape == (800,)
+    units = json.loads((smoke_tokens["tokens"] / "tokens.json").read_text())["num_units"]
+    assert max(int(streams[n].max()) for n in streams.files) < units  # the LM has 64 ids, the tokenizer 32 units
     nb = nbformat.read(out, as_version=4)
     shown = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert sum("application/vnd.plotly.v1+json" in o.get("data", {}) for o in shown) >= 9

@@ -43,23 +43,7 @@ def test_missing_runs_name_the_training_command(tmp_path, capsys):
     assert "python -m workbench lm train --preset smoke --model griffin" in err
 
 
-@pytest.fixture(scope="module")
-def smoke_acoustic(tmp_path_factory, smoke_corpus, smoke_tokenizer):
-    """A smoke SoundStorm (and codec) trained in seconds on the smoke tokenizer's units."""
-    from workbench.acoustic.config import PRESETS as ACOUSTIC
-    from workbench.acoustic.train import train as train_acoustic
-    from workbench.codec.config import PRESETS as CODEC
-    from workbench.codec.train import train as train_codec
-    from workbench.config import override
-
-    root = tmp_path_factory.mktemp("acoustic")
-    train_codec(root / "codec", CODEC["smoke"].model, override(CODEC["smoke"].train, steps=10, adversarial=False),
-                smoke_corpus, progress=False)
-    train_acoustic(root / "run", ACOUSTIC["smoke"], smoke_corpus, root / "codec", smoke_tokenizer, root / "pairs",
-                   progress=False, preset_name="smoke")
-    return root / "run"
-
-
+@pytest.mark.slow  # ~55 s: renders and transcribes four 15 s clips
 def test_continuations_are_rendered_and_measured(tmp_path, smoke_tokens, smoke_acoustic, monkeypatch,
                                                  one_torch_thread):
     import soundfile as sf
@@ -76,7 +60,7 @@ def test_continuations_are_rendered_and_measured(tmp_path, smoke_tokens, smoke_a
     for name in ("griffin", "griffin_end", "transformer"):
         entry = audio[name]
         assert entry["status"] == "ok", entry
-        wav, sr = sf.read(entry["wav"])
+        wav, sr = sf.read(entry["audio"])
         assert abs(len(wav) / sr - 15.0) < 0.1  # smoke: the first 15 s, and the last 15 s of the 30
         assert len(entry["speaker_similarity"]) == 3  # 5 s bins
     assert audio["griffin"]["offset_s"] == 0 and audio["griffin_end"]["offset_s"] == 15.0
@@ -92,3 +76,17 @@ def test_render_is_refused_for_tokens_of_another_tokenizer(tmp_path, smoke_acous
     assert render is None and "not units of the acoustic model's tokenizer" in why
     render, why = acoustic_renderer("smoke", None, tmp_path / "no-run")
     assert render is None and "python -m workbench acoustic train --preset smoke" in why
+
+
+def test_only_units_of_the_tokenizer_are_sampled(one_torch_thread):
+    from workbench.lm.generate import sample_next
+
+    logits = torch.zeros(4, 64)
+    logits[:, 40:] = 10.0  # the model prefers ids the tokenizer does not have
+    picks = sample_next(logits, torch.Generator().manual_seed(0), num_units=32)
+    assert (picks < 32).all()
+    assert (sample_next(logits, torch.Generator().manual_seed(0), temperature=0, num_units=32) < 32).all()
+    torch.manual_seed(0)
+    model = build_model(model_config("smoke", "griffin")).eval()
+    out = continue_tracked(model, torch.randint(0, 8, (1, 10)), 200, ExtrapolationConfig(), progress=False, num_units=8)
+    assert out["tokens"].max() < 8

@@ -116,7 +116,7 @@ def cmd_sample(args) -> None:
     corpus = TokenCorpus(args.tokens or meta["tokens"])
     prompt = held_out_tokens(corpus, args.prompt_seconds, max_recordings=args.batch)
     out = generate(model, prompt, int(args.seconds * TOKENS_PER_SECOND), temperature=args.temperature,
-                   top_k=args.top_k, top_p=args.top_p, seed=args.seed).cpu().numpy()
+                   top_k=args.top_k, top_p=args.top_p, seed=args.seed, num_units=corpus.num_units).cpu().numpy()
     path = Path(args.out or Path(args.run) / "samples.npy")
     with atomic_path(path) as tmp:
         np.save(tmp, out)

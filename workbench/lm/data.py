@@ -111,6 +111,15 @@ class TokenCorpus:
     def synthetic(self) -> bool:
         return (self.root / "SYNTHETIC").exists()
 
+    @property
+    def num_units(self) -> int | None:
+        """The tokenizer's codebook size (tokens.json), or None where the folder does not say."""
+        meta = self.root / "tokens.json"
+        try:
+            return int(json.loads(meta.read_text())["num_units"]) if meta.is_file() else None
+        except (ValueError, KeyError, TypeError):
+            return None
+
 
 @dataclass
 class Batch:

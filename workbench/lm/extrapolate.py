@@ -153,9 +153,10 @@ def train_or_load(preset: str, models: tuple[str, ...] = ("griffin", "transforme
 
 
 def continue_tracked(model: SpeechLM, prompt: torch.Tensor, new_tokens: int, cfg: ExtrapolationConfig,
-                     desc: str = "", progress: bool = True) -> dict[str, Any]:
-    """Continue `prompt` (1, t0) by `new_tokens`, recording the cache's size and the decode speed every
-    `record_every_s` seconds of generated speech. Returns the tokens (prompt included) and the traces."""
+                     desc: str = "", progress: bool = True, num_units: int | None = None) -> dict[str, Any]:
+    """Continue `prompt` (1, t0) by `new_tokens` (ids below `num_units` only, when given), recording the cache's
+    size and the decode speed every `record_every_s` seconds of generated speech. Returns the tokens (prompt
+    included) and the traces."""
     from tqdm.auto import tqdm
 
     every = max(1, round(cfg.record_every_s * TOKENS_PER_SECOND))
@@ -178,7 +179,7 @@ def continue_tracked(model: SpeechLM, prompt: torch.Tensor, new_tokens: int, cfg
     out = []
     bar = tqdm(total=new_tokens, desc=desc, unit="tok", disable=not progress, mininterval=2.0)
     for token in stream(model, prompt, new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed,
-                        observe=observe):
+                        observe=observe, num_units=num_units):
         out.append(int(token[0]))
         bar.update(1)
     bar.close()
@@ -281,14 +282,14 @@ def render_continuations(render: Callable[..., np.ndarray], streams: dict[str, n
             continue
         cont = streams[name][prompt_tokens:]
         pieces = [(name, 0, cont[:head])]
-        if len(cont) > head + tail:
+        if len(cont) >= head + tail:  # a last stretch that does not overlap the first
             pieces.append((f"{name}_end", len(cont) - tail, cont[-tail:]))
         for entry, start, tokens in pieces:
             log(f"rendering {entry}: {len(tokens) / TOKENS_PER_SECOND:.0f} s of audio from "
                 f"{start / TOKENS_PER_SECOND / 60:.1f} min")
             wav = render(tokens, prompt_wav, seed=cfg.seed)
             path = save_audio(out_dir / f"extrapolation-{entry}.wav", wav)
-            out[entry] = measure_audio(wav, prompt_wav, cfg, start / TOKENS_PER_SECOND, wav=str(path))
+            out[entry] = measure_audio(wav, prompt_wav, cfg, start / TOKENS_PER_SECOND, audio=str(path))
     return out
 
 
@@ -349,7 +350,7 @@ def run_extrapolation(preset: str, cfg: ExtrapolationConfig, *, runs: str | Path
             payload["models"][name] = entry
             continue
         log(f"{name}: continuing {len(prompt)} prompt tokens by {new:,} tokens ({limits[name]:g} min)")
-        out = continue_tracked(model, prompt_t, new, cfg, desc=name, progress=progress)
+        out = continue_tracked(model, prompt_t, new, cfg, desc=name, progress=progress, num_units=corpus.num_units)
         streams[name] = out["tokens"]
         bins = token_measures(out["tokens"], len(prompt), bin_seconds=cfg.bin_seconds,
                               nll=score(scorer, out["tokens"], chunk))

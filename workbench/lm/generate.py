@@ -16,8 +16,11 @@ from workbench.lm.train import autocast
 
 
 def sample_next(logits: torch.Tensor, generator: torch.Generator | None = None, temperature: float = 1.0,
-                top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
-    """logits (b, v) -> tokens (b,)."""
+                top_k: int | None = None, top_p: float | None = None, num_units: int | None = None) -> torch.Tensor:
+    """logits (b, v) -> tokens (b,). `num_units` < v: only ids below it are drawn (an LM whose vocabulary is
+    larger than its tokenizer's codebook must not emit ids that are no unit at all)."""
+    if num_units is not None and num_units < logits.shape[-1]:
+        logits = logits[:, :num_units]
     if temperature <= 0:
         return logits.argmax(-1)
     logits = logits.float() / temperature
@@ -36,8 +39,8 @@ def sample_next(logits: torch.Tensor, generator: torch.Generator | None = None, 
 @torch.no_grad()
 def stream(model: SpeechLM, prompt: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None, seed: int = 0, precision: str = "auto",
-           cache: ModelCache | None = None, observe: Callable[[ModelCache], None] | None = None
-           ) -> Iterator[torch.Tensor]:
+           cache: ModelCache | None = None, observe: Callable[[ModelCache], None] | None = None,
+           num_units: int | None = None) -> Iterator[torch.Tensor]:
     """Yield (b,) tokens one step at a time after prefilling `prompt` (b, t0 >= 1).
 
     With `cache` the stream continues from it (the prompt is then the tokens that follow the cached ones); the
@@ -55,7 +58,7 @@ def stream(model: SpeechLM, prompt: torch.Tensor, max_new_tokens: int, *, temper
         if observe is not None:
             observe(cache)
         for i in range(max_new_tokens):
-            token = sample_next(logits[:, -1], generator, temperature, top_k, top_p)
+            token = sample_next(logits[:, -1], generator, temperature, top_k, top_p, num_units)
             yield token
             if i + 1 < max_new_tokens:
                 logits, cache = model(token[:, None], None, cache)
