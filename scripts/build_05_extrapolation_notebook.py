@@ -12,7 +12,8 @@ bin_seconds = None           # measures per bin; None: the preset's (laptop 60 s
 seed = 0
 runs = None                  # folder with <preset>-griffin/-transformer; None: runs/lm, then runs/lm/notebook (03's)
 tokens = None                # token directory; None: the one the runs trained on (or the preset's)
-audio = True                 # ASR + speaker measures of the ground truth's audio
+audio = True                 # render the continuations (acoustic stage) and measure SC-L / speaker similarity
+acoustic_run = None          # SoundStorm run; None: runs/acoustic/<preset>
 reports = "reports/latest\"""", {"tags": ["parameters"]}),
     ("markdown", """# 05 · Extrapolation: 16 minutes from a model trained on seconds
 
@@ -41,7 +42,8 @@ from workbench.lm import extrapolate as X
 torch.set_num_threads(1)  # batch-1 decoding of a small model: one thread is fastest and leaves the other core free
 cfg = X.extrapolation_config(preset, minutes=minutes, transformer_minutes=transformer_minutes,
                              prompt_seconds=prompt_seconds, bin_seconds=bin_seconds, seed=seed)
-payload, streams = X.run_extrapolation(preset, cfg, runs=runs, tokens=tokens, audio=audio, progress=False)
+payload, streams = X.run_extrapolation(preset, cfg, runs=runs, tokens=tokens, audio=audio, acoustic_run=acoustic_run,
+                                      reports=reports, progress=False)
 payload["streams"] = str(X.save_streams(Path(reports) / "extrapolation-tokens.npz", streams))
 print("wrote", write_report("extrapolation.json", payload, reports))
 if payload["synthetic_tokens"]:
@@ -77,9 +79,10 @@ X.speed_figure(payload).show()"""),
     ("markdown", """## Audio: semantic coherence (SC-L) and speaker similarity over time
 
 SC-L: each bin's ASR transcript (pocketsphinx) embedded with MiniLM, cosine to the prompt's transcript. Speaker
-similarity: resemblyzer cosine of each bin to the prompt. Rendering the *generated* continuations needs the
-acoustic stage (SoundStorm + codec); until it is merged the reason is printed below and only the ground truth --
-the ceiling a generated continuation is compared against -- is measured."""),
+similarity: resemblyzer cosine of each bin to the prompt. The continuations are rendered by the acoustic stage
+(SoundStorm + codec) in the prompt's voice -- the first minutes of each, and the last minute of Griffin's 16 --
+and measured beside the real continuation, the ceiling. Where that cannot run (no trained acoustic model, tokens
+of another tokenizer) the reason is printed and only the ground truth is measured."""),
     ("code", """for name, entry in payload["audio"].items():
     print(f"{name}: {entry['status']}" + (f" -- {entry['reason']}" if entry.get("reason") else ""))
     for b in entry.get("sc_l") or []:
@@ -87,6 +90,15 @@ the ceiling a generated continuation is compared against -- is measured."""),
 print("LLM judge:", payload["llm_judge"]["status"], "--", payload["llm_judge"]["reason"])
 if any(e.get("status") == "ok" for e in payload["audio"].values()):
     X.audio_figure(payload).show()"""),
+    ("code", """from IPython.display import display
+
+from workbench.audio import load_audio
+from workbench.plots import audio_player
+
+for name, entry in payload["audio"].items():
+    if name != "ground_truth" and entry.get("status") == "ok":
+        print(f"{name}: {entry['seconds']:.0f} s from minute {entry['offset_s'] / 60:.1f}")
+        display(audio_player(load_audio(entry["audio"])))"""),
 ]
 
 

@@ -91,3 +91,20 @@ def smoke_tokens(smoke_corpus, smoke_tokenizer, tmp_path_factory) -> dict:
     encode_corpus(Tokenizer.load(smoke_tokenizer), smoke_corpus, out, progress=False)
     torch.set_num_threads(before)  # encoding sets the tokenizer's thread count
     return {"corpus": smoke_corpus, "tokenizer": smoke_tokenizer, "tokens": out}
+
+
+@pytest.fixture(scope="session")
+def smoke_acoustic(tmp_path_factory, smoke_corpus, smoke_tokenizer):
+    """A smoke SoundStorm (and codec) trained in seconds on the smoke tokenizer's units."""
+    from workbench.acoustic.config import PRESETS as ACOUSTIC
+    from workbench.acoustic.train import train as train_acoustic
+    from workbench.codec.config import PRESETS as CODEC
+    from workbench.codec.train import train as train_codec
+    from workbench.config import override
+
+    root = tmp_path_factory.mktemp("acoustic")
+    train_codec(root / "codec", CODEC["smoke"].model, override(CODEC["smoke"].train, steps=10, adversarial=False),
+                smoke_corpus, progress=False)
+    train_acoustic(root / "run", ACOUSTIC["smoke"], smoke_corpus, root / "codec", smoke_tokenizer, root / "pairs",
+                   progress=False, preset_name="smoke")
+    return root / "run"

@@ -36,7 +36,7 @@ def test_continue_a_held_out_recording(pipe, one_torch_thread):
     out = continue_speech(pipe, wav, seconds=2.0, temperature=1.0, seed=1)
     assert len(out["prompt_tokens"]) == 75 and len(out["continuation"]) == 50
     assert out["continuation"].max() < pipe.tokenizer.num_units < pipe.model.config.vocab_size  # units only
-    assert out["audio"] is None and "acoustic stage" in out["note"]
+    assert out["audio"] is None and "no audio" in out["note"]
     again = continue_speech(pipe, wav, seconds=2.0, temperature=1.0, seed=1)
     assert (again["continuation"] == out["continuation"]).all()  # seeded
 
@@ -103,3 +103,12 @@ def test_app_starts_and_reports_missing_checkpoints(tmp_path):
     app = build_app("smoke", tokenizer_dir=tmp_path / "nothing", lm_run=tmp_path / "none")
     text = " ".join(getattr(b, "value", "") or "" for b in app.blocks.values() if isinstance(getattr(b, "value", None), str))
     assert "Not ready" in text and "tokenizer train --preset smoke" in text
+
+
+def test_continuation_is_rendered_in_the_prompts_voice(smoke_tokens, griffin_run, smoke_acoustic, one_torch_thread):
+    pipe = load_pipeline("smoke", tokenizer_dir=smoke_tokens["tokenizer"], lm_run=griffin_run,
+                         acoustic_run=smoke_acoustic)
+    wav = prompt_audio(pipe, next(iter(pipe.held_out)), None, prompt_seconds=3.0)
+    out = continue_speech(pipe, wav, seconds=2.0, seed=1)
+    assert out["audio"] is not None and abs(len(out["audio"]) - 2 * SAMPLE_RATE) < 0.05 * SAMPLE_RATE
+    assert np.isfinite(out["audio"]).all() and "acoustic stage" in out["note"]

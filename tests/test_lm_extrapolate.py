@@ -43,6 +43,41 @@ def test_missing_runs_name_the_training_command(tmp_path, capsys):
     assert "python -m workbench lm train --preset smoke --model griffin" in err
 
 
+@pytest.mark.slow  # ~55 s: renders and transcribes four 15 s clips
+def test_continuations_are_rendered_and_measured(tmp_path, smoke_tokens, smoke_acoustic, monkeypatch,
+                                                 one_torch_thread):
+    import soundfile as sf
+
+    from workbench.eval.longform import JUDGE_URL_ENV
+    from workbench.lm.extrapolate import run_extrapolation
+
+    monkeypatch.delenv(JUDGE_URL_ENV, raising=False)
+    payload, _ = run_extrapolation("smoke", extrapolation_config("smoke"), runs=tmp_path / "runs",
+                                   tokens=smoke_tokens["tokens"], acoustic_run=smoke_acoustic, reports=tmp_path,
+                                   progress=False, log=lambda m: None)
+    audio = payload["audio"]
+    assert set(audio) == {"ground_truth", "griffin", "griffin_end", "transformer", "transformer_end"}
+    for name in ("griffin", "griffin_end", "transformer"):
+        entry = audio[name]
+        assert entry["status"] == "ok", entry
+        wav, sr = sf.read(entry["audio"])
+        assert abs(len(wav) / sr - 15.0) < 0.1  # smoke: the first 15 s, and the last 15 s of the 30
+        assert len(entry["speaker_similarity"]) == 3  # 5 s bins
+    assert audio["griffin"]["offset_s"] == 0 and audio["griffin_end"]["offset_s"] == 15.0
+    assert payload["llm_judge"]["status"] == "skipped" and payload["llm_judge"]["winner"] is None
+
+
+def test_render_is_refused_for_tokens_of_another_tokenizer(tmp_path, smoke_acoustic):
+    from workbench.lm.data import SYNTHETIC_PRESETS, write_synthetic_tokens
+    from workbench.lm.extrapolate import acoustic_renderer
+
+    other = write_synthetic_tokens(tmp_path / "tokens", SYNTHETIC_PRESETS["smoke"])
+    render, why = acoustic_renderer("smoke", other, smoke_acoustic)
+    assert render is None and "not units of the acoustic model's tokenizer" in why
+    render, why = acoustic_renderer("smoke", None, tmp_path / "no-run")
+    assert render is None and "python -m workbench acoustic train --preset smoke" in why
+
+
 def test_only_units_of_the_tokenizer_are_sampled(one_torch_thread):
     from workbench.lm.generate import sample_next
 

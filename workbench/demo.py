@@ -36,13 +36,17 @@ class Pipeline:
     lm_run: Path
     corpus: Path | None
     held_out: dict[str, Any] = field(default_factory=dict)  # recording id -> corpus Recording
+    render: Any = None  # semantic tokens + speaker audio -> waveform (the acoustic stage), or None ...
+    no_audio: str | None = None  # ... and why
 
 
 def load_pipeline(preset: str = "laptop", *, tokenizer_dir: str | Path | None = None,
-                  lm_run: str | Path | None = None, corpus: str | Path | None = None) -> Pipeline:
-    """The tokenizer and the Griffin run of `preset`, checked to belong together. Each missing piece is a
-    UserError naming the command that makes it."""
-    from workbench.lm.extrapolate import find_run
+                  lm_run: str | Path | None = None, corpus: str | Path | None = None,
+                  acoustic_run: str | Path | None = None) -> Pipeline:
+    """The tokenizer and the Griffin run of `preset`, checked to belong together, and the acoustic stage where
+    there is one for them. Each missing piece of the first two is a UserError naming the command that makes it;
+    without the acoustic stage the pipeline runs to tokens and says why there is no audio."""
+    from workbench.lm.extrapolate import acoustic_renderer, find_run
     from workbench.lm.train import load_model
     from workbench.tokenizer.tokenizer import Tokenizer, TokenizerError, fingerprint
 
@@ -70,7 +74,8 @@ def load_pipeline(preset: str = "laptop", *, tokenizer_dir: str | Path | None = 
     if tokenizer.num_units > model.config.vocab_size:
         raise UserError(f"the tokenizer has {tokenizer.num_units} units, the LM only {model.config.vocab_size}")
     corpus_dir = Path(corpus) if corpus else _token_corpus(Path(meta["tokens"]))
-    pipe = Pipeline(preset, tokenizer, model, meta, run, corpus_dir)
+    render, no_audio = acoustic_renderer(preset, meta["tokens"], acoustic_run)
+    pipe = Pipeline(preset, tokenizer, model, meta, run, corpus_dir, render=render, no_audio=no_audio)
     if corpus_dir is not None and corpus_dir.is_dir():
         from workbench.data.loaders import open_dataset
 
@@ -121,7 +126,6 @@ def continue_speech(pipe: Pipeline, prompt_wav: np.ndarray, seconds: float = 10.
     import torch
 
     from workbench.lm.config import TOKENS_PER_SECOND
-    from workbench.lm.extrapolate import acoustic_unavailable
     from workbench.lm.generate import generate
     from workbench.tokenizer.windowed import tokenize_windowed
 
@@ -134,9 +138,16 @@ def continue_speech(pipe: Pipeline, prompt_wav: np.ndarray, seconds: float = 10.
     out = generate(pipe.model, torch.from_numpy(prompt)[None], new, temperature=temperature, seed=int(seed),
                    num_units=pipe.tokenizer.num_units)
     continuation = out[0, len(prompt):].cpu().numpy()
-    return {"prompt_tokens": prompt, "continuation": continuation, "audio": None, "sample_rate": SAMPLE_RATE,
-            "note": f"{len(continuation)} tokens ({len(continuation) / TOKENS_PER_SECOND:.1f} s) continue "
-                    f"{len(prompt)} prompt tokens; no audio: {acoustic_unavailable()}."}
+    note = (f"{len(continuation)} tokens ({len(continuation) / TOKENS_PER_SECOND:.1f} s) continue "
+            f"{len(prompt)} prompt tokens")
+    audio = None
+    if pipe.render is not None:  # in the prompt's voice
+        audio = pipe.render(continuation, prompt_wav, seed=int(seed))
+        note += "; audio by the acoustic stage in the prompt's voice."
+    else:
+        note += f"; no audio: {pipe.no_audio}."
+    return {"prompt_tokens": prompt, "continuation": continuation, "audio": audio, "sample_rate": SAMPLE_RATE,
+            "note": note}
 
 
 def tokens_figure(result: dict[str, Any]):
@@ -215,10 +226,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", default=None, help="tokenizer folder (default runs/tokenizer/<preset>/learned)")
     p.add_argument("--lm-run", default=None, help="Griffin run (default runs/lm/<preset>-griffin, then 03's)")
     p.add_argument("--corpus", default=None, help="corpus for held-out prompts (default: the one the tokens came from)")
+    p.add_argument("--acoustic-run", default=None, help="SoundStorm run (default runs/acoustic/<preset>)")
     p.set_defaults(func=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    app = build_app(args.preset, tokenizer_dir=args.tokenizer, lm_run=args.lm_run, corpus=args.corpus)
+    app = build_app(args.preset, tokenizer_dir=args.tokenizer, lm_run=args.lm_run, corpus=args.corpus,
+                    acoustic_run=args.acoustic_run)
     app.launch(server_name="127.0.0.1", server_port=args.port)
     return 0

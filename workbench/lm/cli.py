@@ -134,7 +134,8 @@ def cmd_extrapolate(args) -> None:
     log = (lambda m: None) if args.json else (lambda m: print(m, flush=True))
     payload, streams = run_extrapolation(args.preset, cfg, runs=args.runs, tokens=args.tokens,
                                          train_missing=not args.no_train, device=args.device,
-                                         audio=not args.no_audio, progress=not args.json, log=log)
+                                         audio=not args.no_audio, acoustic_run=args.acoustic_run,
+                                         reports=args.reports, progress=not args.json, log=log)
     payload["streams"] = str(save_streams(reports_dir(args.reports) / "extrapolation-tokens.npz", streams))
     emit(args, payload, summary, report_name="extrapolation.json")
 
@@ -211,7 +212,8 @@ def register(subparsers) -> None:
                    "runs/lm, then runs/lm/notebook)")
     p.add_argument("--tokens", default=None, help="token directory (default: the one the runs trained on)")
     p.add_argument("--no-train", action="store_true", help="fail instead of training missing runs")
-    p.add_argument("--no-audio", action="store_true", help="skip the ground truth's audio measures (ASR etc.)")
+    p.add_argument("--no-audio", action="store_true", help="no audio: no rendering, no ASR / speaker measures")
+    p.add_argument("--acoustic-run", default=None, help="SoundStorm run (default runs/acoustic/<preset>)")
     p.add_argument("--device", default=None)
     add_output_args(p)
     p.set_defaults(func=cmd_extrapolate)

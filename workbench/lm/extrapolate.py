@@ -14,9 +14,11 @@ stream is to a speech-token LM, and loops are plausible -- read it beside the re
 size as the stream grows (Griffin's is constant) and its decode speed per bin.
 
 Audio: where the tokens come from a corpus (tokens.json names it), the ground truth's audio gets SC-L and speaker
-similarity over time (`audio_measures`) -- the ceiling for a generated continuation. Generated audio needs the
-acoustic stage (`workbench.acoustic`); until it exists the audio of the continuations is reported as skipped, with
-the reason, and so is the LLM judge, which reads their transcripts.
+similarity over time (`audio_measures`) -- the ceiling for a generated continuation. The continuations are
+rendered by the acoustic stage (`workbench.acoustic`: SoundStorm + codec, in the voice of the prompt) -- the first
+`audio_minutes` of each and the last minute of the longer ones -- and measured the same way; the LLM judge then
+compares their transcripts. What cannot run (no acoustic model, tokens of another tokenizer, no endpoint) is
+reported as skipped, with the reason.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ import numpy as np
 import torch
 
 from workbench.cli import UserError
-from workbench.eval.longform import (JUDGE_NOT_CONFIGURED, JUDGE_URL_ENV, collapse_onset_s, loop_onset_s,
-                                     token_measures)
+from workbench.audio import SAMPLE_RATE
+from workbench.eval.longform import (JUDGE_NOT_CONFIGURED, JUDGE_URL_ENV, collapse_onset_s, judge_pair,
+                                     loop_onset_s, token_measures)
+from workbench.io import reports_dir
 from workbench.lm.config import TOKENS_PER_SECOND, model_config, train_config
 from workbench.lm.data import TokenCorpus, resolve_tokens
 from workbench.lm.evaluate import position_nll
@@ -204,13 +208,33 @@ def choose_prompt(corpus: TokenCorpus, prompt_seconds: float):
 # ---------------------------------------------------------------------------------------------- audio
 
 
-def acoustic_unavailable() -> str:
-    """Why the continuations are not rendered to audio. The acoustic stage (SoundStorm over the codec,
-    `workbench.acoustic`) is being built on its own branch; rendering is wired in here once it is merged."""
+def acoustic_renderer(preset: str, token_dir: str | Path | None = None, acoustic_run: str | Path | None = None
+                      ) -> tuple[Callable[..., np.ndarray] | None, str | None]:
+    """(render, None) or (None, why not). render(semantic_tokens, speaker_wav, seed=0) -> waveform: the acoustic
+    stage (SoundStorm over the codec, `workbench.acoustic.synthesize.Synthesizer`) in the voice of the first
+    seconds of `speaker_wav`. `token_dir`, if given, must hold units of the acoustic model's own tokenizer."""
     if importlib.util.find_spec("workbench.acoustic") is None:
-        return ("the acoustic stage (workbench.acoustic: SoundStorm + codec, issue 7) is not in this checkout yet, "
-                "so the continuations are tokens only")
-    return "workbench.acoustic exists but is not wired into the long-form evaluation yet"
+        return None, "the acoustic stage (workbench.acoustic: SoundStorm + codec) is not in this checkout"
+    from workbench.acoustic.synthesize import Synthesizer
+    from workbench.acoustic.train import default_paths
+    from workbench.tokenizer.tokenizer import fingerprint
+
+    run = Path(acoustic_run or default_paths(preset)["run"])
+    if not (run / "checkpoint.json").is_file():
+        return None, (f"no trained acoustic model in {run}; train it: python -m workbench acoustic train "
+                      f"--preset {preset}")
+    synth = Synthesizer.load(run)
+    if token_dir is not None:
+        meta = Path(token_dir) / "tokens.json"
+        theirs = json.loads(meta.read_text()).get("fingerprint") if meta.is_file() else None
+        if theirs != fingerprint(synth.tokenizer):
+            return None, (f"the LM's tokens ({token_dir}) are not units of the acoustic model's tokenizer "
+                          f"({synth.meta.get('tokenizer')}): audio would be noise")
+
+    def render(tokens: np.ndarray, speaker_wav: np.ndarray, seed: int = 0) -> np.ndarray:
+        return synth.synthesize(np.asarray(tokens, dtype=np.int64), synth.prompt(speaker_wav), seed)
+
+    return render, None
 
 
 def corpus_recording(token_dir: Path, rec_id: str):
@@ -229,22 +253,60 @@ def corpus_recording(token_dir: Path, rec_id: str):
         return None
 
 
-def ground_truth_audio(token_dir: Path, rec, cfg: ExtrapolationConfig) -> dict[str, Any]:
+def measure_audio(wav: np.ndarray, prompt_wav: np.ndarray, cfg: ExtrapolationConfig, offset_s: float = 0.0,
+                  **extra: Any) -> dict[str, Any]:
+    """SC-L and speaker similarity over time of `wav`, which starts `offset_s` into a continuation of
+    `prompt_wav`; an unmeasurable clip is an error entry with its reason."""
     from workbench.eval.longform import audio_measures
 
+    seconds = len(wav) / SAMPLE_RATE
+    try:
+        measured = audio_measures(wav, prompt_wav, bin_seconds=min(cfg.bin_seconds, seconds))
+    except ValueError as err:  # unreadable audio (AudioError), a prompt without speech for a speaker embedding
+        return {"status": "error", "reason": str(err), **extra}
+    return {"status": "ok", "offset_s": offset_s, **extra, **measured}
+
+
+def render_continuations(render: Callable[..., np.ndarray], streams: dict[str, np.ndarray], prompt_tokens: int,
+                         prompt_wav: np.ndarray, cfg: ExtrapolationConfig, out_dir: Path,
+                         log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Render and measure the first `audio_minutes` of each continuation and, where it is longer, its last
+    minute ("<name>_end"); the clips are written to `out_dir` as extrapolation-<entry>.wav."""
+    from workbench.audio import save_audio
+
+    head = round(cfg.audio_minutes * 60 * TOKENS_PER_SECOND)
+    tail = min(head, 60 * TOKENS_PER_SECOND)
+    out: dict[str, Any] = {}
+    for name in ("griffin", "transformer"):
+        if name not in streams:
+            continue
+        cont = streams[name][prompt_tokens:]
+        pieces = [(name, 0, cont[:head])]
+        if len(cont) >= head + tail:  # a last stretch that does not overlap the first
+            pieces.append((f"{name}_end", len(cont) - tail, cont[-tail:]))
+        for entry, start, tokens in pieces:
+            log(f"rendering {entry}: {len(tokens) / TOKENS_PER_SECOND:.0f} s of audio from "
+                f"{start / TOKENS_PER_SECOND / 60:.1f} min")
+            wav = render(tokens, prompt_wav, seed=cfg.seed)
+            path = save_audio(out_dir / f"extrapolation-{entry}.wav", wav)
+            out[entry] = measure_audio(wav, prompt_wav, cfg, start / TOKENS_PER_SECOND, audio=str(path))
+    return out
+
+
+def ground_truth_audio(token_dir: Path, rec, cfg: ExtrapolationConfig) -> tuple[dict[str, Any], np.ndarray | None]:
+    """The real continuation's audio measures and the prompt's audio (None where the tokens have no audio)."""
     audio_rec = corpus_recording(token_dir, rec.id)
     if audio_rec is None:
         why = "SYNTHETIC tokens have no audio" if (token_dir / "SYNTHETIC").exists() else \
             f"no corpus recording found for {rec.id} (tokens.json names no readable corpus)"
-        return {"status": "skipped", "reason": why}
+        return {"status": "skipped", "reason": why}, None
     seconds = min(cfg.audio_minutes * 60, audio_rec.duration - cfg.prompt_seconds)
     try:
         prompt_wav = audio_rec.load(0.0, cfg.prompt_seconds)
         wav = audio_rec.load(cfg.prompt_seconds, seconds)
-        measured = audio_measures(wav, prompt_wav, bin_seconds=min(cfg.bin_seconds, seconds))
-    except ValueError as err:  # unreadable audio (AudioError), a prompt without speech for a speaker embedding
-        return {"status": "error", "recording": audio_rec.id, "reason": str(err)}
-    return {"status": "ok", "recording": audio_rec.id, "audio": str(audio_rec.audio), **measured}
+    except ValueError as err:
+        return {"status": "error", "recording": audio_rec.id, "reason": str(err)}, None
+    return measure_audio(wav, prompt_wav, cfg, recording=audio_rec.id, audio=str(audio_rec.audio)), prompt_wav
 
 
 # ------------------------------------------------------------------------------------------------ job
@@ -252,7 +314,8 @@ def ground_truth_audio(token_dir: Path, rec, cfg: ExtrapolationConfig) -> dict[s
 
 def run_extrapolation(preset: str, cfg: ExtrapolationConfig, *, runs: str | Path | None = None,
                       tokens: str | Path | None = None, train_missing: bool = True, device: str | None = None,
-                      audio: bool = True, progress: bool = True, log: Callable[[str], None] = print
+                      audio: bool = True, acoustic_run: str | Path | None = None, reports: str | Path | None = None,
+                      progress: bool = True, log: Callable[[str], None] = print
                       ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Train-or-load both LMs, continue the same held-out prompt with each, measure. Returns the JSON payload
     (extrapolation.json) and the token streams (name -> prompt + continuation; "ground_truth" the real one)."""
@@ -312,23 +375,44 @@ def run_extrapolation(preset: str, cfg: ExtrapolationConfig, *, runs: str | Path
     tail = round(UNITS_SHOWN_S * TOKENS_PER_SECOND)
     payload["units_end"] = {"seconds": UNITS_SHOWN_S,
                             "streams": {name: s[len(prompt):][-tail:].tolist() for name, s in streams.items()}}
-    payload["audio"] = {"continuations": {"status": "skipped", "reason": acoustic_unavailable()}}
-    if audio:
-        log("ground-truth audio: ASR, sentence and speaker embeddings ...")
-        payload["audio"]["ground_truth"] = ground_truth_audio(token_dir, rec, cfg)
+    payload["audio"] = {}
+    if not audio:
+        off = {"status": "skipped", "reason": "audio measures were turned off"}
+        payload["audio"] = {"ground_truth": off, "continuations": off}
+        payload["llm_judge"] = judge_verdict(payload["audio"])
+        return payload, streams
+    log("ground-truth audio: ASR, sentence and speaker embeddings ...")
+    payload["audio"]["ground_truth"], prompt_wav = ground_truth_audio(token_dir, rec, cfg)
+    render, why = acoustic_renderer(preset, token_dir, acoustic_run)
+    if render is not None and prompt_wav is None:
+        render, why = None, "no audio of the prompt to take the voice from: " + payload["audio"]["ground_truth"]["reason"]
+    if render is None:
+        payload["audio"]["continuations"] = {"status": "skipped", "reason": why}
     else:
-        payload["audio"]["ground_truth"] = {"status": "skipped", "reason": "audio measures were turned off"}
-    payload["llm_judge"] = judge_status()
+        payload["audio"].update(render_continuations(render, streams, len(prompt), prompt_wav, cfg,
+                                                     reports_dir(reports), log))
+    payload["llm_judge"] = judge_verdict(payload["audio"])
     return payload, streams
 
 
-def judge_status() -> dict[str, Any]:
-    """Why the LLM judge did not run: it compares the continuations' transcripts side by side
-    (`workbench.eval.longform.judge_pair`), which needs their audio -- and a configured endpoint."""
-    reasons = ["the continuations have no audio yet, hence no transcripts to judge"]
+def transcript(entry: dict[str, Any] | None) -> str | None:
+    """The whole ASR transcript of a measured clip (its SC-L bins joined), or None."""
+    if not entry or entry.get("status") != "ok" or not entry.get("sc_l"):
+        return None
+    return " ".join(b["transcript"] for b in entry["sc_l"] if b["transcript"]) or None
+
+
+def judge_verdict(audio: dict[str, Any]) -> dict[str, Any]:
+    """LLM-as-judge on the transcripts of the first minutes of both continuations (`judge_pair`: side by side,
+    both orders), or why it did not run (no audio, no transcripts, no endpoint)."""
+    texts = {name: transcript(audio.get(name)) for name in ("griffin", "transformer")}
+    prompt_text = (audio.get("ground_truth") or {}).get("prompt_transcript")
+    if missing := [name for name, text in texts.items() if not text]:
+        return {"status": "skipped", "winner": None,
+                "reason": f"no transcript of the {' and '.join(missing)} continuation (no audio, or ASR heard nothing)"}
     if not os.environ.get(JUDGE_URL_ENV):
-        reasons.append(JUDGE_NOT_CONFIGURED)
-    return {"status": "skipped", "winner": None, "reason": "; ".join(reasons)}
+        return {"status": "skipped", "winner": None, "reason": JUDGE_NOT_CONFIGURED}
+    return judge_pair(prompt_text or "", texts["griffin"], texts["transformer"], names=("griffin", "transformer"))
 
 
 def save_streams(path: str | Path, streams: dict[str, np.ndarray]) -> Path:
@@ -407,7 +491,7 @@ def tokens_figure(payload: dict[str, Any]):
 
 
 def audio_figure(payload: dict[str, Any]):
-    """SC-L and speaker similarity over time of whatever audio was measured (today: the ground truth)."""
+    """SC-L and speaker similarity over time of every measured clip (continuations and the ground truth)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -416,11 +500,12 @@ def audio_figure(payload: dict[str, Any]):
     for name, entry in payload["audio"].items():
         if not entry or entry.get("status") != "ok":
             continue
+        at = entry.get("offset_s", 0.0)
         if entry.get("sc_l"):
-            fig.add_scatter(x=[(b["from_s"] + b["to_s"]) / 120 for b in entry["sc_l"]],
+            fig.add_scatter(x=[(at + (b["from_s"] + b["to_s"]) / 2) / 60 for b in entry["sc_l"]],
                             y=[b["similarity"].get("prompt") for b in entry["sc_l"]], mode="lines+markers",
                             name=f"{name} SC-L", row=1, col=1)
-        fig.add_scatter(x=[(b["from_s"] + b["to_s"]) / 120 for b in entry["speaker_similarity"]],
+        fig.add_scatter(x=[(at + (b["from_s"] + b["to_s"]) / 2) / 60 for b in entry["speaker_similarity"]],
                         y=[b["similarity"] for b in entry["speaker_similarity"]], mode="lines+markers",
                         name=f"{name} speaker", row=1, col=2)
     fig.update_xaxes(title_text="minutes into the continuation")
@@ -448,7 +533,12 @@ def summary(payload: dict[str, Any]) -> str:
                                        f"H {b['entropy_bits']:.2f} "
                                        f"nll {_fmt(b.get('nll'))}" for b in m["measures"]))
     for name, a in payload["audio"].items():
-        lines.append(f"audio ({name}): {a['status'] if a else 'n/a'}" + (f" -- {a['reason']}" if a and a.get("reason") else ""))
+        line = f"audio ({name}): {a['status']}" + (f" -- {a['reason']}" if a.get("reason") else "")
+        if a["status"] == "ok":
+            sc = [b["similarity"].get("prompt") for b in a["sc_l"] or []]
+            line += (f": SC-L {' '.join(_fmt(x) for x in sc)}; speaker "
+                     f"{' '.join(_fmt(b['similarity']) for b in a['speaker_similarity'])}")
+        lines.append(line)
     lines.append(f"LLM judge: {payload['llm_judge']['status']} -- {payload['llm_judge'].get('reason', '')}")
     return "\n".join(lines)
 
