@@ -207,7 +207,10 @@ def test_save_load_roundtrip_and_clear_errors(tmp_path):
 def trained(smoke_corpus, tmp_path_factory):
     from workbench.tokenizer.train import train_tokenizers
 
-    toks = train_tokenizers(smoke_corpus, PRESETS["smoke"], log=lambda m: None)
+    from workbench.config import override
+
+    # bounded by steps, not by the preset's 1-minute budget: on a busy machine the budget cut iteration 2 short
+    toks = train_tokenizers(smoke_corpus, override(PRESETS["smoke"], max_minutes=30.0), log=lambda m: None)
     out = tmp_path_factory.mktemp("tokenizers")
     for name, tok in toks.items():
         tok.save(out / name)
