@@ -4,10 +4,11 @@
 
 Encoder: a k=7 convolution, then at each resolution residual units (ELU, dilated k=3 conv to half width, ELU,
 k=1 conv back, skip) followed by a strided convolution (kernel 2*stride) that doubles the width; a final conv
-to D. Two decoders: `conv` mirrors the encoder with transposed convolutions (SoundStream, EnCodec); `istft`
+to D. Three decoders: `conv` mirrors the encoder with transposed convolutions (SoundStream, EnCodec); `istft`
 (Vocos) runs residual units at the frame rate and predicts a log-magnitude and phase spectrum per frame, turned
-into audio by an inverse FFT and overlap-add -- a tenth of the compute, and on a CPU budget it learns far faster
-(see README.md). Weight normalisation on every conv, as in the papers. With `causal=True` every convolution pads
+into audio by an inverse FFT and overlap-add -- a tenth of the compute; `griffinlim` (the laptop default)
+predicts the magnitudes only and recovers the phase by fast Griffin-Lim, which is what learns harmonic speech on
+a CPU budget (see README.md). Weight normalisation on every conv, as in the papers. With `causal=True` every convolution pads
 on the left only (transposed ones trim on the right, iSTFT frames start at their hop), so an output never
 depends on later input: the codec can stream, and chunked coding needs left context only.
 
