@@ -65,7 +65,7 @@ def smoke_tokenizer(smoke_corpus, tmp_path_factory) -> Path:
     only need *a* tokenizer (SoundStorm's tests), not a good one."""
     import torch
 
-    from workbench.config import override
+    from workbench.core.config import override
     from workbench.tokenizer.config import PRESETS
     from workbench.tokenizer.train import train_tokenizers
 
@@ -84,7 +84,7 @@ def smoke_tokens(smoke_corpus, smoke_tokenizer, tmp_path_factory) -> dict:
     import torch
 
     from workbench.tokenizer.encode import encode_corpus
-    from workbench.tokenizer.tokenizer import Tokenizer
+    from workbench.tokenizer.model import Tokenizer
 
     before = torch.get_num_threads()
     out = tmp_path_factory.mktemp("speech-tokens")
@@ -100,7 +100,7 @@ def smoke_acoustic(tmp_path_factory, smoke_corpus, smoke_tokenizer):
     from workbench.acoustic.train import train as train_acoustic
     from workbench.codec.config import PRESETS as CODEC
     from workbench.codec.train import train as train_codec
-    from workbench.config import override
+    from workbench.core.config import override
 
     root = tmp_path_factory.mktemp("acoustic")
     train_codec(root / "codec", CODEC["smoke"].model, override(CODEC["smoke"].train, steps=10, adversarial=False),

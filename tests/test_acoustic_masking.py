@@ -246,7 +246,7 @@ def test_sixteen_minutes_synthesize_window_by_window_with_bounded_inputs():
 
 
 def test_prompt_shorter_than_needed_is_a_clear_error():
-    from workbench.cli import UserError
+    from workbench.core.errors import UserError
 
     with pytest.raises(UserError, match="speaker prompt is 0.80 s long; 3.00 s are needed"):
         make_prompt(np.zeros(20, dtype=int), np.zeros((Q, 40), dtype=int), RATES, 150)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.audio import AudioConversionWarning, AudioError, load_audio, save_audio
+from workbench.core.audio import AudioConversionWarning, AudioError, load_audio, save_audio
 from conftest import REAL_SPEECH
 
 

@@ -11,11 +11,9 @@ import torch
 from workbench import cli
 from workbench.bench.decode import (PRESETS, _LiveBytes, extend, find_max_batch, integrate, run_decode_bench,
                                     state_bytes, step_peak_bytes)
-from workbench.config import override
-from workbench.lm.config import model_config
+from workbench.core.config import override
+from workbench.lm.model import build_model, model_config
 from workbench.lm.generate import stream
-from workbench.lm.model import build_model
-from workbench.lm.modules import cache_nbytes
 
 
 def _positive(value: object) -> bool:
@@ -77,7 +75,7 @@ def test_state_bytes_match_the_real_cache(kind: str) -> None:
     model = _model(kind)
     sizes = {}
     for length in (8, 24, 40):
-        sizes[length] = cache_nbytes(_cache(model, length, batch=2))
+        sizes[length] = _cache(model, length, batch=2).nbytes()
         assert sizes[length] == state_bytes(model.config, length, batch=2)
     for t in _tensors(_cache(model, 40)):  # no cache tensor pins a larger storage (e.g. a prefill chunk)
         assert t.untyped_storage().nbytes() == t.numel() * t.element_size()
@@ -156,7 +154,7 @@ def test_integrate_is_exact_for_piecewise_linear_latency() -> None:
 def test_efficiency_notebook_smoke(tmp_path) -> None:
     import nbformat
 
-    from workbench.notebooks import run_notebook
+    from workbench.pipeline.notebooks import run_notebook
 
     reports = tmp_path / "reports"
     out = run_notebook("06_efficiency", tmp_path, {"preset": "smoke", "reports": str(reports)})

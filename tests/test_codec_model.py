@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from workbench.cli import UserError
+from workbench.core.errors import UserError
 from workbench.codec.config import PRESETS, ModelConfig
 from workbench.codec.model import Codec
 from workbench.codec.quantizer import ResidualVectorQuantizer, VectorQuantizer
@@ -122,8 +123,7 @@ def test_griffin_lim_recovers_a_signal_from_its_magnitudes() -> None:
     wav = torch.tensor(sum(np.sin(k * phase) / k for k in range(1, 13)) * 0.1, dtype=torch.float32)[None]
     errors = {}
     for iters in (0, 32):
-        decoder = Codec(ModelConfig(**{**TINY.to_dict(), "encoder": "stft", "decoder": "griffinlim",
-                                       "gla_iters": iters})).decoder
+        decoder = Codec(dataclasses.replace(TINY, encoder="stft", decoder="griffinlim", gla_iters=iters)).decoder
         target = frame_spectrum(wav, decoder.n_fft, decoder.hop, decoder.window).abs()
         decoder.log_magnitude = lambda z: target.clamp(min=1e-5).log()
         out = decoder(torch.zeros(1, TINY.dim, 50))[:, 0]
@@ -138,8 +138,7 @@ ARCHS += [(False, "stft", "griffinlim")]
 
 
 def arch(causal: bool, encoder: str, decoder: str, **more) -> ModelConfig:
-    return ModelConfig(**{**TINY.to_dict(), "causal": causal, "encoder": encoder, "decoder": decoder, "gla_iters": 4,
-                          **more})
+    return dataclasses.replace(TINY, causal=causal, encoder=encoder, decoder=decoder, gla_iters=4, **more)
 
 
 @pytest.mark.parametrize("causal,encoder,decoder", ARCHS)
@@ -156,7 +155,7 @@ def test_shapes(causal: bool, encoder: str, decoder: str) -> None:
 @pytest.mark.parametrize("encoder,decoder", [("conv", "conv"), ("conv", "istft"), ("stft", "istft")])
 def test_causal_outputs_do_not_see_the_future(encoder: str, decoder: str) -> None:
     torch.manual_seed(0)
-    codec = Codec(ModelConfig(**{**TINY.to_dict(), "causal": True, "encoder": encoder, "decoder": decoder})).eval()
+    codec = Codec(dataclasses.replace(TINY, causal=True, encoder=encoder, decoder=decoder)).eval()
     wav = torch.randn(1, 1, 320 * 20)
     later = wav.clone()
     later[..., 320 * 12:] = torch.randn(320 * 8)
@@ -184,7 +183,7 @@ def test_chunked_coding_equals_whole_signal_coding(causal: bool, encoder: str, d
 
 def test_decode_a_16_minute_token_stream_in_bounded_chunks() -> None:
     torch.manual_seed(0)
-    codec = Codec(ModelConfig(**{**TINY.to_dict(), "causal": True})).eval()
+    codec = Codec(dataclasses.replace(TINY, causal=True)).eval()
     frames = 16 * 60 * 50
     codes = torch.randint(0, TINY.codebook_size, (TINY.num_quantizers, frames))
     wav = decode_long(codec, codes, chunk_seconds=60.0)

@@ -15,7 +15,7 @@ from tests.conftest import REAL_SPEECH
 from workbench.cli import UserError, main
 from workbench.codec.config import PRESETS
 from workbench.codec.train import load_codec, train
-from workbench.config import override
+from workbench.core.config import override
 
 SMOKE = PRESETS["smoke"]
 
@@ -80,7 +80,7 @@ def test_resume_continues_exactly(tmp_path, smoke_corpus) -> None:
 
 def test_training_errors_are_clear(tmp_path, smoke_corpus, smoke_run) -> None:
     out, _ = smoke_run
-    with pytest.raises(UserError, match="already holds a codec run"):
+    with pytest.raises(UserError, match="already holds a run"):
         train(out, SMOKE.model, SMOKE.train, smoke_corpus, progress=False)
     with pytest.raises(UserError, match="different settings.*lr"):
         train(out, SMOKE.model, override(SMOKE.train, lr=0.5), smoke_corpus, resume=True, progress=False)
@@ -107,7 +107,7 @@ def test_cli_encode_decode_roundtrip(tmp_path, smoke_run, capsys) -> None:
     assert info.samplerate == 16_000 and info.frames == sf.info(str(wav)).frames
 
 
-@pytest.mark.filterwarnings("ignore::workbench.audio.AudioConversionWarning")  # jfk.flac is 44.1 kHz stereo
+@pytest.mark.filterwarnings("ignore::workbench.core.audio.AudioConversionWarning")  # jfk.flac is 44.1 kHz stereo
 def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, capsys) -> None:
     out, _ = smoke_run
     corrupt = tmp_path / "corrupt.wav"
@@ -153,7 +153,7 @@ def test_acoustic_notebook_runs(tmp_path, smoke_corpus, smoke_tokenizer) -> None
     players and acoustic.json."""
     import nbformat
 
-    from workbench.notebooks import run_notebook
+    from workbench.pipeline.notebooks import run_notebook
 
     out = run_notebook("04_acoustic_synthesis", tmp_path, {
         "preset": "smoke", "corpus_dir": str(smoke_corpus), "codec_dir": str(tmp_path / "codec"),

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from workbench.audio import AudioError
+from workbench.core.audio import AudioError
 from workbench.data.corpus import PRESETS, plan, segment_bounds
 from workbench.data.loaders import open_dataset
 from workbench.data.synth import align_words, render
@@ -103,7 +103,7 @@ def test_smoke_corpus_layout(smoke_corpus):
 
 
 def test_build_is_resumable_and_guarded(smoke_corpus):
-    from workbench.cli import UserError
+    from workbench.core.errors import UserError
     from workbench.data.corpus import build_preset
 
     before = {p: p.stat().st_mtime_ns for p in (smoke_corpus / "recordings").rglob("*.flac")}

@@ -6,16 +6,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.audio import SAMPLE_RATE
-from workbench.cli import UserError
-from workbench.demo import build_app, continue_speech, load_pipeline, prompt_audio
+from workbench.core.audio import SAMPLE_RATE
+from workbench.core.errors import UserError
+from workbench.pipeline.demo import build_app, continue_speech, load_pipeline, prompt_audio
 
 
 @pytest.fixture(scope="module")
 def griffin_run(smoke_tokens, tmp_path_factory):
     """A smoke Griffin trained for a few steps on the smoke tokenizer's units."""
-    from workbench.config import override
-    from workbench.lm.config import model_config, train_config
+    from workbench.core.config import override
+    from workbench.lm.config import train_config
+    from workbench.lm.model import model_config
     from workbench.lm.train import train
 
     run = tmp_path_factory.mktemp("demo-lm") / "smoke-griffin"

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.audio import SAMPLE_RATE, load_audio
+from workbench.core.audio import SAMPLE_RATE, load_audio
 from workbench.eval.asr import normalize_text, split_points, transcribe, word_error_rate
 from workbench.eval.speaker import cosine, speaker_embedding, speaker_similarity
 

@@ -6,7 +6,7 @@ import json
 import nbformat
 import numpy as np
 
-from workbench.notebooks import run_notebook
+from workbench.pipeline.notebooks import run_notebook
 
 
 def test_05_extrapolation_smoke(tmp_path, smoke_tokens):

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from workbench.cli import UserError
+from workbench.core.errors import UserError
 from workbench.lm.data import (SYNTHETIC_PRESETS, SyntheticConfig, TokenCorpus, parse_window, sample_batch,
                                write_synthetic_tokens)
 

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from workbench.lm.layers import Conv1D, apply_rope
+from workbench.core.nn import apply_rope
+from workbench.lm.layers import Conv1D
 from workbench.ops import RGLRU
 from workbench.ops.layer import BlockDiagonalLinear
 

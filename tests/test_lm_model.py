@@ -6,10 +6,9 @@ import time
 import pytest
 import torch
 
-from workbench.lm.config import ModelConfig, model_config, transformer_like
+from workbench.lm.config import ModelConfig
+from workbench.lm.model import build_model, count_parameters, model_config, transformer_like
 from workbench.lm.generate import generate, sample_next
-from workbench.lm.model import build_model, count_parameters
-from workbench.lm.modules import cache_nbytes
 
 WINDOW = 8
 TINY = ModelConfig(vocab_size=32, width=16, num_layers=3, num_heads=2, attention_window=WINDOW)
@@ -83,7 +82,7 @@ def test_griffin_decode_state_has_constant_size():
         for i in range(1, 20_001):
             _, cache = model(token, None, cache)
             if i in (100, 20_000):
-                sizes[i] = cache_nbytes(cache)
+                sizes[i] = cache.nbytes()
     assert sizes[100] == sizes[20_000] > 0, sizes
     assert cache.index == 20_000 and cache.blocks[1].keys.shape[1] == 4
     print(f"20k decode steps in {time.perf_counter() - t0:.1f}s, state {sizes[100]} bytes")
@@ -94,14 +93,14 @@ def test_transformer_kv_cache_grows():
     with torch.no_grad():
         cache = model.init_cache(1)
         _, cache = model(torch.zeros(1, 10, dtype=torch.long), None, cache)
-        small = cache_nbytes(cache)
+        small = cache.nbytes()
         _, cache = model(torch.zeros(1, 10, dtype=torch.long), None, cache)
-    assert cache_nbytes(cache) > small
+    assert cache.nbytes() > small
 
 
 def test_paper_config_on_meta_and_matched_transformer():
-    griffin = count_parameters(model_config("paper-2b", "griffin"))
-    transformer = count_parameters(model_config("paper-2b", "transformer"))
+    griffin = count_parameters(model_config("paper", "griffin"))
+    transformer = count_parameters(model_config("paper", "transformer"))
     assert 1.9e9 < griffin["total"] < 2.3e9  # RecurrentGemma-2B's 2.7B less 224k x 2560 of text vocabulary
     assert griffin["embedding"] == 32_768 * 2560
     assert transformer["recurrent"] == 0 and griffin["recurrent"] > 0

@@ -5,7 +5,7 @@ import json
 import nbformat
 
 from workbench.lm.data import SYNTHETIC_PRESETS, write_synthetic_tokens
-from workbench.notebooks import run_notebook
+from workbench.pipeline.notebooks import run_notebook
 
 
 def test_griffin_training_notebook_smoke(tmp_path):

@@ -15,10 +15,13 @@ import pytest
 from safetensors.torch import load_file
 
 from workbench import cli
-from workbench.cli import UserError
-from workbench.lm.config import model_config, train_config
+from workbench.core.errors import UserError
+from workbench.lm.config import train_config
+from workbench.lm.model import load_model, model_config
 from workbench.lm.data import SYNTHETIC_PRESETS, write_synthetic_tokens
-from workbench.lm.train import latest_checkpoint, read_metrics, train
+from workbench.core.checkpoint import latest_checkpoint
+from workbench.core.train import lr_factor
+from workbench.lm.train import read_metrics, train
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = model_config("smoke")
@@ -41,7 +44,7 @@ def test_smoke_training_learns(tokens, tmp_path):
     assert summary["steps"] == 30 and summary["stopped_by"] == "steps"
     assert summary["eval_loss"] < curve[0] - 0.5  # from ~ln(64) + tied-embedding bias towards ~3.5
     files = {p.name for p in latest_checkpoint(tmp_path / "run").iterdir()}
-    assert files == {"model.safetensors", "optimizer.pt", "config.json"}
+    assert files == {"model.safetensors", "state.pt", "config.json"}
 
 
 def test_resume_continues_exactly(tokens, tmp_path):
@@ -72,10 +75,56 @@ def test_resume_and_overwrite_errors(tokens, tmp_path):
         train(tmp_path / "run", SMOKE, dataclasses.replace(FAST, lr=1.0), tokens, resume=True, progress=False)
 
 
-def test_time_budget_stops_and_checkpoints(tokens, tmp_path):
-    summary = train(tmp_path / "run", SMOKE, dataclasses.replace(FAST, max_minutes=0.0), tokens, progress=False)
-    assert summary["stopped_by"] == "max_minutes" and summary["steps"] == 0
-    assert json.loads((tmp_path / "run" / "checkpoint.json").read_text())["step"] == 0
+def test_time_budget_stops_after_at_least_one_step_and_checkpoints(tokens, tmp_path):
+    summary = train(tmp_path / "run", SMOKE, dataclasses.replace(FAST, max_minutes=1e-6), tokens, progress=False)
+    assert summary["stopped_by"] == "max_minutes" and summary["steps"] == 1
+    assert json.loads((tmp_path / "run" / "checkpoint.json").read_text())["step"] == 1
+    lrs = [m["lr"] for m in read_metrics(tmp_path / "run") if "lr" in m]
+    assert lrs and lrs[0] == pytest.approx(FAST.lr * lr_factor(FAST, 0, 1.0))  # the budget's progress anneals
+
+
+def test_zero_budgets_are_refused():
+    for bad in ({"steps": 0}, {"max_minutes": 0.0}, {"lr": float("nan")}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            dataclasses.replace(FAST, **bad)
+
+
+def test_resume_of_a_finished_run_changes_nothing(tokens, tmp_path, capsys):
+    run = tmp_path / "run"
+    train(run, SMOKE, dataclasses.replace(FAST, steps=3), tokens, progress=False)
+    before = {p.name: p.read_bytes() for p in (run / "metrics.jsonl", run / "summary.json")}
+    again = train(run, SMOKE, dataclasses.replace(FAST, steps=3), tokens, resume=True, progress=False)
+    assert again["already_finished"] and "nothing to do" in capsys.readouterr().err
+    assert before == {p.name: p.read_bytes() for p in (run / "metrics.jsonl", run / "summary.json")}
+    json.loads((run / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in summary.json"))
+
+
+def test_torn_metrics_line_is_dropped_on_resume(tokens, tmp_path):
+    """Killed during an append after its step-4 checkpoint: the torn line is dropped with a warning and the
+    resumed run logs what the uninterrupted one did."""
+    train(tmp_path / "straight", SMOKE, FAST, tokens, progress=False)
+    split = tmp_path / "split"
+    shutil.copytree(tmp_path / "straight" / "checkpoints" / "step-0000004", split / "checkpoints" / "step-0000004")
+    (split / "checkpoint.json").write_text(json.dumps({"step": 4, "path": "checkpoints/step-0000004"}))
+    lines = (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()
+    kept = [line for line in lines if json.loads(line)["step"] <= 5]
+    (split / "metrics.jsonl").write_text("\n".join(kept) + "\n" + kept[-1][: len(kept[-1]) // 2])
+    with pytest.warns(UserWarning, match="torn last line"):
+        train(split, SMOKE, FAST, tokens, resume=True, progress=False)
+    timeless = lambda run: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in read_metrics(run)]  # noqa: E731
+    assert timeless(split) == timeless(tmp_path / "straight")
+    assert losses(split) == pytest.approx(losses(tmp_path / "straight"), abs=1e-6)
+
+
+def test_runs_from_before_the_shared_loop_load_but_do_not_resume(tokens, tmp_path):
+    run = tmp_path / "old"
+    train(run, SMOKE, dataclasses.replace(FAST, steps=2), tokens, progress=False)
+    ckpt = latest_checkpoint(run)
+    (ckpt / "state.pt").rename(ckpt / "optimizer.pt")  # the layout lm/train.py wrote before
+    model, meta = load_model(run)
+    assert meta["model_config"]["width"] == SMOKE.width
+    with pytest.raises(UserError, match="older workbench"):
+        train(run, SMOKE, dataclasses.replace(FAST, steps=4), tokens, resume=True, progress=False)
 
 
 def test_vocab_mismatch_is_a_clear_error(tokens, tmp_path):
@@ -111,7 +160,7 @@ def test_ddp_two_processes_match_one(tokens, tmp_path):
 
 
 def test_cli_info_paper_on_meta(capsys, tmp_path):
-    assert cli.main(["lm", "info", "--preset", "paper-2b", "--json", "--reports", str(tmp_path)]) == 0
+    assert cli.main(["lm", "info", "--preset", "paper", "--json", "--reports", str(tmp_path)]) == 0
     payload = json.loads(capsys.readouterr().out)
     counts = payload["models"]["griffin"]["parameters"]
     assert counts["total"] > 2e9 and counts["recurrent"] > 0 and counts["attention"] > 0

@@ -4,7 +4,7 @@ import json
 
 import nbformat
 
-from workbench.notebooks import run_notebook
+from workbench.pipeline.notebooks import run_notebook
 
 
 def outputs(path):

@@ -9,13 +9,13 @@ import nbformat
 import pytest
 import torch
 
-from workbench.notebooks import run_notebook
-from workbench.ops import teaching
+from workbench.pipeline.notebooks import run_notebook
+from workbench.ops import notebook as primer
 
 
 def test_impulse_response_is_geometric_with_the_gates_decay() -> None:
-    setting = teaching.GateSetting(lam=3.0, gate_a=0.5, gate_x=-1.0)
-    r = teaching.impulse_response(setting, steps=30)
+    setting = primer.GateSetting(lam=3.0, gate_a=0.5, gate_x=-1.0)
+    r = primer.impulse_response(setting, steps=30)
     a = math.exp(setting.c * torch.sigmoid(torch.tensor(0.5)).item() * math.log(torch.sigmoid(torch.tensor(3.0)).item()))
     assert r["a"] == pytest.approx(a, rel=1e-5)
     h0 = torch.sigmoid(torch.tensor(-1.0)).item() * math.sqrt(1 - a * a)
@@ -24,23 +24,23 @@ def test_impulse_response_is_geometric_with_the_gates_decay() -> None:
 
 
 def test_c_rescales_the_memory_length() -> None:
-    base = teaching.decay(teaching.GateSetting(lam=5.0, c=8.0))
-    half = teaching.decay(teaching.GateSetting(lam=5.0, c=4.0))
-    assert teaching.effective_memory(half) == pytest.approx(2 * teaching.effective_memory(base), rel=1e-4)
-    assert teaching.effective_memory(0.0) == 0.0 and teaching.effective_memory(1.0) == math.inf
+    base = primer.decay(primer.GateSetting(lam=5.0, c=8.0))
+    half = primer.decay(primer.GateSetting(lam=5.0, c=4.0))
+    assert primer.effective_memory(half) == pytest.approx(2 * primer.effective_memory(base), rel=1e-4)
+    assert primer.effective_memory(0.0) == 0.0 and primer.effective_memory(1.0) == math.inf
 
 
 def test_memory_costs_grow_only_for_convolution_and_attention() -> None:
-    costs = teaching.memory_costs([10, 1000], d=16)
+    costs = primer.memory_costs([10, 1000], d=16)
     assert costs["recurrence (RG-LRU state)"] == [64.0, 64.0]
     assert costs["attention (KV cache)"] == [640.0, 64000.0]
     assert costs["long convolution (input history)"][1] == 100 * costs["long convolution (input history)"][0]
 
 
 def test_figures_and_explorer_build() -> None:
-    assert len(teaching.impulse_figure().data) == 3
-    assert len(teaching.memory_cost_figure([8, 16]).data) == 3
-    assert teaching.impulse_explorer() is not None
+    assert len(primer.impulse_figure().data) == 3
+    assert len(primer.memory_cost_figure([8, 16]).data) == 3
+    assert primer.impulse_explorer() is not None
 
 
 def test_ssm_primer_notebook_runs(tmp_path) -> None:

@@ -9,12 +9,14 @@ import pytest
 import soundfile as sf
 import torch
 
+from workbench.core.config import override
 from workbench.tokenizer import features as feat
 from workbench.tokenizer import metrics as M
 from workbench.tokenizer.config import FRAME, PRESETS, TokenizerConfig
 from workbench.tokenizer.encoder import Encoder, span_mask
 from workbench.tokenizer.kmeans import kmeans
-from workbench.tokenizer.tokenizer import Tokenizer, TokenizerError
+from workbench.tokenizer.model import Tokenizer, TokenizerError
+from workbench.tokenizer.train import train_tokenizers
 from workbench.tokenizer.windowed import AudioSource, _window_audio, plan_windows, tokenize_windowed
 from conftest import REAL_SPEECH
 
@@ -187,6 +189,17 @@ def test_save_load_roundtrip_and_clear_errors(tmp_path):
     assert torch.equal(back.units(audio), tok.units(audio))
     meta = json.loads((tmp_path / "tok" / "tokenizer.json").read_text())
     assert meta["tensors"]["kmeans.centroids"] == [16, 32] and "norm.mean" in meta["tensors"]
+    assert meta["config"] == TINY.to_dict()  # `Config`'s JSON, with its format version
+    # a tokenizer saved before configs were versioned still loads; one with settings we do not know is refused
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "model.safetensors").write_bytes((tmp_path / "tok" / "model.safetensors").read_bytes())
+    del meta["config"]["format_version"]
+    (tmp_path / "old" / "tokenizer.json").write_text(json.dumps(meta))
+    assert Tokenizer.load(tmp_path / "old").config == TINY
+    meta["config"]["surprise"] = 1
+    (tmp_path / "old" / "tokenizer.json").write_text(json.dumps(meta))
+    with pytest.raises(TokenizerError, match="does not know .*surprise"):
+        Tokenizer.load(tmp_path / "old")
 
     with pytest.raises(TokenizerError, match="no such tokenizer folder"):
         Tokenizer.load(tmp_path / "missing")
@@ -205,10 +218,6 @@ def test_save_load_roundtrip_and_clear_errors(tmp_path):
 # -- training, encoding, evaluation (smoke corpus) -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(smoke_corpus, tmp_path_factory):
-    from workbench.tokenizer.train import train_tokenizers
-
-    from workbench.config import override
-
     # bounded by steps, not by the preset's 1-minute budget: on a busy machine the budget cut iteration 2 short
     toks = train_tokenizers(smoke_corpus, override(PRESETS["smoke"], max_minutes=30.0), log=lambda m: None)
     out = tmp_path_factory.mktemp("tokenizers")

@@ -8,8 +8,8 @@ import torch
 
 from workbench.data.voices import VOICES
 from workbench.tokenizer.config import PRESETS
+from workbench.tokenizer.data import IGNORE, ParallelSet, frame_map, train_sentences, train_voices
 from workbench.tokenizer.features import num_frames
-from workbench.tokenizer.parallel import IGNORE, ParallelSet, frame_map, train_sentences, train_voices
 
 # A: "h a (pause) t" in 0.6 s;  B: slower, longer leading pause, no inner pause, "t" spelled "t=" by its voice
 A = [("_", 0.0, 0.1), ("h", 0.1, 0.2), ("a", 0.2, 0.4), ("_", 0.4, 0.5), ("t", 0.5, 0.6)]

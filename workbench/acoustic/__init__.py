@@ -6,10 +6,10 @@
     decode.py      confidence-based iterative decoding, level by level (pure)
     windowed.py    window planning, overlap conditioning, merging of the code stream
     data.py        (semantic tokens, codec codes) pairs per recording, cached; training crops
-    train.py       training loop, checkpoints, exact resume, codec/tokenizer compatibility checks
+    train.py       the training task (trained by workbench.core.train), loading, codec/tokenizer compatibility checks
     synthesize.py  `Synthesizer`: a trained model + its codec and tokenizer, end to end
     evaluate.py    speaker similarity, WER, codec ceiling, speed (acoustic.json)
-    demo.py        what notebook 04 shows
+    notebook.py    what notebook 04 shows
     cli.py         `python -m workbench acoustic {train,synthesize,eval}`
 
 Design and measured figures: workbench/acoustic/README.md.

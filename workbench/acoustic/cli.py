@@ -6,8 +6,8 @@
                         [--iterations 16] [--temperature 1.0] [--seed 0]
     acoustic eval       [--corpus DIR] [--clips N] [--json]        (writes acoustic.json into the report folder)
 
-Defaults: corpus data/build/<preset>, codec data/build/codec/<preset>, tokenizer runs/tokenizer/<preset>/learned,
-training pairs data/build/acoustic/<preset>, run folder runs/acoustic/<preset>.
+Defaults (`workbench.core.paths`): corpus data/build/<preset>, codec runs/codec/<preset>, tokenizer
+runs/tokenizer/<preset>/learned, training pairs data/build/acoustic/<preset>, run folder runs/acoustic/<preset>.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from workbench.cli import UserError, add_output_args, emit
-from workbench.config import override, pick_preset
+from workbench.core.cli import add_output_args, emit
+from workbench.core.config import override, pick_preset
+from workbench.core.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,6 +92,8 @@ def run_train(args: argparse.Namespace) -> int:
                     args.tokenizer or paths["tokenizer"], args.pairs or paths["pairs"], resume=args.resume,
                     device=args.device, progress=False if args.quiet or args.json else None, preset_name=args.preset)
     def human(s: dict) -> str:
+        if s.get("already_finished"):
+            return f"{s.get('out', s['run'])} had already finished at step {s.get('steps')}; nothing to do"
         start = "resumed" if s["initial_eval_loss"] is None else f"{s['initial_eval_loss']:.3f}"
         return (f"trained {s['steps']} steps ({s['stopped_by']}) in {s['elapsed_s']:.0f} s -> {s['out']}; "
                 f"held-out masked loss {start} -> {s['final_eval_loss']:.3f}, accuracy {s['final_eval_accuracy']:.3f}")
@@ -105,14 +108,15 @@ def _set_threads(args) -> None:
     from workbench.acoustic.config import PRESETS
 
     threads = args.threads or pick_preset(PRESETS, args.preset, "acoustic").train.threads
-    if threads < 1:
+    if threads is not None and threads < 1:
         raise UserError("--threads must be at least 1")
-    torch.set_num_threads(threads)
+    if threads:
+        torch.set_num_threads(threads)
 
 
 def _synthesizer(args, **decode_changes):
     from workbench.acoustic.synthesize import Synthesizer
-    from workbench.codec.train import pick_device
+    from workbench.core.device import pick_device
 
     _set_threads(args)
 
@@ -124,7 +128,7 @@ def _synthesizer(args, **decode_changes):
 
 
 def _read_audio(path: str):
-    from workbench.audio import AudioError, load_audio
+    from workbench.core.audio import AudioError, load_audio
 
     try:
         return load_audio(path)
@@ -137,7 +141,7 @@ def run_synthesize(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from workbench.audio import save_audio
+    from workbench.core.audio import save_audio
 
     synth = _synthesizer(args, first_level_iterations=args.iterations, temperature=args.temperature)
     if args.semantic:

@@ -17,11 +17,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from workbench.config import DictConfig
+from workbench.core.config import Config
+from workbench.core.errors import UserError
+from workbench.core.train import TrainConfig as LoopConfig
 
 
 @dataclass(frozen=True)
-class AcousticModelConfig(DictConfig):
+class AcousticModelConfig(Config):
     dim: int = 192
     layers: int = 4
     heads: int = 4
@@ -34,16 +36,12 @@ class AcousticModelConfig(DictConfig):
     semantic_vocab: int | None = None
 
     def for_data(self, codec_levels: int, codebook_size: int, semantic_vocab: int) -> "AcousticModelConfig":
-        from workbench.cli import UserError
-
         levels = self.num_levels or codec_levels
         if levels > codec_levels:
             raise UserError(f"the acoustic preset models {levels} RVQ levels but the codec has only {codec_levels}")
         return dataclasses.replace(self, num_levels=levels, codebook_size=codebook_size, semantic_vocab=semantic_vocab)
 
     def check(self) -> None:
-        from workbench.cli import UserError
-
         problems = []
         if self.dim % self.heads:
             problems.append(f"dim {self.dim} is not divisible by heads {self.heads}")
@@ -58,7 +56,7 @@ class AcousticModelConfig(DictConfig):
 
 
 @dataclass(frozen=True)
-class DecodeConfig:
+class DecodeConfig(Config):
     """Iterative decoding (SoundStorm): `first_level_iterations` MaskGIT-style passes on level 0, one greedy pass
     on every finer level; windows of `window_seconds` (+ the prompt) overlapping by `overlap_seconds`."""
 
@@ -75,35 +73,40 @@ class DecodeConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig(DictConfig):
+class TrainConfig(LoopConfig):
+    """The shared loop's settings (`workbench.core.train.TrainConfig`: budgets, schedule, clipping, logging) with
+    SoundStorm's defaults, and its crops and held-out batches."""
+
     steps: int = 100_000
-    max_minutes: float | None = None  # the schedule runs on progress = max(step / steps, elapsed / max_minutes)
-    batch_size: int = 8
-    crop_seconds: float = 6.0  # the crop after the prompt: one window
-    prompt_elsewhere: float = 0.5  # probability the unmasked prefix is a prompt from elsewhere in the recording
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.98)
     weight_decay: float = 0.01
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05
-    grad_clip: float = 1.0
-    log_every: int = 10
     eval_every: int = 200
-    eval_batches: int = 4
     checkpoint_every: int = 200
-    seed: int = 0
-    threads: int = 1
+    threads: int | None = 1
+    precision: str = "fp32"  # as SoundStorm has always trained here; "auto" (bf16 on GPUs) is not yet measured
+    crop_seconds: float = 6.0  # the crop after the prompt: one window
+    prompt_elsewhere: float = 0.5  # probability the unmasked prefix is a prompt from elsewhere in the recording
+    eval_batches: int = 4  # held-out batches of batch_size crops, fixed for a run
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.crop_seconds > 0 or not 0 <= self.prompt_elsewhere <= 1 or self.eval_batches < 1:
+            raise ValueError(f"bad TrainConfig: need crop_seconds > 0 (got {self.crop_seconds}), prompt_elsewhere "
+                             f"in [0, 1] (got {self.prompt_elsewhere}) and eval_batches >= 1 (got {self.eval_batches})")
 
 
 @dataclass(frozen=True)
-class EvalConfig:
+class EvalConfig(Config):
     clips: int = 12  # clips of the held-out (test) speakers, spread over their recordings
     clip_seconds: float = 8.0
     speed_seconds: float = 30.0  # semantic stream length timed for realtime_factor
 
 
 @dataclass(frozen=True)
-class AcousticPreset:
+class AcousticPreset(Config):
     model: AcousticModelConfig = field(default_factory=AcousticModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)

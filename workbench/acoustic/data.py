@@ -29,7 +29,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from workbench.io import atomic_path, atomic_write_json, atomic_write_text
+from workbench.codec.stream import encode_long
+from workbench.core.io import atomic_path, atomic_write_json, atomic_write_text
+from workbench.data.loaders import open_dataset
+from workbench.tokenizer.config import FRAME, SAMPLE_RATE
+from workbench.tokenizer.model import fingerprint
+from workbench.tokenizer.windowed import AudioSource, tokenize_windowed
 
 FORMAT = "speechssm-workbench-acoustic-pairs"
 
@@ -66,8 +71,6 @@ class Rates:
 
 
 def rates_of(tokenizer, codec) -> Rates:
-    from workbench.tokenizer.config import FRAME, SAMPLE_RATE
-
     if codec.cfg.sample_rate != SAMPLE_RATE:
         raise ValueError(f"the codec runs at {codec.cfg.sample_rate} Hz, the tokenizer at {SAMPLE_RATE} Hz")
     return Rates(SAMPLE_RATE, FRAME, codec.hop)
@@ -91,8 +94,6 @@ def codec_fingerprint(codec) -> str:
 
 
 def pair_meta(tokenizer, codec) -> dict[str, Any]:
-    from workbench.tokenizer.tokenizer import fingerprint
-
     return {"format": FORMAT, "tokenizer_fingerprint": fingerprint(tokenizer), "semantic_vocab": tokenizer.num_units,
             "codec_fingerprint": codec_fingerprint(codec), "levels": codec.cfg.num_quantizers,
             "codebook_size": codec.cfg.codebook_size, "rates": rates_of(tokenizer, codec).to_dict()}
@@ -102,10 +103,6 @@ def build_pairs(tokenizer, codec, corpus_dir: str | Path, out_dir: str | Path, s
                 progress: bool = True, chunk_seconds: float = 10.0) -> dict[str, Any]:
     """Tokenize and encode every recording of `splits`; returns pairs.json's contents."""
     from tqdm.auto import tqdm
-
-    from workbench.codec.stream import encode_long
-    from workbench.data.loaders import open_dataset
-    from workbench.tokenizer.windowed import AudioSource, tokenize_windowed
 
     out = Path(out_dir)
     meta = pair_meta(tokenizer, codec)

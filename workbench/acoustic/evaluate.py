@@ -21,6 +21,7 @@ voices). Speed: `realtime_factor` = seconds of audio per wall second for semanti
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +30,14 @@ import numpy as np
 import torch
 
 from workbench.acoustic.config import EvalConfig
+from workbench.acoustic.data import load_pairs, sample_batch
 from workbench.acoustic.synthesize import Synthesizer
-from workbench.cli import UserError
+from workbench.acoustic.train import masked_loss
+from workbench.codec.stream import reconstruct
+from workbench.core.errors import UserError
+from workbench.data.loaders import open_dataset
+from workbench.eval.asr import transcribe, word_error_rate
+from workbench.eval.speaker import cosine, speaker_embedding
 
 
 @dataclass
@@ -65,8 +72,6 @@ def _prompt_audio(rec, centre_fraction: float, seconds: float) -> np.ndarray:
 def eval_clips(corpus_dir: str | Path, n: int, clip_seconds: float, prompt_seconds: float) -> list[EvalClip]:
     """`n` clips spread over the test recordings (round robin), each with a same-speaker and an other-speaker
     prompt."""
-    from workbench.data.loaders import open_dataset
-
     try:
         test = open_dataset(corpus_dir, split="test")
     except (FileNotFoundError, ValueError) as err:
@@ -95,10 +100,6 @@ def eval_clips(corpus_dir: str | Path, n: int, clip_seconds: float, prompt_secon
 
 def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progress: bool = True, seed: int = 0) -> dict:
     from tqdm.auto import tqdm
-
-    from workbench.codec.stream import reconstruct
-    from workbench.eval.asr import transcribe, word_error_rate
-    from workbench.eval.speaker import speaker_embedding, cosine
 
     clips = eval_clips(corpus_dir, cfg.clips, cfg.clip_seconds, synth.decode.prompt_seconds)
     rows, refs = [], []
@@ -157,11 +158,6 @@ def masked_prediction_by_level(synth: Synthesizer, batches: int = 4, ratio: floa
     in front: cross-entropy and accuracy of the model on `ratio` of the level's tokens masked (coarser levels
     given, finer masked), beside `unigram_loss`, the cross-entropy of the level's code frequencies in the training
     pairs: what a model that ignored its input would score."""
-    import json
-
-    from workbench.acoustic.data import load_pairs, sample_batch
-    from workbench.acoustic.train import masked_loss
-
     pairs_dir, meta = Path(synth.meta["pairs"]), synth.meta
     if not (pairs_dir / "manifest.jsonl").is_file():
         return []

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.acoustic.config import AcousticModelConfig
-from workbench.lm.layers import apply_rope, init_linear
+from workbench.core.nn import apply_rope, init_linear
 
 
 class FeedForward(nn.Sequential):
@@ -117,13 +117,15 @@ class SoundStorm(nn.Module):
         nn.init.normal_(self.head_weight, std=1.0 / math.sqrt(self.cfg.dim))
         nn.init.zeros_(self.head_bias)
 
-    def forward(self, semantic: torch.Tensor, codes: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
-        """semantic (b, t) at the codec rate, codes (b, q, t) with `mask_id` where masked -> hidden (b, t, d)."""
+    def forward(self, semantic: torch.Tensor, codes: torch.Tensor, pad: torch.Tensor | None = None,
+                level: int | torch.Tensor | None = None) -> torch.Tensor:
+        """semantic (b, t) at the codec rate, codes (b, q, t) with `mask_id` where masked -> hidden (b, t, d), or
+        with `level` that level's logits (b, t, k) (what training calls: one pass through `forward`)."""
         x = self.semantic_embedding(semantic) + self.code_embedding(codes + self.level_offset[:, None]).sum(1)
         keep = None if pad is None else ~pad
         for block in self.blocks:
             x = block(x, keep)
-        return x
+        return x if level is None else self.logits(x, level)
 
     def logits(self, hidden: torch.Tensor, level: int | torch.Tensor) -> torch.Tensor:
         """hidden (b, t, d) -> logits (b, t, k) of `level` (an int, or (b,) one level per item)."""

@@ -17,18 +17,19 @@ import torch
 from workbench.acoustic.config import DecodeConfig
 from workbench.acoustic.decode import DecodeTrace
 from workbench.acoustic.model import SoundStorm
+from workbench.acoustic.train import check_compatible, load_acoustic, load_codec_and_tokenizer, rates_of_meta
 from workbench.acoustic.windowed import Prompt, make_prompt, synthesize_codes
-from workbench.cli import UserError
+from workbench.codec.stream import decode_long, encode_long
+from workbench.core.errors import UserError
+from workbench.tokenizer.windowed import tokenize_windowed
 
 
 class Synthesizer:
     def __init__(self, model: SoundStorm, codec, tokenizer, meta: dict, decode: DecodeConfig | None = None,
                  device: str | torch.device = "cpu"):
-        from workbench.acoustic.train import check_compatible, rates_of_meta
-
         check_compatible(meta, codec, tokenizer)
         self.model, self.codec, self.tokenizer, self.meta = model.eval(), codec.eval(), tokenizer, meta
-        self.decode = decode or DecodeConfig(**meta["decode_config"])
+        self.decode = decode or DecodeConfig.from_dict(meta["decode_config"])
         self.rates = rates_of_meta(meta)
         self.levels = model.cfg.num_levels
         self.device = torch.device(device)
@@ -38,8 +39,6 @@ class Synthesizer:
     def load(cls, run_dir: str | Path, codec_dir: str | Path | None = None, tokenizer_dir: str | Path | None = None,
              decode: DecodeConfig | None = None, device: str | torch.device = "cpu") -> "Synthesizer":
         """From a run folder; the codec and tokenizer default to the folders it was trained with."""
-        from workbench.acoustic.train import load_acoustic, load_codec_and_tokenizer
-
         model, meta = load_acoustic(run_dir, device)
         codec, tokenizer = load_codec_and_tokenizer(codec_dir or meta["codec"], tokenizer_dir or meta["tokenizer"], device)
         synth = cls(model, codec, tokenizer, meta, decode, device)
@@ -54,13 +53,9 @@ class Synthesizer:
     # -- inputs ----------------------------------------------------------------------------------------------
     def semantic_tokens(self, audio: np.ndarray) -> np.ndarray:
         """Ground-truth semantic tokens of a waveform (windowed tokenization)."""
-        from workbench.tokenizer.windowed import tokenize_windowed
-
         return tokenize_windowed(self.tokenizer, np.asarray(audio, dtype=np.float32))
 
     def codes(self, audio: np.ndarray) -> np.ndarray:
-        from workbench.codec.stream import encode_long
-
         return encode_long(self.codec, audio).numpy()
 
     def prompt(self, audio: np.ndarray) -> Prompt:
@@ -96,8 +91,6 @@ class Synthesizer:
 
     def audio(self, codes: np.ndarray, chunk_seconds: float = 10.0) -> np.ndarray:
         """Codes (q, frames) -> waveform, through the codec's chunked (exact, bounded-memory) decoder."""
-        from workbench.codec.stream import decode_long
-
         return decode_long(self.codec, torch.from_numpy(np.asarray(codes)), chunk_seconds).numpy()
 
     def synthesize(self, semantic: np.ndarray, prompt: Prompt, seed: int = 0) -> np.ndarray:

@@ -1,49 +1,51 @@
-"""SoundStorm training: cached (semantic tokens, codec codes) pairs -> random crops -> the SoundStorm mask
-(masking.py) -> cross-entropy on the masked tokens of the chosen level; AdamW, warmup + cosine decay over
-progress = max(step / steps, elapsed / max_minutes), gradient clipping, JSONL metrics, atomic checkpoints
-(`workbench.checkpoint`), exact resume. Crops and masks of step s come from RNGs seeded by (seed, s), so a
-resumed run sees the same batches.
+"""SoundStorm training, as a `Task` trained by `workbench.core.train` (budgets, schedule, resume, metrics,
+checkpoints): cached (semantic tokens, codec codes) pairs (`data.py`) -> random crops -> the SoundStorm mask
+(`masking.py`) -> cross-entropy on the masked tokens of the chosen level. A step's masks come from a generator
+seeded by (seed, step), drawn for the whole batch before it is split into micro-batches.
 
-The checkpoint records which codec and tokenizer made its training data (their fingerprints): a model trained
-on one codec's codes is refused with another codec (`check_compatible`).
+The checkpoint records which codec and tokenizer made its training data (their fingerprints, `data`): a run
+resumes only on the same data, and a model trained on one codec's codes is refused with another codec
+(`check_compatible`).
 
-Run folder: metrics.jsonl, summary.json, checkpoint.json + checkpoints/ (model.safetensors, state.pt,
-config.json).
+Run folder (default runs/acoustic/<preset>): metrics.jsonl, summary.json, checkpoint.json + checkpoints/
+(model.safetensors, state.pt, config.json with model_config, train_config, decode_config and data).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
-from workbench.acoustic.config import AcousticModelConfig, AcousticPreset, TrainConfig
-from workbench.acoustic.data import Batch, Pair, Rates, build_pairs, load_pairs, sample_batch
-from workbench.acoustic.masking import training_mask
+from workbench.acoustic.config import AcousticModelConfig, AcousticPreset, DecodeConfig, TrainConfig
+from workbench.acoustic.data import Batch, Pair, Rates, build_pairs, codec_fingerprint, load_pairs, sample_batch
+from workbench.acoustic.masking import TrainingMask, training_mask
 from workbench.acoustic.model import SoundStorm, count_parameters
-from workbench.checkpoint import (TrainingSteps, append_metrics, changed_settings, latest_checkpoint, load_config,
-                                  load_state, load_weights, save_checkpoint, truncate_metrics)
-from workbench.cli import UserError
-from workbench.codec.train import lr_factor, pick_device
-from workbench.io import atomic_write_json
+from workbench.codec.train import load_codec, micro_slices
+from workbench.core import paths
+from workbench.core.checkpoint import latest_checkpoint, load_config, load_weights
+from workbench.core.device import DistInfo, init_distributed
+from workbench.core.errors import UserError
+from workbench.core.train import EVAL_SEED, Run, Task, check_fresh_or_resumable, fit, write_summary
+from workbench.tokenizer.model import Tokenizer, TokenizerError, fingerprint
 
-EVAL_SEED = 1_000_003
 HINT = "train one first: python -m workbench acoustic train"
+DATA_KEYS = ("tokenizer_fingerprint", "codec_fingerprint", "levels", "codebook_size", "semantic_vocab", "rates")
 
 
 def default_paths(preset: str) -> dict[str, Path]:
-    return {"corpus": Path(f"data/build/{preset}"), "codec": Path(f"data/build/codec/{preset}"),
-            "tokenizer": Path(f"runs/tokenizer/{preset}/learned"), "pairs": Path(f"data/build/acoustic/{preset}"),
-            "run": Path(f"runs/acoustic/{preset}")}
+    return {"corpus": paths.corpus_dir(preset), "codec": paths.codec_dir(preset),
+            "tokenizer": paths.tokenizer_dir(preset), "pairs": paths.pairs_dir(preset),
+            "run": paths.acoustic_dir(preset)}
 
 
 def load_codec_and_tokenizer(codec_dir: str | Path, tokenizer_dir: str | Path, device: torch.device | str = "cpu"):
-    from workbench.codec.train import load_codec
-    from workbench.tokenizer.tokenizer import Tokenizer, TokenizerError
-
     codec, _ = load_codec(codec_dir, device)
     try:
         tokenizer = Tokenizer.load(tokenizer_dir)
@@ -55,26 +57,25 @@ def load_codec_and_tokenizer(codec_dir: str | Path, tokenizer_dir: str | Path, d
 def masked_loss(model: SoundStorm, batch: Batch, generator: torch.Generator, level: int | None = None,
                 ratio: float | None = None) -> tuple[torch.Tensor, dict]:
     """Mean cross-entropy over the masked tokens of each item's level, and its accuracy."""
-    m = training_mask(batch.codes, model.mask_id, generator, batch.min_prompt, level, ratio)
-    logits = model.logits(model(batch.semantic, m.inputs), m.level)  # (b, t, k) of each item's level
-    targets = batch.codes.gather(1, m.level[:, None, None].expand(-1, 1, batch.codes.shape[2]))[:, 0]
-    loss = F.cross_entropy(logits[m.loss_mask], targets[m.loss_mask])
-    accuracy = (logits[m.loss_mask].argmax(-1) == targets[m.loss_mask]).float().mean()
-    return loss, {"accuracy": accuracy.item(), "masked": int(m.loss_mask.sum()), "level_mean": m.level.float().mean().item()}
+    mask = training_mask(batch.codes, model.mask_id, generator, batch.min_prompt, level, ratio)
+    return token_loss(model, batch, mask, mask.loss_mask.sum())
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
+def token_loss(model: torch.nn.Module, batch: Batch, mask: TrainingMask, denominator: torch.Tensor | int
+               ) -> tuple[torch.Tensor, dict]:
+    """Cross-entropy summed over the masked tokens of each item's level, divided by `denominator` (their count
+    over the whole batch when `batch` is a micro-batch of it), and the accuracy on them."""
+    logits = model(batch.semantic, mask.inputs, level=mask.level)  # (b, t, k) of each item's level
+    targets = batch.codes.gather(1, mask.level[:, None, None].expand(-1, 1, batch.codes.shape[2]))[:, 0]
+    picked, wanted = logits[mask.loss_mask], targets[mask.loss_mask]
+    loss = F.cross_entropy(picked.float(), wanted, reduction="sum") / denominator
+    accuracy = (picked.argmax(-1) == wanted).float().mean()
+    return loss, {"accuracy": accuracy.item(), "masked": int(mask.loss_mask.sum()),
+                  "level_mean": mask.level.float().mean().item()}
 
 
 def check_compatible(meta: dict, codec, tokenizer=None, where: str = "") -> None:
     """A UserError unless `codec` (and `tokenizer`) are the ones the acoustic model was trained with."""
-    from workbench.acoustic.data import codec_fingerprint
-    from workbench.tokenizer.tokenizer import fingerprint
-
     data = meta["data"]
     have = (codec.cfg.num_quantizers, codec.cfg.codebook_size, codec.hop)
     want = (data["levels"], data["codebook_size"], data["rates"]["codec_hop"])
@@ -102,124 +103,100 @@ def rates_of_meta(meta: dict) -> Rates:
     return Rates(**meta["data"]["rates"])
 
 
+def _rows(obj, rows: slice):
+    """The same rows of every tensor field of a Batch or a TrainingMask."""
+    return type(obj)(*(getattr(obj, f.name)[rows] for f in dataclasses.fields(obj)))
+
+
+class AcousticTask(Task):
+    """What the loop trains: SoundStorm on crops of the cached pairs."""
+
+    def __init__(self, model_config: AcousticModelConfig, cfg: TrainConfig, decode: DecodeConfig,
+                 pairs_dir: str | Path, rates: Rates, device: torch.device):
+        self.cfg, self.rates, self.device = cfg, rates, device
+        self.levels = model_config.num_levels
+        self.train_pairs = load_pairs(pairs_dir, "train")
+        held_pairs = load_pairs(pairs_dir, "dev") or self.train_pairs
+        self.crop = rates.seconds_to_frames(cfg.crop_seconds)
+        self.prompt = rates.seconds_to_frames(decode.prompt_seconds)
+        torch.manual_seed(cfg.seed)
+        self.model = SoundStorm(model_config).to(device)
+        self.eval_batches = [self.draw(held_pairs, np.random.default_rng([cfg.seed, EVAL_SEED, j]))
+                             for j in range(cfg.eval_batches)]
+
+    def draw(self, pairs: Sequence[Pair], rng: np.random.Generator) -> Batch:
+        try:
+            batch = sample_batch(pairs, self.rates, self.cfg.batch_size, self.crop, self.prompt,
+                                 self.cfg.prompt_elsewhere, self.levels, rng)
+        except ValueError as err:
+            raise UserError(f"cannot draw training crops: {err}") from None
+        return Batch(batch.semantic.to(self.device), batch.codes.to(self.device), batch.min_prompt.to(self.device))
+
+    def micro_batches(self, step: int, rng: np.random.Generator, info: DistInfo) -> list[Any]:
+        batch = self.draw(self.train_pairs, rng)
+        generator = torch.Generator(self.device).manual_seed(self.cfg.seed * 7919 + step)
+        mask = training_mask(batch.codes, self.model.mask_id, generator, batch.min_prompt)
+        masked = mask.loss_mask.sum()  # the loss is the mean over the whole batch's masked tokens
+        return [(_rows(batch, rows), _rows(mask, rows), masked)
+                for rows in micro_slices(self.cfg.batch_size, self.cfg.micro_batch, info)]
+
+    def loss(self, model: torch.nn.Module, micro: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        return token_loss(model, *micro)
+
+    def evaluate(self) -> dict[str, float]:
+        """Masked-token loss and accuracy on fixed held-out crops with fixed masks."""
+        results = [masked_loss(self.model, b, torch.Generator(self.device).manual_seed(EVAL_SEED + j))
+                   for j, b in enumerate(self.eval_batches)]
+        return {"eval_loss": float(np.mean([loss.item() for loss, _ in results])),
+                "eval_accuracy": float(np.mean([r["accuracy"] for _, r in results]))}
+
+
+def prepare_pairs(codec_dir: str | Path, tokenizer_dir: str | Path, corpus_dir: str | Path, pairs_dir: str | Path,
+                  device: torch.device, info: DistInfo, progress: bool) -> dict[str, Any]:
+    """The training pairs' pairs.json, building (or completing) the cache first; under torchrun rank 0 builds."""
+    codec, tokenizer = load_codec_and_tokenizer(codec_dir, tokenizer_dir, device)
+    if not Path(corpus_dir).is_dir():
+        raise UserError(f"no corpus at {corpus_dir}; build it (python -m workbench data build) or pass --corpus")
+    if info.main:
+        try:
+            pairs_meta = build_pairs(tokenizer, codec, corpus_dir, pairs_dir, progress=progress)
+        except (ValueError, FileNotFoundError) as err:
+            raise UserError(f"cannot build the training pairs: {err}") from None
+    if info.world > 1:
+        dist.barrier()
+        if not info.main:
+            pairs_meta = json.loads((Path(pairs_dir) / "pairs.json").read_text())
+    return pairs_meta
+
+
 def train(out_dir: str | Path, preset: AcousticPreset, corpus_dir: str | Path, codec_dir: str | Path,
           tokenizer_dir: str | Path, pairs_dir: str | Path, *, resume: bool = False, device: str | None = None,
           progress: bool | None = None, preset_name: str | None = None) -> dict:
     """Train (or with `resume` continue) SoundStorm into `out_dir`; returns the summary (also summary.json).
-    On resume every setting must match the checkpoint's except `steps` and `max_minutes`."""
-    cfg, out_dir, device = preset.train, Path(out_dir), pick_device(device)
-    torch.set_num_threads(cfg.threads)
-    codec, tokenizer = load_codec_and_tokenizer(codec_dir, tokenizer_dir, device)
-    if not Path(corpus_dir).is_dir():
-        raise UserError(f"no corpus at {corpus_dir}; build it (python -m workbench data build) or pass --corpus")
-    try:
-        pairs_meta = build_pairs(tokenizer, codec, corpus_dir, pairs_dir, progress=bool(progress))
-    except (ValueError, FileNotFoundError) as err:
-        raise UserError(f"cannot build the training pairs: {err}") from None
-    del codec, tokenizer
+    On resume every setting and the data must match the checkpoint's, except `steps` and `max_minutes`."""
+    cfg, out_dir = preset.train, Path(out_dir)
+    info, device = init_distributed(device)
+    check_fresh_or_resumable(out_dir, resume)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    pairs_meta = prepare_pairs(codec_dir, tokenizer_dir, corpus_dir, pairs_dir, device, info, bool(progress))
     model_config = preset.model.for_data(pairs_meta["levels"], pairs_meta["codebook_size"], pairs_meta["semantic_vocab"])
     rates = Rates(**pairs_meta["rates"])
-    levels = model_config.num_levels
-    train_pairs = load_pairs(pairs_dir, "train")
-    held_pairs = load_pairs(pairs_dir, "dev") or train_pairs
-    crop = rates.seconds_to_frames(cfg.crop_seconds)
-    prompt = rates.seconds_to_frames(preset.decode.prompt_seconds)
-
-    torch.manual_seed(cfg.seed)
-    model = SoundStorm(model_config).to(device)
-    opt = make_optimizer(model, cfg)
-    data_keys = ("tokenizer_fingerprint", "codec_fingerprint", "levels", "codebook_size", "semantic_vocab", "rates")
-    meta = {"preset": preset_name, "corpus": str(corpus_dir), "codec": str(codec_dir), "tokenizer": str(tokenizer_dir),
-            "pairs": str(pairs_dir), "data": {k: pairs_meta[k] for k in data_keys},
-            "model_config": model_config.to_dict(), "train_config": cfg.to_dict(),
-            "decode_config": dataclasses.asdict(preset.decode), "parameters": count_parameters(model)}
-
-    start_step, elapsed_before = 0, 0.0
-    if resume:
-        ckpt = latest_checkpoint(out_dir, HINT)
-        saved = load_config(ckpt)
-        diff = changed_settings(cfg.to_dict(), TrainConfig.from_dict(saved["train_config"]).to_dict())
-        if saved["model_config"] != model_config.to_dict() or diff:
-            raise UserError(f"cannot resume {out_dir}: its checkpoint was trained with different settings "
-                            f"({', '.join(diff) or 'model config'})")
-        if saved["data"] != meta["data"]:
-            raise UserError(f"cannot resume {out_dir}: it was trained on pairs from another codec or tokenizer")
-        load_weights(ckpt, "model", model)
-        state = load_state(ckpt, device)
-        opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        start_step, elapsed_before = state["step"], state["elapsed_s"]
-    elif (out_dir / "checkpoint.json").exists():
-        raise UserError(f"{out_dir} already holds an acoustic run; pass --resume to continue it or choose another --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = out_dir / "metrics.jsonl"
-    truncate_metrics(metrics_path, start_step)  # drop what was logged after the checkpoint we resume from
-
-    def draw(pairs: list[Pair], seed: list[int]) -> Batch:
-        try:
-            batch = sample_batch(pairs, rates, cfg.batch_size, crop, prompt, cfg.prompt_elsewhere, levels,
-                                 np.random.default_rng(seed))
-        except ValueError as err:
-            raise UserError(f"cannot draw training crops: {err}") from None
-        return Batch(batch.semantic.to(device), batch.codes.to(device), batch.min_prompt.to(device))
-
-    eval_batches = [draw(held_pairs, [cfg.seed, EVAL_SEED, j]) for j in range(cfg.eval_batches)]
-
-    def evaluate() -> dict:
-        """Masked-token loss and accuracy on fixed held-out crops with fixed masks."""
-        model.eval()
-        with torch.no_grad():
-            results = [masked_loss(model, b, torch.Generator(device).manual_seed(EVAL_SEED + j))
-                       for j, b in enumerate(eval_batches)]
-        model.train()
-        return {"eval_loss": float(np.mean([l.item() for l, _ in results])),
-                "eval_accuracy": float(np.mean([r["accuracy"] for _, r in results]))}
-
-    run = TrainingSteps(cfg.steps, cfg.max_minutes, start_step, elapsed_before, "soundstorm", progress)
-    elapsed = run.elapsed
-
-    def checkpoint(step: int) -> None:
-        state = {"optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(), "elapsed_s": elapsed()}
-        save_checkpoint(out_dir, step, {"model": model}, state, meta)
-
-    initial = evaluate() if start_step == 0 else None
-    if initial:
-        append_metrics(metrics_path, {"step": 0, **initial, "elapsed_s": 0.0})
-    model.train()
-    record = {}
-    for step, p in run:
-        batch = draw(train_pairs, [cfg.seed, step])
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * lr_factor(cfg, step, p)
-        loss, info = masked_loss(model, batch, torch.Generator(device).manual_seed(cfg.seed * 7919 + step))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        done = step + 1
-        record = {"loss": loss.item(), **info}
-        run.bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}")
-        if done % cfg.log_every == 0 or done == cfg.steps or done == start_step + 1:
-            append_metrics(metrics_path, {"step": done, **record, "lr": opt.param_groups[0]["lr"],
-                                          "grad_norm": float(grad_norm), "progress": round(p, 4),
-                                          "elapsed_s": round(elapsed(), 2)})
-        if done % cfg.eval_every == 0:
-            append_metrics(metrics_path, {"step": done, **evaluate(), "elapsed_s": round(elapsed(), 2)})
-        if done % cfg.checkpoint_every == 0:
-            checkpoint(done)
-    step, stopped_by = run.done, run.stopped_by
-
-    checkpoint(step)
-    final = evaluate()
-    append_metrics(metrics_path, {"step": step, **final, "elapsed_s": round(elapsed(), 2)})
-    summary = {"out": str(out_dir), "preset": preset_name, "device": str(device), "steps": step,
-               "stopped_by": stopped_by, "elapsed_s": round(elapsed(), 1), "threads": torch.get_num_threads(),
-               "seconds_of_audio": round(step * cfg.batch_size * (crop + prompt) / rates.codec_rate, 1),
-               "initial_eval_loss": initial and initial["eval_loss"], "final_eval_loss": final["eval_loss"],
-               "initial_eval_accuracy": initial and initial["eval_accuracy"],
-               "final_eval_accuracy": final["eval_accuracy"], "last": record, "parameters": meta["parameters"],
-               "levels": levels, "codebook_size": model_config.codebook_size,
-               "train_hours": pairs_meta["hours"]}
-    atomic_write_json(out_dir / "summary.json", summary)
-    return summary
-
+    task = AcousticTask(model_config, cfg, preset.decode, pairs_dir, rates, device)
+    parameters = count_parameters(task.model)
+    run = Run(out_dir, identity={"model_config": model_config.to_dict(), "data": {k: pairs_meta[k] for k in DATA_KEYS}},
+              meta={"preset": preset_name, "corpus": str(corpus_dir), "codec": str(codec_dir),
+                    "tokenizer": str(tokenizer_dir), "pairs": str(pairs_dir), "decode_config": preset.decode.to_dict(),
+                    "parameters": parameters},
+              resume=resume, desc="soundstorm", progress=progress, hint=HINT)
+    summary = fit(task, cfg, run, device=device, info=info)
+    if not summary or summary.get("already_finished"):
+        return summary
+    initial, final = summary["initial_eval"] or {}, summary["final_eval"]
+    return write_summary(out_dir, {
+        **summary, "out": str(out_dir), "preset": preset_name,
+        "seconds_of_audio": round(summary["steps"] * cfg.batch_size * (task.crop + task.prompt) / rates.codec_rate, 1),
+        "initial_eval_loss": initial.get("eval_loss"), "final_eval_loss": final["eval_loss"],
+        "initial_eval_accuracy": initial.get("eval_accuracy"), "final_eval_accuracy": final["eval_accuracy"],
+        "parameters": parameters, "levels": model_config.num_levels, "codebook_size": model_config.codebook_size,
+        "train_hours": pairs_meta["hours"]})

@@ -30,6 +30,7 @@ import torch
 from workbench.acoustic.config import DecodeConfig
 from workbench.acoustic.data import Rates, upsample_semantic
 from workbench.acoustic.decode import DecodeTrace, LogitsFn, decode_levels
+from workbench.core.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,6 @@ class Prompt:
 
 def make_prompt(semantic_tokens: np.ndarray, codes: np.ndarray, rates: Rates, prompt_frames: int) -> Prompt:
     """The first `prompt_frames` codec frames of a recording whose semantic tokens and codes are given."""
-    from workbench.cli import UserError
-
     have = min(codes.shape[1], rates.frames(len(semantic_tokens)))
     if have < prompt_frames:
         raise UserError(f"the speaker prompt is {have / rates.codec_rate:.2f} s long; "

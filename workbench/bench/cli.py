@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from workbench.cli import UserError, add_output_args, emit
-from workbench.config import override, pick_preset
+from workbench.core.cli import add_output_args, emit
+from workbench.core.errors import UserError
+from workbench.core.config import override, pick_preset
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     decode = sub.add_parser("decode", help="Griffin vs Transformer decoding: time, throughput and memory vs length")
     decode.add_argument("--preset", default="laptop", help="smoke (seconds), laptop (default, ~10 min on CPU) or paper")
-    decode.add_argument("--model-preset", help="lm config to benchmark (smoke, laptop, small, paper-2b)")
+    decode.add_argument("--model-preset", help="lm config to benchmark (smoke, laptop, small, paper)")
     decode.add_argument("--lengths", type=_ints, help="comma-separated sample lengths in tokens")
     decode.add_argument("--prompt-tokens", type=int, help="prompt length (prefilled before decoding)")
     decode.add_argument("--budget-mb", type=float, help="memory budget of the throughput batch (MB, weights excluded)")
@@ -57,7 +58,7 @@ def run_decode(args: argparse.Namespace) -> int:
     import sys
 
     from workbench.bench.decode import PRESETS, run_decode_bench, summary
-    from workbench.io import atomic_write_text, reports_dir
+    from workbench.core.io import atomic_write_text, reports_dir
 
     config = pick_preset(PRESETS, args.preset, "bench decode")
     fields = ("model_preset", "lengths", "prompt_tokens", "budget_mb", "full_decode_max", "threads", "device",

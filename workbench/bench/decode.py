@@ -62,10 +62,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from workbench.bench.machine import machine_info
-from workbench.lm.config import ATTENTION, MODELS, ModelConfig, model_config
+from workbench.lm.config import ATTENTION, MODELS, ModelConfig
 from workbench.lm.generate import stream
-from workbench.lm.model import ModelCache, SpeechLM, build_model, count_parameters
-from workbench.lm.modules import cache_nbytes
+from workbench.lm.model import ModelCache, SpeechLM, build_model, count_parameters, model_config
 
 MB = 2**20
 TARGETS = {  # from the issue; recorded next to the measurements, never asserted
@@ -105,7 +104,7 @@ class DecodeBenchConfig:
         if self.budget_mb <= 0 or self.prefill_chunk < 1 or self.max_batch < 1:
             problems.append("budget_mb, prefill_chunk and max_batch must be positive")
         if problems:
-            from workbench.cli import UserError
+            from workbench.core.errors import UserError
 
             raise UserError("bad decode bench config: " + "; ".join(problems))
 
@@ -117,7 +116,7 @@ PRESETS = {
                                threads=1),
     "laptop": DecodeBenchConfig(),
     # RecurrentGemma-2B scale on one 80 GB GPU: ~11 GB of fp32 weights, 40 GB for decoding, the rest spare
-    "paper": DecodeBenchConfig(model_preset="paper-2b", lengths=tuple(128 * 2**i for i in range(9)),
+    "paper": DecodeBenchConfig(model_preset="paper", lengths=tuple(128 * 2**i for i in range(9)),
                                budget_mb=40_000.0, full_decode_max=32768, latency_window=32, throughput_steps=8,
                                prefill_chunk=2048),
 }
@@ -208,7 +207,7 @@ def step_peak_bytes(model: SpeechLM, cache: ModelCache, token: torch.Tensor, pre
     device = token.device
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-        others = torch.cuda.memory_allocated(device) - cache_nbytes(cache)
+        others = torch.cuda.memory_allocated(device) - cache.nbytes()
         torch.cuda.reset_peak_memory_stats(device)
         for _ in stream(model, token, 1, cache=cache, precision=precision):
             pass
@@ -337,7 +336,7 @@ def integrate(latency: dict[int, float], start: int, stop: int) -> float:
 
 
 def load_models(config: DecodeBenchConfig, device: torch.device) -> dict[str, SpeechLM]:
-    from workbench.lm.train import load_model
+    from workbench.lm.model import load_model
 
     models = {}
     for name in MODELS:
@@ -381,7 +380,7 @@ def bench_model(model: SpeechLM, config: DecodeBenchConfig, device: torch.device
             "length": length,
             "latency_s": latency[length],
             "state_bytes": state_bytes(model.config, length),
-            "cache_bytes_measured": cache_nbytes(cache),
+            "cache_bytes_measured": cache.nbytes(),
             "peak_bytes_batch1": step_peak_bytes(model, cache, token, config.precision),
         }
         search = find_max_batch(model, cache, budget, max_batch=config.max_batch, precision=config.precision,
@@ -389,7 +388,7 @@ def bench_model(model: SpeechLM, config: DecodeBenchConfig, device: torch.device
         row["batch"], row["peak_bytes_batch"], row["batch_search"] = (search["batch"], search["peak_bytes"],
                                                                        search["trials"])
         if not search["batch"] and length == config.lengths[0]:
-            from workbench.cli import UserError
+            from workbench.core.errors import UserError
 
             raise UserError(f"budget {config.budget_mb:g} MB does not fit one {model.config.kind} row at {length} "
                             f"tokens (measured step peak {search['trials'][-1]['peak_bytes'] / MB:.2f} MB); "
@@ -450,7 +449,7 @@ def flatness(model: SpeechLM, short: ModelCache, long: ModelCache, config: Decod
 
 def run_decode_bench(config: DecodeBenchConfig, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Measure both models; returns the JSON payload of `bench decode`."""
-    from workbench.cli import UserError
+    from workbench.core.errors import UserError
 
     device = torch.device(config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available()
                                                                          else "cpu"))

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-from workbench.audio import SAMPLE_RATE, resample_audio
+from workbench.core.audio import SAMPLE_RATE, resample_audio
 from workbench.codec.metrics import fit_length
 
 TOOLS = {"codec2-3200": ("c2enc", "c2dec"), "opus-6k": ("opusenc", "opusdec"), "identity": ()}

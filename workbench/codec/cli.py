@@ -5,7 +5,7 @@
     codec decode CODES.npz --out OUT.wav
     codec eval   [--real DIR] [--json]                      (writes codec.json into the report folder)
 
-The checkpoint folder defaults to data/build/codec/<preset>, the corpus to data/build/<preset>.
+The run folder defaults to runs/codec/<preset>, the corpus to data/build/<preset> (`workbench.core.paths`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from workbench.cli import UserError, add_output_args, emit
-from workbench.config import override, pick_preset
+from workbench.core.cli import add_output_args, emit
+from workbench.core.config import override, pick_preset
+from workbench.core.errors import UserError
+from workbench.core.paths import codec_dir, corpus_dir
 
 REAL_SPEECH = Path("../shared/data/real-speech")  # relative to the repository root; skipped when absent
 
@@ -26,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--preset", default="laptop", help="smoke | laptop (default) | paper")
-        p.add_argument("--ckpt", default=None, help="codec run folder (default data/build/codec/<preset>)")
+        p.add_argument("--ckpt", default=None, help="codec run folder (default runs/codec/<preset>)")
         p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
 
     t = sub.add_parser("train", help="train a codec on a corpus")
@@ -73,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _ckpt(args) -> Path:
-    return Path(args.ckpt or f"data/build/codec/{args.preset}")
+    return Path(args.ckpt or codec_dir(args.preset))
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -89,19 +91,27 @@ def run_train(args: argparse.Namespace) -> int:
     if changes.get("steps", 1) < 1 or changes.get("batch_size", 1) < 1:
         raise UserError("--steps and --batch-size must be at least 1")
     cfg = override(cfg, **changes)
-    corpus = Path(args.corpus or f"data/build/{args.preset}")
+    corpus = Path(args.corpus or corpus_dir(args.preset))
     if not corpus.is_dir():
         raise UserError(f"no corpus at {corpus}; build it (python -m workbench data build --preset {args.preset}) "
                         "or pass --corpus")
     summary = train(args.out or _ckpt(args), model, cfg, corpus, resume=args.resume, device=args.device,
                     progress=False if args.quiet or args.json else None, preset=args.preset)
-    emit(args, summary, lambda s: (f"trained {s['steps']} steps ({s['stopped_by']}) in {s['elapsed_s']:.0f} s -> {s['out']}; "
-                                   f"held-out mel loss {s['initial_eval_mel'] or float('nan'):.3f} -> {s['final_eval_mel']:.3f}"))
+    emit(args, summary, _trained)
     return 0
 
 
+def _trained(s: dict) -> str:
+    if s.get("already_finished"):
+        return f"{s.get('out', s['run'])} had already finished at step {s.get('steps')}; nothing to do"
+    start = "resumed" if s["initial_eval_mel"] is None else f"{s['initial_eval_mel']:.3f}"
+    return (f"trained {s['steps']} steps ({s['stopped_by']}) in {s['elapsed_s']:.0f} s -> {s['out']}; "
+            f"held-out mel loss {start} -> {s['final_eval_mel']:.3f}")
+
+
 def _load(args):
-    from workbench.codec.train import load_codec, pick_device
+    from workbench.codec.train import load_codec
+    from workbench.core.device import pick_device
 
     return load_codec(_ckpt(args), pick_device(args.device))
 
@@ -109,10 +119,10 @@ def _load(args):
 def run_encode(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from workbench.audio import AudioError, load_audio
+    from workbench.core.audio import AudioError, load_audio
     from workbench.codec.config import EvalConfig
     from workbench.codec.stream import encode_long
-    from workbench.io import atomic_path
+    from workbench.core.io import atomic_path
 
     codec, meta = _load(args)
     try:
@@ -151,7 +161,7 @@ def read_codes(path: str | Path) -> dict:
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    from workbench.audio import save_audio
+    from workbench.core.audio import save_audio
     from workbench.codec.config import EvalConfig
     from workbench.codec.stream import decode_long
 
@@ -181,7 +191,7 @@ def run_eval(args: argparse.Namespace) -> int:
     changes = {k: v for k, v in (("test_clips", args.test_clips), ("real_clips", args.real_clips)) if v is not None}
     cfg = override(cfg, **changes)
     codec, meta = _load(args)
-    corpus = Path(args.corpus or f"data/build/{args.preset}")
+    corpus = Path(args.corpus or corpus_dir(args.preset))
     payload = evaluate(codec, cfg, corpus, args.real, progress=not args.json)
     payload = {"preset": args.preset, "checkpoint": str(_ckpt(args)), "trained_steps": meta.get("step"),
                "eval_config": dataclasses.asdict(cfg), **payload}

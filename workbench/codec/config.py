@@ -9,16 +9,17 @@ levels give 50 * 6 * 10 = 3.0 kbps (<= 3.2 kbps, Codec2's top rate); quantizer d
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
-from workbench.audio import SAMPLE_RATE
+from workbench.core.audio import SAMPLE_RATE
+from workbench.core.config import Config
+from workbench.core.errors import UserError
+from workbench.core.train import TrainConfig as LoopConfig
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Config):
     sample_rate: int = SAMPLE_RATE
     channels: int = 16  # encoder width at the sample rate; doubles at every downsampling
     decoder_channels: int = 16  # decoder width at the sample rate (the decoder mirrors the encoder)
@@ -47,16 +48,7 @@ class ModelConfig:
     def kbps(self, n_q: int | None = None) -> float:
         return self.frame_rate * (n_q or self.num_quantizers) * math.log2(self.codebook_size) / 1000
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
     def check(self) -> None:
-        from workbench.cli import UserError
-
         problems = []
         if self.sample_rate % self.hop:
             problems.append(f"hop {self.hop} (product of strides {self.strides}) does not divide {self.sample_rate} Hz")
@@ -79,16 +71,19 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(LoopConfig):
+    """The shared loop's settings (`workbench.core.train.TrainConfig`: budgets, schedule, clipping, logging) with
+    the codec's defaults, and what the codec adds: crops, quantizer dropout, loss weights, the discriminator."""
+
     steps: int = 4000
-    max_minutes: float | None = None  # stop (and checkpoint) when this wall-clock budget is spent
-    batch_size: int = 8
-    crop_seconds: float = 1.0
     lr: float = 1e-3
     betas: tuple[float, float] = (0.8, 0.99)
+    weight_decay: float = 0.0  # with no weight decay the loop's AdamW is Adam
     warmup_steps: int = 50
-    min_lr_ratio: float = 0.05  # cosine decay over progress = max(step / steps, elapsed / max_minutes)
-    grad_clip: float = 1.0
+    min_lr_ratio: float = 0.05
+    checkpoint_every: int = 200
+    precision: str = "fp32"  # the STFTs (encoder, mel loss, discriminator) have no bf16 kernels
+    crop_seconds: float = 1.0
     quantizer_dropout: float = 0.5  # probability a batch uses a random prefix 1..n_q of the levels
     # reconstruction: multi-scale log-mel L1 (windows 2^5..2^11 at 16 kHz) + waveform L1, and RVQ commitment
     mel_weight: float = 1.0
@@ -96,25 +91,21 @@ class TrainConfig:
     commit_weight: float = 1.0
     # adversarial (multi-scale STFT discriminator, hinge loss) with feature matching, from `adversarial_start`
     adversarial: bool = False
-    adversarial_start: float = 0.0  # fraction of training (progress) before the discriminator joins
+    adversarial_start: float = 0.0  # fraction of training (the loop's progress) before the discriminator joins
     disc_channels: int = 16
     disc_ffts: tuple[int, ...] = (256, 512, 1024)
     adv_weight: float = 1.0
     feat_weight: float = 2.0
-    log_every: int = 10
-    checkpoint_every: int = 200
-    seed: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.crop_seconds > 0 or not 0 <= self.quantizer_dropout <= 1 or not 0 <= self.adversarial_start <= 1:
+            raise ValueError(f"bad TrainConfig: need crop_seconds > 0 (got {self.crop_seconds}), quantizer_dropout "
+                             f"and adversarial_start in [0, 1] (got {self.quantizer_dropout}, {self.adversarial_start})")
 
 
 @dataclass(frozen=True)
-class EvalConfig:
+class EvalConfig(Config):
     test_clips: int = 24  # clips of clip_seconds from the synthetic test segments (spread over all of them)
     real_clips: int = 40  # at most this many real-speech files (spread over all), each cut to clip_seconds
     clip_seconds: float = 8.0
@@ -123,7 +114,7 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
-class CodecPreset:
+class CodecPreset(Config):
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

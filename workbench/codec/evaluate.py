@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.audio import SAMPLE_RATE
 from workbench.codec import baselines
 from workbench.codec.config import EvalConfig
 from workbench.codec.metrics import align, measure
 from workbench.codec.model import Codec
 from workbench.codec.stream import decode_long, encode_long
+from workbench.core.audio import SAMPLE_RATE, AudioConversionWarning
+from workbench.data.loaders import open_dataset
 
 MIN_PEAK = 0.01  # a clip quieter than this (-40 dBFS peak) is skipped: nothing to measure
 
@@ -36,8 +37,6 @@ class Clip:
 
 def synthetic_clips(corpus_dir: str | Path, n: int, seconds: float) -> list[Clip]:
     """`n` windows of `seconds` spread evenly over the corpus's test segments (held-out speakers)."""
-    from workbench.data.loaders import open_dataset
-
     data = open_dataset(corpus_dir, split="test-segments")
     windows = [(r, s) for r, s, e in data.contiguous_segments(seconds) if e - s >= seconds - 1e-6]
     return _pick([(f"{r.id}@{s:.0f}s", lambda r=r, s=s: r.load(s, seconds)) for r, s in windows], n)
@@ -46,9 +45,6 @@ def synthetic_clips(corpus_dir: str | Path, n: int, seconds: float) -> list[Clip
 def real_clips(folder: str | Path, n: int, seconds: float) -> list[Clip]:
     """The first `seconds` of up to `n` audio files (any format the loaders read), spread evenly over them;
     other sample rates are resampled to 16 kHz (expected here, so not warned about)."""
-    from workbench.audio import AudioConversionWarning
-    from workbench.data.loaders import open_dataset
-
     data = open_dataset(folder, kind="folder", skip_bad=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AudioConversionWarning)

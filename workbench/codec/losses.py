@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import torchaudio
 from torch import nn
 
-from workbench.audio import SAMPLE_RATE
+from workbench.core.audio import SAMPLE_RATE
 
 MEL_SCALES = ((64, 8), (128, 16), (256, 32), (512, 64), (1024, 80), (2048, 128))  # (window, mel bands)
 

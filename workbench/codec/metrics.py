@@ -14,7 +14,8 @@ import math
 
 import numpy as np
 
-from workbench.audio import SAMPLE_RATE
+from workbench.core.audio import SAMPLE_RATE
+from workbench.core.plots import log_mel
 
 
 def align(ref: np.ndarray, deg: np.ndarray, max_lag: int = 1600) -> tuple[np.ndarray, int]:
@@ -51,8 +52,6 @@ def stoi(ref: np.ndarray, deg: np.ndarray, sample_rate: int = SAMPLE_RATE) -> fl
 
 
 def mel_distance(ref: np.ndarray, deg: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
-    from workbench.plots import log_mel
-
     a, b = log_mel(ref, sample_rate), log_mel(fit_length(deg, len(ref)), sample_rate)
     return float(np.abs(a - b).mean())
 

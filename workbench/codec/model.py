@@ -233,9 +233,16 @@ class Codec(nn.Module):
         """Zero-pad (..., T) at the end to a multiple of the hop."""
         return F.pad(wav, (0, -wav.shape[-1] % self.hop))
 
-    def forward(self, wav: torch.Tensor, n_q: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Training pass: wav (B, 1, T), T a multiple of hop -> (reconstruction, codes, commitment loss)."""
+    def forward(self, wav: torch.Tensor, n_q: int | None = None, magnitudes: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training pass: wav (B, 1, T), T a multiple of hop -> (reconstruction, codes, commitment loss). With
+        `magnitudes` (the griffinlim decoder) the first is the decoder's log-magnitude frames instead: that
+        decoder trains on them, without running Griffin-Lim."""
         z, codes, commit = self.quantizer(self.encoder(wav), n_q)
+        if magnitudes:
+            if self.cfg.decoder != "griffinlim":
+                raise ValueError(f"the {self.cfg.decoder} decoder has no magnitude-only pass")
+            return self.decoder.log_magnitude(z), codes, commit
         return self.decoder(z), codes, commit
 
     def encode(self, wav: torch.Tensor, n_q: int | None = None) -> torch.Tensor:

@@ -1,205 +1,203 @@
-"""Codec training: random crops -> codec (with quantizer dropout) -> multi-scale mel + waveform L1 + commitment,
-optionally against a multi-scale STFT discriminator with feature matching; Adam, warmup + cosine decay,
-gradient clipping, JSONL metrics, atomic checkpoints (`workbench.checkpoint`), resume, a wall-clock budget.
+"""Codec training, as a `Task` trained by `workbench.core.train` (budgets, schedule, resume, metrics, checkpoints):
+random crops (`data.py`) -> codec with quantizer dropout -> multi-scale mel + waveform L1 + commitment, or for
+the griffinlim decoder its log magnitudes (no waveform in training); optionally against a multi-scale STFT
+discriminator with feature matching, which joins once the loop's progress reaches `adversarial_start` and takes
+its own step (its own AdamW, the same schedule) after each of the codec's.
 
-The schedule runs on progress = max(step / steps, elapsed / max_minutes), so a run cut short by its time
-budget still anneals its learning rate and still reaches the adversarial phase. Each step's crops and
-quantizer-dropout level are drawn from an RNG seeded by (seed, step): a resumed run sees the same data.
-
-Run folder: metrics.jsonl, summary.json, checkpoint.json + checkpoints/ (codec.safetensors,
-[discriminator.safetensors], state.pt, config.json).
+Run folder (default runs/codec/<preset>): metrics.jsonl, summary.json, checkpoint.json + checkpoints/
+(codec.safetensors, [discriminator.safetensors], state.pt, config.json with model_config and train_config).
 """
 
 from __future__ import annotations
 
-import math
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
-from workbench.audio import SAMPLE_RATE
-from workbench.checkpoint import (TrainingSteps, append_metrics, changed_settings, latest_checkpoint, load_config,
-                                  load_state, load_weights, save_checkpoint, truncate_metrics)
-from workbench.cli import UserError
 from workbench.codec.config import ModelConfig, TrainConfig
+from workbench.codec.data import open_training_data, sample_batch
 from workbench.codec.discriminator import MultiScaleSTFTDiscriminator
 from workbench.codec.losses import (MultiScaleMelLoss, discriminator_loss, feature_matching_loss,
                                     generator_adversarial_loss, magnitude_loss)
 from workbench.codec.model import Codec, count_parameters, frame_spectrum
-from workbench.io import atomic_write_json
+from workbench.core.checkpoint import latest_checkpoint, load_config, load_weights
+from workbench.core.device import DistInfo, init_distributed
+from workbench.core.errors import UserError
+from workbench.core.paths import BUILD, codec_dir
+from workbench.core.train import EVAL_SEED, Run, Task, check_fresh_or_resumable, fit, make_optimizer, write_summary
 
-EVAL_SEED = 1_000_003
 HINT = "train one first: python -m workbench codec train"
 
 
-def pick_device(device: str | None = None) -> torch.device:
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
-def lr_factor(cfg: TrainConfig, step: int, progress: float) -> float:
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def sample_batch(dataset, cfg: TrainConfig, rng: np.random.Generator, hop: int, sample_rate: int = SAMPLE_RATE
-                 ) -> torch.Tensor:
-    """(B, 1, T) random crops, T = crop_seconds rounded down to whole frames."""
-    n = int(cfg.crop_seconds * sample_rate) // hop * hop
-    if n < hop:
-        raise UserError(f"crop_seconds {cfg.crop_seconds} is shorter than one frame ({hop} samples)")
+def check_moved(run_dir: str | Path) -> None:
+    """Codec runs lived in data/build/codec/<preset> before runs/codec/<preset>: a UserError saying to move an
+    old run rather than training (or failing to load) in its new place."""
+    path = Path(run_dir)
+    if (path / "checkpoint.json").exists():
+        return
     try:
-        crops = [dataset.random_crop(n / sample_rate, rng)[2][:n] for _ in range(cfg.batch_size)]
-    except ValueError as err:
-        raise UserError(f"cannot draw training crops: {err}") from None
-    return torch.from_numpy(np.stack([np.pad(c, (0, n - len(c))) for c in crops]))[:, None]
+        rel = path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return
+    old = BUILD / "codec" / rel.name
+    if rel == codec_dir(rel.name) and (old / "checkpoint.json").is_file():
+        raise UserError(f"{rel} holds no codec run but its old place {old} does; move it: "
+                        f"mkdir -p {rel.parent} && mv {old} {rel}")
 
 
 def load_codec(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Codec, dict]:
     """The latest checkpoint's codec (eval mode) and its config.json contents."""
+    check_moved(run_dir)
     path = latest_checkpoint(run_dir, HINT)
     meta = load_config(path)
     codec = load_weights(path, "codec", Codec(ModelConfig.from_dict(meta["model_config"])))
     return codec.to(device).eval(), meta
 
 
-def open_training_data(corpus_dir: str | Path):
-    from workbench.data.loaders import open_dataset
+def micro_slices(batch_size: int, micro_batch: int | None, info: DistInfo) -> list[slice]:
+    """This process's rows of a global batch, in micro-batches of at most `micro_batch` rows."""
+    if batch_size < info.world:
+        raise UserError(f"batch_size {batch_size} is smaller than the {info.world} processes")
+    lo, hi = info.rank * batch_size // info.world, (info.rank + 1) * batch_size // info.world
+    size = micro_batch or hi - lo
+    return [slice(s, min(s + size, hi)) for s in range(lo, hi, size)]
 
-    try:
-        full = open_dataset(corpus_dir)
-    except (FileNotFoundError, ValueError) as err:
-        raise UserError(f"cannot open the training corpus: {err}") from None
-    train = full.split("train") if any(r.split == "train" for r in full.recordings) else full
-    held = next((full.split(s) for s in ("dev", "test") if any(r.split == s for r in full.recordings)), train)
-    return train, held
+
+class CodecTask(Task):
+    """What the loop trains: the codec (`model`), and the discriminator's step after each of the codec's."""
+
+    def __init__(self, model_config: ModelConfig, cfg: TrainConfig, corpus_dir: str | Path, device: torch.device):
+        model_config.check()
+        self.magnitudes = model_config.decoder == "griffinlim"  # the decoder learns its magnitudes directly
+        if self.magnitudes and cfg.adversarial:
+            raise UserError("the griffinlim decoder trains on magnitudes only (no waveform): it takes no --adversarial")
+        self.cfg, self.device, self.info = cfg, device, DistInfo()
+        self.train_data, held_data = open_training_data(corpus_dir)
+        torch.manual_seed(cfg.seed)
+        self.model = self.codec = Codec(model_config).to(device)
+        self.disc = (MultiScaleSTFTDiscriminator(cfg.disc_ffts, cfg.disc_channels).to(device)
+                     if cfg.adversarial else None)
+        self.disc_optimizer = make_optimizer(self.disc, cfg) if self.disc else None
+        self.mel_loss = MultiScaleMelLoss(model_config.sample_rate).to(device)
+        self.eval_batch = sample_batch(held_data, cfg.crop_seconds, cfg.batch_size,
+                                       np.random.default_rng([cfg.seed, EVAL_SEED]), self.codec.hop).to(device)
+        self.pending: list[tuple[list[torch.Tensor], torch.Tensor, float]] = []  # for the discriminator's step
+        self.elapsed_before, self.t0 = 0.0, None
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"codec": self.codec, **({"discriminator": self.disc} if self.disc else {})}
+
+    def progress(self, step: int) -> float:
+        """The loop's progress, max(step / steps, elapsed / max_minutes), on the task's own clock (the time the
+        steps took, across resumes): when the discriminator joins."""
+        if self.t0 is None:
+            self.t0 = time.monotonic()
+        elapsed = self.elapsed_before + time.monotonic() - self.t0
+        budget = elapsed / (60 * self.cfg.max_minutes) if self.cfg.max_minutes else 0.0
+        return max(step / self.cfg.steps, budget)
+
+    def micro_batches(self, step: int, rng: np.random.Generator, info: DistInfo) -> list[Any]:
+        cfg, self.info = self.cfg, info
+        wav = sample_batch(self.train_data, cfg.crop_seconds, cfg.batch_size, rng, self.codec.hop)
+        q = self.codec.cfg.num_quantizers
+        n_q = int(rng.integers(1, q + 1)) if rng.random() < cfg.quantizer_dropout else q
+        adversarial = self.disc is not None and self.progress(step) >= cfg.adversarial_start
+        if self.disc is not None and info.world > 1:  # rank 0's clock decides for everyone
+            flag = torch.tensor(float(adversarial), device=self.device)
+            dist.broadcast(flag, 0)
+            adversarial = bool(flag.item())
+        return [(wav[rows].to(self.device), n_q, adversarial, (rows.stop - rows.start) / cfg.batch_size)
+                for rows in micro_slices(cfg.batch_size, cfg.micro_batch, info)]
+
+    def loss(self, model: torch.nn.Module, micro: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        wav, n_q, adversarial, share = micro
+        cfg = self.cfg
+        if self.magnitudes:
+            log_magnitude, _, commit = model(wav, n_q, magnitudes=True)
+            dec = self.codec.decoder
+            mag = magnitude_loss(log_magnitude, frame_spectrum(wav[:, 0], dec.n_fft, dec.hop, dec.window).abs())
+            loss = mag + cfg.commit_weight * commit
+            stats = {"magnitude": mag.item(), "commit": commit.item()}
+        else:
+            fake, _, commit = model(wav, n_q)
+            mel = self.mel_loss(fake, wav)
+            wave = (fake - wav).abs().mean()
+            loss = cfg.mel_weight * mel + cfg.wave_weight * wave + cfg.commit_weight * commit
+            stats = {"mel": mel.item(), "wave": wave.item(), "commit": commit.item()}
+            if adversarial:
+                real_logits, real_feats = self.disc(wav)  # kept for the discriminator's step
+                fake_logits, fake_feats = self.disc(fake)
+                adv, feat = generator_adversarial_loss(fake_logits), feature_matching_loss(real_feats, fake_feats)
+                loss = loss + cfg.adv_weight * adv + cfg.feat_weight * feat
+                stats.update(adv=adv.item(), feat=feat.item())
+                self.pending.append((real_logits, fake.detach(), share))
+        return loss * share, {**stats, "n_q": n_q}
+
+    def after_step(self, step: int, lr_scale: float) -> dict[str, float]:
+        out = {"code_restarts": sum(vq.restarts for vq in self.codec.quantizer.levels)}
+        if not self.pending:
+            return out
+        for group in self.disc_optimizer.param_groups:
+            group["lr"] = self.cfg.lr * lr_scale
+        self.disc_optimizer.zero_grad(set_to_none=True)  # also drops what the codec's loss left there
+        total = torch.zeros((), device=self.device)
+        for real_logits, fake, share in self.pending:
+            d_loss = discriminator_loss(real_logits, self.disc(fake)[0]) * share
+            d_loss.backward()
+            total += d_loss.detach()
+        self.pending.clear()
+        if self.info.world > 1:  # the shares of all processes add up to the global batch's loss
+            for p in self.disc.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+            dist.all_reduce(total)
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.disc.parameters(), self.cfg.grad_clip)
+        self.disc_optimizer.step()
+        return {**out, "disc": total.item()}
+
+    def evaluate(self) -> dict[str, float]:
+        """Mel loss at the full rate on a fixed held-out batch (the codebooks are not touched in eval mode)."""
+        return {"eval_mel": self.mel_loss(self.codec(self.eval_batch)[0], self.eval_batch).item()}
+
+    def state_dict(self) -> dict[str, Any]:
+        elapsed = self.elapsed_before + (time.monotonic() - self.t0 if self.t0 is not None else 0.0)
+        return {"elapsed_s": elapsed, "code_restarts": [vq.restarts for vq in self.codec.quantizer.levels],
+                **({"disc_optimizer": self.disc_optimizer.state_dict()} if self.disc else {})}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.elapsed_before, self.t0 = float(state.get("elapsed_s", 0.0)), None
+        for vq, n in zip(self.codec.quantizer.levels, state.get("code_restarts", ())):
+            vq.restarts = int(n)
+        if self.disc:
+            self.disc_optimizer.load_state_dict(state["disc_optimizer"])
 
 
 def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainConfig, corpus_dir: str | Path, *,
           resume: bool = False, device: str | None = None, progress: bool | None = None,
           preset: str | None = None) -> dict:
     """Train (or with `resume` continue) a codec into `out_dir`; returns the summary (also summary.json).
-    On resume the configs must match the checkpoint's except `steps` and `max_minutes`."""
-    cfg, out_dir, device = train_config, Path(out_dir), pick_device(device)
-    model_config.check()
-    train_data, held_data = open_training_data(corpus_dir)
-    torch.manual_seed(cfg.seed)
-    codec = Codec(model_config).to(device)
-    disc = MultiScaleSTFTDiscriminator(cfg.disc_ffts, cfg.disc_channels).to(device) if cfg.adversarial else None
-    opt = torch.optim.Adam(codec.parameters(), lr=cfg.lr, betas=cfg.betas)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=cfg.betas) if disc else None
-    mel_loss = MultiScaleMelLoss(model_config.sample_rate).to(device)
-    dec, magnitudes_only = codec.decoder, model_config.decoder == "griffinlim"
-    if magnitudes_only and cfg.adversarial:
-        raise UserError("the griffinlim decoder trains on magnitudes only (no waveform): it takes no --adversarial")
-    meta = {"preset": preset, "corpus": str(corpus_dir), "model_config": model_config.to_dict(),
-            "train_config": cfg.to_dict(), "parameters": count_parameters(codec),
-            "discriminator_parameters": count_parameters(disc) if disc else 0}
-
-    start_step, elapsed_before = 0, 0.0
-    if resume:
-        ckpt = latest_checkpoint(out_dir, HINT)
-        saved = load_config(ckpt)
-        diff = changed_settings(cfg.to_dict(), TrainConfig.from_dict(saved["train_config"]).to_dict())
-        if ModelConfig.from_dict(saved["model_config"]) != model_config or diff:
-            raise UserError(f"cannot resume {out_dir}: its checkpoint was trained with different settings "
-                            f"({', '.join(diff) or 'model config'})")
-        load_weights(ckpt, "codec", codec)
-        state = load_state(ckpt, device)
-        opt.load_state_dict(state["optimizer"])
-        if disc:
-            load_weights(ckpt, "discriminator", disc)
-            opt_d.load_state_dict(state["disc_optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        start_step, elapsed_before = state["step"], state["elapsed_s"]
-    elif (out_dir / "checkpoint.json").exists():
-        raise UserError(f"{out_dir} already holds a codec run; pass --resume to continue it or choose another --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = out_dir / "metrics.jsonl"
-    truncate_metrics(metrics_path, start_step)  # drop what was logged after the checkpoint we resume from
-
-    eval_batch = sample_batch(held_data, cfg, np.random.default_rng([cfg.seed, EVAL_SEED]), codec.hop).to(device)
-
-    def evaluate() -> float:
-        """Mel loss at the full rate on a fixed held-out batch (the codebooks are not touched in eval mode)."""
-        codec.eval()
-        with torch.no_grad():
-            value = mel_loss(codec(eval_batch)[0], eval_batch).item()
-        codec.train()
-        return value
-
-    run = TrainingSteps(cfg.steps, cfg.max_minutes, start_step, elapsed_before, "codec", progress)
-    elapsed = run.elapsed
-
-    def checkpoint(step: int) -> None:
-        modules = {"codec": codec, **({"discriminator": disc} if disc else {})}
-        state = {"optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(), "elapsed_s": elapsed(),
-                 **({"disc_optimizer": opt_d.state_dict()} if disc else {})}
-        save_checkpoint(out_dir, step, modules, state, meta)
-
-    initial_eval = evaluate() if start_step == 0 else None
-    codec.train()
-    record = {}
-    for step, p in run:
-        rng = np.random.default_rng([cfg.seed, step])
-        wav = sample_batch(train_data, cfg, rng, codec.hop).to(device)
-        q = model_config.num_quantizers
-        n_q = int(rng.integers(1, q + 1)) if rng.random() < cfg.quantizer_dropout else q
-        for group in opt.param_groups + (opt_d.param_groups if opt_d else []):
-            group["lr"] = cfg.lr * lr_factor(cfg, step, p)
-
-        if magnitudes_only:  # the griffinlim decoder learns its magnitudes directly; no waveform in training
-            z, _, commit = codec.quantizer(codec.encoder(wav), n_q)
-            target = frame_spectrum(wav[:, 0], dec.n_fft, dec.hop, dec.window).abs()
-            mag = magnitude_loss(dec.log_magnitude(z), target)
-            loss = mag + cfg.commit_weight * commit
-            record = {"magnitude": mag.item(), "commit": commit.item()}
-        else:
-            fake, _, commit = codec(wav, n_q)
-            mel = mel_loss(fake, wav)
-            wave = (fake - wav).abs().mean()
-            loss = cfg.mel_weight * mel + cfg.wave_weight * wave + cfg.commit_weight * commit
-            record = {"mel": mel.item(), "wave": wave.item(), "commit": commit.item()}
-        adversarial = disc is not None and p >= cfg.adversarial_start
-        if adversarial:
-            real_logits, real_feats = disc(wav)  # kept for the discriminator's step below
-            fake_logits, fake_feats = disc(fake)
-            adv, feat = generator_adversarial_loss(fake_logits), feature_matching_loss(real_feats, fake_feats)
-            loss = loss + cfg.adv_weight * adv + cfg.feat_weight * feat
-            record.update(adv=adv.item(), feat=feat.item())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(codec.parameters(), cfg.grad_clip)
-        opt.step()
-        if adversarial:
-            d_loss = discriminator_loss(real_logits, disc(fake.detach())[0])
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            torch.nn.utils.clip_grad_norm_(disc.parameters(), cfg.grad_clip)
-            opt_d.step()
-            record["disc"] = d_loss.item()
-
-        done = step + 1
-        run.bar.set_postfix(loss=f"{loss.item():.3f}", n_q=n_q)
-        if done % cfg.log_every == 0 or done == cfg.steps or done == start_step + 1:
-            restarts = sum(vq.restarts for vq in codec.quantizer.levels)
-            append_metrics(metrics_path, {"step": done, "loss": loss.item(), **record, "n_q": n_q,
-                                          "lr": opt.param_groups[0]["lr"], "grad_norm": float(grad_norm),
-                                          "code_restarts": restarts, "progress": round(p, 4),
-                                          "elapsed_s": round(elapsed(), 2)})
-        if done % cfg.checkpoint_every == 0:
-            checkpoint(done)
-    step, stopped_by = run.done, run.stopped_by
-
-    checkpoint(step)
-    final_eval = evaluate()
-    append_metrics(metrics_path, {"step": step, "eval_mel": final_eval, "elapsed_s": round(elapsed(), 2)})
-    summary = {"out": str(out_dir), "preset": preset, "device": str(device), "steps": step, "stopped_by": stopped_by,
-               "elapsed_s": round(elapsed(), 1), "seconds_of_audio": step * cfg.batch_size * cfg.crop_seconds,
-               "initial_eval_mel": initial_eval, "final_eval_mel": final_eval, "last": record,
-               "parameters": meta["parameters"], "discriminator_parameters": meta["discriminator_parameters"],
-               "kbps": model_config.kbps()}
-    atomic_write_json(out_dir / "summary.json", summary)
-    return summary
-
+    On resume the settings must match the checkpoint's except `steps` and `max_minutes`."""
+    cfg, out_dir = train_config, Path(out_dir)
+    info, device = init_distributed(device)
+    check_fresh_or_resumable(out_dir, resume)
+    check_moved(out_dir)
+    task = CodecTask(model_config, cfg, corpus_dir, device)
+    sizes = {"parameters": count_parameters(task.codec),
+             "discriminator_parameters": count_parameters(task.disc) if task.disc else 0}
+    run = Run(out_dir, identity={"model_config": model_config.to_dict()},
+              meta={"preset": preset, "corpus": str(corpus_dir), **sizes}, resume=resume, desc="codec",
+              progress=progress, hint=HINT)
+    summary = fit(task, cfg, run, device=device, info=info)
+    if not summary or summary.get("already_finished"):
+        return summary
+    initial, final = summary["initial_eval"], summary["final_eval"]
+    return write_summary(out_dir, {
+        **summary, "out": str(out_dir), "preset": preset,
+        "seconds_of_audio": summary["steps"] * cfg.batch_size * cfg.crop_seconds,
+        "initial_eval_mel": initial and initial["eval_mel"], "final_eval_mel": final["eval_mel"], **sizes,
+        "kbps": model_config.kbps()})

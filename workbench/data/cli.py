@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from workbench.cli import add_output_args, emit
+from workbench.core.cli import add_output_args, emit
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -30,12 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from workbench.audio import SAMPLE_RATE, save_audio
-from workbench.config import pick_preset
+from workbench.core.audio import SAMPLE_RATE, save_audio
+from workbench.core.config import pick_preset
 from workbench.data.synth import Rendering, render
 from workbench.data.texts import Chapter, read_all, words
 from workbench.data.voices import VOICES, Voice, have_mbrola, voice as voice_named
-from workbench.io import atomic_write_json, atomic_write_text
+from workbench.core.io import atomic_write_json, atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ def segment_bounds(sentences: list[list], duration: float, max_seconds: float) -
 
 
 def _build_segments(meta: dict[str, Any], out: Path, max_seconds: float) -> list[dict[str, Any]]:
-    from workbench.audio import load_audio
+    from workbench.core.audio import load_audio
 
     lines, audio = [], None
     for k, (start, end) in enumerate(segment_bounds(meta["sentences"], meta["duration"], max_seconds)):
@@ -280,7 +280,7 @@ def corpus_stats(recordings: list[dict], segments: list[dict], parallel: list[di
 
 def build_preset(name: str, out: str | os.PathLike, jobs: int | None = None, progress: bool = True,
                  **overrides: Any) -> dict[str, Any]:
-    from workbench.config import override
+    from workbench.core.config import override
 
     config = pick_preset(PRESETS, name, "corpus")
     if overrides:
@@ -288,7 +288,7 @@ def build_preset(name: str, out: str | os.PathLike, jobs: int | None = None, pro
     out = Path(out)
     previous = out / ".config.json"
     if previous.exists() and json.loads(previous.read_text()) != dataclasses.asdict(config):
-        from workbench.cli import UserError
+        from workbench.core.errors import UserError
 
         raise UserError(f"{out} holds a corpus built with a different configuration "
                         f"({previous}); choose another --out or delete it")

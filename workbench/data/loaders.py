@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import numpy as np
 import soundfile as sf
 
-from workbench.audio import SAMPLE_RATE, AudioError, check_audio
+from workbench.core.audio import SAMPLE_RATE, AudioError, check_audio
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 KINDS = ("synthbooks", "librispeech", "librispeech-long", "folder")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from workbench.audio import SAMPLE_RATE, resample_audio
+from workbench.core.audio import SAMPLE_RATE, resample_audio
 from workbench.data.texts import words as split_words
 from workbench.data.voices import Voice, have_espeak, have_mbrola
 

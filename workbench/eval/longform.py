@@ -38,7 +38,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from workbench.audio import SAMPLE_RATE
+from workbench.core.audio import SAMPLE_RATE
+from workbench.eval.units import unit_entropy
 
 TOKENS_PER_SECOND = 25
 LOOP_THRESHOLD = 0.8
@@ -101,8 +102,6 @@ def token_measures(tokens: Sequence[int] | np.ndarray, start: int = 0, *, bin_se
     bins cover tokens[start:] and their times are seconds from `start`. The prompt still counts as history for
     `repeat_rate`. `nll`, if given, is per token of the stream: nll[i] scores tokens[i + 1] (as `position_nll`
     returns it), so its length is len(tokens) - 1."""
-    from workbench.tokenizer.metrics import usage
-
     tokens = np.asarray(tokens, dtype=np.int64)
     if tokens.ndim != 1:
         raise ValueError(f"expected a 1-D token stream, got shape {tokens.shape}")
@@ -123,7 +122,7 @@ def token_measures(tokens: Sequence[int] | np.ndarray, start: int = 0, *, bin_se
             "from_s": lo_s, "to_s": hi_s, "tokens": int(len(piece)),
             "repeat_rate": float(repeated[in_bin].mean()) if in_bin.any() else None,
             "distinct_n": len(grams) / (len(units) - n + 1) if len(units) >= n else None,
-            "entropy_bits": usage(piece, int(piece.max()) + 1)["entropy_bits"],
+            "entropy_bits": unit_entropy(piece),
             "longest_run_s": int(lengths.max()) / rate,
             "stuck_share": float(lengths[lengths > stuck_s * rate].sum() / len(piece)),
         }

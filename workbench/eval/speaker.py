@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from workbench.audio import SAMPLE_RATE, check_audio
+from workbench.core.audio import SAMPLE_RATE, check_audio
 
 
 @functools.lru_cache(maxsize=1)

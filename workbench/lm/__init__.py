@@ -1,6 +1,6 @@
 """The speech LM: Griffin (SpeechSSM's model) and the SpeechTransformer baseline over semantic tokens.
 
-    config.py    ModelConfig / TrainConfig dataclasses, presets (smoke, laptop, small, paper-2b), shape legend
+    config.py    ModelConfig / TrainConfig dataclasses, presets (smoke, laptop, small, paper), shape legend
     layers.py    RMSNorm, causal Conv1D with resets, half-dim RoPE, gated MLP
     modules.py   RecurrentBlock, AttentionBlock (MQA, local or global), ResidualBlock, their caches
     model.py     SpeechLM (one class; the block pattern picks Griffin or Transformer), parameter counts

@@ -2,9 +2,11 @@
 
     lm train --preset laptop --model griffin [--tokens DIR] [--out DIR] [--resume] [--window 10s] ...
     lm eval  --preset laptop [--runs GRIFFIN_RUN TRANSFORMER_RUN] --json     -> lm.json in the report folder
-    lm info  --preset paper-2b --json                                      parameter counts (meta device)
+    lm info  --preset paper --json                                      parameter counts (meta device)
     lm sample --run DIR --prompt-seconds 4 --seconds 20                     a continuation of a held-out prompt
-    lm extrapolate --preset laptop --minutes 16 --json    both models continue one prompt for minutes -> extrapolation.json
+
+Runs live in runs/lm/<preset>/<model> (`workbench.core.paths`). The 16-minute comparison spans the stages:
+`python -m workbench extrapolate` (`workbench.pipeline.extrapolate`).
 
 Also runs standalone (`python -m workbench.lm.cli ...`), which is how `torchrun` launches data-parallel
 training: `torchrun --nproc_per_node 2 -m workbench.lm.cli train ...`.
@@ -15,18 +17,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from workbench.cli import UserError, add_output_args, emit
-
-DEFAULT_RUNS = Path("runs/lm")
-
-
-def default_run(preset: str, model: str) -> Path:
-    return DEFAULT_RUNS / f"{preset}-{model}"
+from workbench.core.cli import add_output_args, emit
+from workbench.core.errors import UserError
+from workbench.core.paths import lm_run_dir
 
 
 def _configs(args):
-    from workbench.config import override
-    from workbench.lm.config import model_config, train_config
+    from workbench.core.config import override
+    from workbench.lm.config import train_config
+    from workbench.lm.model import model_config
     from workbench.lm.data import parse_window
 
     try:
@@ -48,14 +47,18 @@ def _configs(args):
 
 
 def cmd_train(args) -> None:
+    from workbench.core.device import finish_distributed
     from workbench.lm.data import resolve_tokens
     from workbench.lm.train import train
 
     mcfg, tcfg = _configs(args)
     tokens = resolve_tokens(args.tokens, args.preset)
-    out = Path(args.out) if args.out else default_run(args.preset, args.model)
-    summary = train(out, mcfg, tcfg, tokens, resume=args.resume, device=args.device, preset=args.preset,
-                    tensorboard=args.tensorboard)
+    out = Path(args.out) if args.out else lm_run_dir(args.preset, args.model)
+    try:
+        summary = train(out, mcfg, tcfg, tokens, resume=args.resume, device=args.device, preset=args.preset,
+                        tensorboard=args.tensorboard)
+    finally:
+        finish_distributed()  # leave torchrun's process group (a no-op in one process)
     if summary:  # rank 0 only under torchrun
         emit(args, summary, lambda s: (f"{s['model']} ({s['parameters']:,} params) {s['steps']} steps in "
                                        f"{s['elapsed_s']:.0f}s: train loss {s['train_loss']:.3f}, eval loss "
@@ -64,9 +67,9 @@ def cmd_train(args) -> None:
 
 def cmd_eval(args) -> None:
     from workbench.lm.evaluate import evaluate_runs
-    from workbench.lm.train import checkpoint_meta
+    from workbench.lm.model import checkpoint_meta
 
-    runs = args.runs or [str(default_run(args.preset, m)) for m in ("griffin", "transformer")]
+    runs = args.runs or [str(lm_run_dir(args.preset, m)) for m in ("griffin", "transformer")]
     metas = {run: checkpoint_meta(run) for run in runs}
     named = {}
     for run, meta in metas.items():
@@ -88,8 +91,8 @@ def cmd_eval(args) -> None:
 
 
 def cmd_info(args) -> None:
-    from workbench.lm.config import MODELS, model_config
-    from workbench.lm.model import count_parameters
+    from workbench.lm.config import MODELS
+    from workbench.lm.model import count_parameters, model_config
 
     payload = {"preset": args.preset, "models": {}}
     for name in MODELS:
@@ -105,12 +108,13 @@ def cmd_info(args) -> None:
 def cmd_sample(args) -> None:
     import numpy as np
 
-    from workbench.io import atomic_path
+    from workbench.core.io import atomic_path
     from workbench.lm.config import TOKENS_PER_SECOND
     from workbench.lm.data import TokenCorpus
     from workbench.lm.evaluate import held_out_tokens
     from workbench.lm.generate import generate
-    from workbench.lm.train import load_model, pick_device
+    from workbench.core.device import pick_device
+    from workbench.lm.model import load_model
 
     model, meta = load_model(args.run, pick_device(args.device))
     corpus = TokenCorpus(args.tokens or meta["tokens"])
@@ -124,22 +128,6 @@ def cmd_sample(args) -> None:
          lambda p: f"wrote {p['shape'][0]} continuations of {p['shape'][1]} tokens to {p['samples']}")
 
 
-def cmd_extrapolate(args) -> None:
-    from workbench.io import reports_dir
-    from workbench.lm.extrapolate import extrapolation_config, run_extrapolation, save_streams, summary
-
-    cfg = extrapolation_config(args.preset, minutes=args.minutes, transformer_minutes=args.transformer_minutes,
-                               prompt_seconds=args.prompt_seconds, bin_seconds=args.bin_seconds,
-                               temperature=args.temperature, seed=args.seed)
-    log = (lambda m: None) if args.json else (lambda m: print(m, flush=True))
-    payload, streams = run_extrapolation(args.preset, cfg, runs=args.runs, tokens=args.tokens,
-                                         train_missing=not args.no_train, device=args.device,
-                                         audio=not args.no_audio, acoustic_run=args.acoustic_run,
-                                         reports=args.reports, progress=not args.json, log=log)
-    payload["streams"] = str(save_streams(reports_dir(args.reports) / "extrapolation-tokens.npz", streams))
-    emit(args, payload, summary, report_name="extrapolation.json")
-
-
 def register(subparsers) -> None:
     from workbench.lm.config import MODELS, PRESETS
 
@@ -151,7 +139,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", default="griffin", choices=MODELS)
     p.add_argument("--tokens", default=None, help="token directory (manifest.jsonl); default: the tokenizer's "
                    "output if present, else a SYNTHETIC hidden-topic corpus")
-    p.add_argument("--out", default=None, help="run directory (default runs/lm/<preset>-<model>)")
+    p.add_argument("--out", default=None, help="run directory (default runs/lm/<preset>/<model>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     p.add_argument("--window", default=None, help="training crop: tokens (750) or seconds (30s)")
     p.add_argument("--steps", type=int, default=None)
@@ -198,41 +186,16 @@ def register(subparsers) -> None:
     add_output_args(p)
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("extrapolate", help="continue one held-out prompt for minutes with both models and measure "
-                       "the streams over time (extrapolation.json)")
-    p.add_argument("--preset", default="laptop", choices=PRESETS)
-    p.add_argument("--minutes", type=float, default=None, help="Griffin's continuation (laptop default: 16)")
-    p.add_argument("--transformer-minutes", type=float, default=None,
-                   help="the Transformer's continuation (laptop default: 4; it slows down with length)")
-    p.add_argument("--prompt-seconds", type=float, default=None)
-    p.add_argument("--bin-seconds", type=float, default=None, help="measures per bin (laptop default: 60)")
-    p.add_argument("--temperature", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--runs", default=None, help="folder holding <preset>-griffin and <preset>-transformer (default: "
-                   "runs/lm, then runs/lm/notebook)")
-    p.add_argument("--tokens", default=None, help="token directory (default: the one the runs trained on)")
-    p.add_argument("--no-train", action="store_true", help="fail instead of training missing runs")
-    p.add_argument("--no-audio", action="store_true", help="no audio: no rendering, no ASR / speaker measures")
-    p.add_argument("--acoustic-run", default=None, help="SoundStorm run (default runs/acoustic/<preset>)")
-    p.add_argument("--device", default=None)
-    add_output_args(p)
-    p.set_defaults(func=cmd_extrapolate)
-
 
 def main(argv: list[str] | None = None) -> int:
     """Only the lm commands (for torchrun): `python -m workbench.lm.cli train ...`."""
     import sys
 
-    from workbench import cli
+    from workbench.core.cli import run_command
 
     parser = argparse.ArgumentParser(prog="python -m workbench.lm.cli")
     register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["lm", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return int(args.func(args) or 0)
-    except cli.UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_command(parser.parse_args(["lm", *(sys.argv[1:] if argv is None else argv)]))
 
 
 if __name__ == "__main__":

@@ -1,23 +1,31 @@
 """Model and training settings for the speech LM, with named presets.
 
-Shape legend used across `workbench.lm` (one place, recurrentgemma style):
+Shape legend used across `workbench.lm` and `workbench.ops` (one place, recurrentgemma style; one letter, one
+meaning):
 
-    b   batch                       t   time (tokens; 25 tokens = 1 second of speech)
-    d   model width                 e   MLP expansion width (3 d)
-    n   attention / RG-LRU heads     k   head dim (d // n)
-    v   vocabulary size             w   attention window (tokens); c conv width (4)
+    b   batch                           t   time (tokens; 25 tokens = 1 second of speech)
+    d   model width                     r   RG-LRU width (`lru_width`, d unless set)
+    n   attention / RG-LRU heads         k   attention head dim (d // n)
+    g   RG-LRU gate block width (r // n) e   MLP expansion width (3 d)
+    v   vocabulary size                 c   conv width (4)
+    w   attention window (tokens)       s   cache slots (w for Griffin's ring buffer; every token so far for
+                                            the Transformer's growing cache)
 
 `ModelConfig` describes either model: Griffin (block pattern recurrent, recurrent, local attention) or the
 SpeechTransformer baseline (global causal multi-query attention in every block, otherwise identical). Each
-Griffin preset has a parameter-matched Transformer preset, found by choosing the Transformer's depth whose
-parameter count (counted on the meta device) is closest to the Griffin model's.
+Griffin preset has a parameter-matched Transformer (`workbench.lm.model.model_config(preset, "transformer")`),
+the Transformer depth whose parameter count (counted on the meta device) is closest to the Griffin model's.
+
+Presets: `smoke`, `laptop`, `paper` (RecurrentGemma-2B's shape, the paper's scale) as in every stage, and the
+extra `small` (106M, a single-GPU size).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from dataclasses import dataclass
+
+from workbench.core.config import Config, pick_preset
+from workbench.core.train import TrainConfig as LoopConfig
 
 TOKENS_PER_SECOND = 25  # the semantic tokenizer's frame rate
 RECURRENT, ATTENTION = "recurrent", "attention"
@@ -26,7 +34,7 @@ MODELS = ("griffin", "transformer")
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Config):
     vocab_size: int
     width: int
     num_layers: int
@@ -72,59 +80,40 @@ class ModelConfig:
     def kind(self) -> str:
         return "griffin" if RECURRENT in self.block_types else "transformer"
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        return cls(**{**d, "block_pattern": tuple(d["block_pattern"])})
-
 
 @dataclass(frozen=True)
-class TrainConfig:
-    steps: int = 200
-    batch_size: int = 8  # global batch (rows), across processes and accumulation
-    micro_batch: int | None = None  # rows per forward; None: the whole per-process batch at once
+class TrainConfig(LoopConfig):
+    """The shared loop's settings (`workbench.core.train.TrainConfig`) and the LM's training crop."""
+
     window_tokens: int = 750  # training crop length (30 s)
+    eval_batches: int = 2  # held-out batches of batch_size crops, fixed for a run
+    batch_size: int = 8
     lr: float = 1e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 20
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.95)
-    grad_clip: float = 1.0
     eval_every: int = 50
-    eval_batches: int = 2
-    log_every: int = 10
     checkpoint_every: int = 100
-    max_minutes: float | None = None  # wall-clock budget; training stops (and checkpoints) when spent
-    seed: int = 0
-    precision: str = "auto"  # auto: bf16 autocast on devices that support it, else fp32; or "fp32" / "bf16"
+    steps: int = 200
 
     def __post_init__(self):
-        object.__setattr__(self, "betas", tuple(self.betas))
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision must be auto, fp32 or bf16, not {self.precision!r}")
-        if self.steps < 0 or self.batch_size < 1 or self.window_tokens < 2:
-            raise ValueError("need steps >= 0, batch_size >= 1 and window_tokens >= 2")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        return cls(**{**d, "betas": tuple(d["betas"])})
+        super().__post_init__()
+        if self.window_tokens < 2 or self.eval_batches < 1:
+            raise ValueError(f"bad TrainConfig: need window_tokens >= 2 (got {self.window_tokens}) and "
+                             f"eval_batches >= 1 (got {self.eval_batches})")
 
 
 # Griffin shapes. Each local-attention window is shorter than the preset's training window (as in the paper:
 # 2048 tokens against 4-minute crops), so attention never spans more at test time than it did in training.
-# paper-2b is RecurrentGemma-2B's (width 2560, 26 layers, 10 heads, window 2048) with the
+# paper is RecurrentGemma-2B's (width 2560, 26 layers, 10 heads, window 2048) with the
 # paper's 32k-token semantic vocabulary instead of Gemma's 256k text vocabulary.
 GRIFFIN_PRESETS: dict[str, ModelConfig] = {
     "smoke": ModelConfig(vocab_size=64, width=32, num_layers=3, num_heads=2, attention_window=16),
     "laptop": ModelConfig(vocab_size=1024, width=272, num_layers=12, num_heads=4, attention_window=128),
     "small": ModelConfig(vocab_size=1024, width=768, num_layers=15, num_heads=12, attention_window=1024),
-    "paper-2b": ModelConfig(vocab_size=32_768, width=2560, num_layers=26, num_heads=10, attention_window=2048,
-                            lru_width=2560),
+    "paper": ModelConfig(vocab_size=32_768, width=2560, num_layers=26, num_heads=10, attention_window=2048,
+                         lru_width=2560),
 }
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
@@ -135,42 +124,13 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "small": TrainConfig(steps=20_000, batch_size=32, window_tokens=3000, lr=6e-4, warmup_steps=1000,
                          eval_every=1000, eval_batches=8, log_every=50, checkpoint_every=1000),
     # the paper trains on 4-minute windows (6000 tokens)
-    "paper-2b": TrainConfig(steps=100_000, batch_size=256, micro_batch=4, window_tokens=6000, lr=3e-4,
-                            warmup_steps=2000, eval_every=2000, eval_batches=16, log_every=100,
-                            checkpoint_every=2000),
+    "paper": TrainConfig(steps=100_000, batch_size=256, micro_batch=4, window_tokens=6000, lr=3e-4,
+                         warmup_steps=2000, eval_every=2000, eval_batches=16, log_every=100,
+                         checkpoint_every=2000),
 }
 
 PRESETS = tuple(GRIFFIN_PRESETS)
 
 
-def model_config(preset: str, model: str = "griffin") -> ModelConfig:
-    """The preset's model config; `model="transformer"` gives the parameter-matched SpeechTransformer."""
-    from workbench.config import pick_preset
-
-    griffin = pick_preset(GRIFFIN_PRESETS, preset, "lm")
-    if model == "griffin":
-        return griffin
-    if model == "transformer":
-        return matched_transformer(griffin)
-    raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
-
-
 def train_config(preset: str) -> TrainConfig:
-    from workbench.config import pick_preset
-
     return pick_preset(TRAIN_PRESETS, preset, "lm")
-
-
-def transformer_like(griffin: ModelConfig, num_layers: int) -> ModelConfig:
-    return dataclasses.replace(griffin, num_layers=num_layers, block_pattern=(ATTENTION,), attention_window=None,
-                               lru_width=None)
-
-
-@functools.lru_cache(maxsize=None)
-def matched_transformer(griffin: ModelConfig) -> ModelConfig:
-    """Same width, heads, MLP and vocabulary; the depth whose parameter count is closest to Griffin's."""
-    from workbench.lm.model import count_parameters
-
-    target = count_parameters(griffin)["total"]
-    candidates = [transformer_like(griffin, n) for n in range(1, 2 * griffin.num_layers + 2)]
-    return min(candidates, key=lambda c: abs(count_parameters(c)["total"] - target))

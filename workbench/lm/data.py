@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.cli import UserError
-from workbench.io import atomic_path, atomic_write_text
+from workbench.core.errors import UserError
+from workbench.core.io import atomic_path, atomic_write_text
 from workbench.lm.config import TOKENS_PER_SECOND
 
 HELD_OUT_SPLITS = ("valid", "dev", "test")
@@ -184,7 +184,7 @@ SYNTHETIC_PRESETS = {
     "laptop": SyntheticConfig(),
     "small": SyntheticConfig(vocab_size=1024, num_topics=32, train_recordings=400, held_out_recordings=16,
                              held_out_seconds=600.0),
-    "paper-2b": SyntheticConfig(vocab_size=32_768, num_topics=64, train_recordings=2000, held_out_recordings=16,
+    "paper": SyntheticConfig(vocab_size=32_768, num_topics=64, train_recordings=2000, held_out_recordings=16,
                                 held_out_seconds=960.0),
 }
 

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 
 from workbench.lm.config import TOKENS_PER_SECOND
 from workbench.lm.data import TokenCorpus
-from workbench.lm.model import SpeechLM
-from workbench.lm.train import autocast, load_model, pick_device
+from workbench.lm.model import SpeechLM, load_model
+from workbench.core.device import autocast, pick_device
 
 
 @torch.no_grad()

@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 import torch
 
 from workbench.lm.model import ModelCache, SpeechLM
-from workbench.lm.train import autocast
+from workbench.core.device import autocast
 
 
 def sample_next(logits: torch.Tensor, generator: torch.Generator | None = None, temperature: float = 1.0,

@@ -1,4 +1,5 @@
-"""Small building blocks: RMSNorm, causal depthwise Conv1D with reset masking, half-dim RoPE, gated MLP.
+"""The LM's own building blocks: causal depthwise Conv1D with reset masking and the gated MLP (RMSNorm, RoPE and
+the initialiser are shared with other stages: `workbench.core.nn`).
 
 Shapes follow the legend in `workbench.lm.config`. "resets" is always a (b, t) bool tensor, True at the first
 token of a new recording in a packed stream: nothing computed at or after a reset may see anything before it.
@@ -12,12 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def init_linear(layer: nn.Linear, variance_scale: float = 1.0) -> None:
-    """Variance-scaling normal init over the fan-in (RecurrentGemma's), zero bias."""
-    nn.init.normal_(layer.weight, std=math.sqrt(variance_scale / layer.in_features))
-    if layer.bias is not None:
-        nn.init.zeros_(layer.bias)
+from workbench.core.nn import init_linear
 
 
 def segment_ids(resets: torch.Tensor | None, b: int, t: int, device: torch.device) -> torch.Tensor:
@@ -25,23 +21,6 @@ def segment_ids(resets: torch.Tensor | None, b: int, t: int, device: torch.devic
     if resets is None:
         return torch.zeros(b, t, dtype=torch.long, device=device)
     return torch.cumsum(resets.to(torch.long), dim=1)
-
-
-class RMSNorm(nn.Module):
-    """x / rms(x) * (1 + scale), scale initialised to 0 (RecurrentGemma's parameterisation); computed in fp32."""
-
-    def __init__(self, width: int, eps: float = 1e-6, device=None, dtype=None):
-        super().__init__()
-        self.eps = eps
-        self.scale = nn.Parameter(torch.zeros(width, device=device, dtype=dtype))
-
-    def reset_parameters(self) -> None:
-        nn.init.zeros_(self.scale)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()
-        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return (normed * (1.0 + self.scale.float())).to(x.dtype)
 
 
 class Conv1D(nn.Module):
@@ -81,20 +60,6 @@ class Conv1D(nn.Module):
         if resets is not None:  # drop carried inputs from before the last reset
             new_state = new_state * (seg_p[:, -(c - 1):] == seg[:, -1:])[..., None].to(x.dtype)
         return y, new_state
-
-
-def apply_rope(x: torch.Tensor, positions: torch.Tensor, max_wavelength: float = 10_000.0) -> torch.Tensor:
-    """Rotary embedding on the first half of each head's dims (RecurrentGemma); the second half passes through.
-    x: (b, t, n, k); positions: (b, t) int."""
-    x_rope, x_pass = torch.chunk(x, 2, dim=-1)
-    half = x_rope.shape[-1] // 2
-    freq_exponents = 2.0 * torch.arange(half, device=x.device, dtype=torch.float32) / x_rope.shape[-1]
-    inv_freq = max_wavelength ** -freq_exponents
-    angles = positions[..., None, None].float() * inv_freq  # (b, t, 1, half)
-    sin, cos = torch.sin(angles), torch.cos(angles)
-    first, second = torch.chunk(x_rope.float(), 2, dim=-1)
-    rotated = torch.cat([first * cos - second * sin, second * cos + first * sin], dim=-1).to(x.dtype)
-    return torch.cat([rotated, x_pass], dim=-1)
 
 
 class MLP(nn.Module):

@@ -12,31 +12,45 @@ start from the same state.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from workbench.lm.config import ATTENTION, RECURRENT, ModelConfig
-from workbench.lm.layers import RMSNorm
-from workbench.lm.modules import ResidualBlock
+from workbench.core import checkpoint as ckpt
+from workbench.core.config import pick_preset
+from workbench.core.nn import RMSNorm
+from workbench.lm.config import ATTENTION, GRIFFIN_PRESETS, MODELS, RECURRENT, ModelConfig
+from workbench.lm.modules import BlockCache, ResidualBlock
+
+
+HINT = "train one first: python -m workbench lm train"
 
 
 @dataclass
 class ModelCache:
-    blocks: list  # one RecurrentBlockCache / AttentionBlockCache per layer
+    """A stream's decode state: one typed cache per layer, where the stream is, and the next RoPE positions."""
+
+    blocks: list[BlockCache]  # per layer: RecurrentBlockCache or AttentionBlockCache
     index: int  # stream index of the next token
     positions: torch.Tensor  # (b,) long: RoPE position of the next token (restarts at 0 after a reset)
 
+    def nbytes(self) -> int:
+        """Bytes the stream keeps in memory between steps (Griffin: constant; the Transformer: growing)."""
+        return sum(c.nbytes() for c in self.blocks) + self.positions.numel() * self.positions.element_size()
+
 
 class SpeechLM(nn.Module):
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, device=None, dtype=None):
         super().__init__()
+        dd = {"device": device, "dtype": dtype}
         self.config = config
-        self.embedder = nn.Embedding(config.vocab_size, config.width)
-        self.blocks = nn.ModuleList(ResidualBlock(config, kind) for kind in config.block_types)
-        self.final_norm = RMSNorm(config.width)
+        self.embedder = nn.Embedding(config.vocab_size, config.width, **dd)
+        self.blocks = nn.ModuleList(ResidualBlock(config, kind, **dd) for kind in config.block_types)
+        self.final_norm = RMSNorm(config.width, **dd)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -80,10 +94,10 @@ class SpeechLM(nn.Module):
         return logits, ModelCache(blocks=new_blocks, index=start + t, positions=positions[:, -1] + 1)
 
 
-def build_model(config: ModelConfig, device: torch.device | str | None = None) -> SpeechLM:
+def build_model(config: ModelConfig, device: torch.device | str | None = None, dtype=None) -> SpeechLM:
     """Instantiate on `device`; "meta" allocates nothing (for the paper-scale parameter count)."""
-    with torch.device(device or "cpu"):
-        return SpeechLM(config)
+    with torch.device(device or "cpu"):  # also places buffers and parameters made inside the ops
+        return SpeechLM(config, device=device, dtype=dtype)
 
 
 def count_parameters(config: ModelConfig) -> dict[str, int]:
@@ -103,3 +117,41 @@ def count_parameters(config: ModelConfig) -> dict[str, int]:
         counts[role] += param.numel()
         counts["total"] += param.numel()
     return counts
+
+
+def model_config(preset: str, model: str = "griffin") -> ModelConfig:
+    """The preset's model config; `model="transformer"` gives the parameter-matched SpeechTransformer."""
+    griffin = pick_preset(GRIFFIN_PRESETS, preset, "lm")
+    if model == "griffin":
+        return griffin
+    if model == "transformer":
+        return matched_transformer(griffin)
+    raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
+
+
+def transformer_like(griffin: ModelConfig, num_layers: int) -> ModelConfig:
+    return dataclasses.replace(griffin, num_layers=num_layers, block_pattern=(ATTENTION,), attention_window=None,
+                               lru_width=None)
+
+
+@functools.lru_cache(maxsize=None)
+def matched_transformer(griffin: ModelConfig) -> ModelConfig:
+    """Same width, heads, MLP and vocabulary; the depth whose parameter count is closest to Griffin's."""
+    target = count_parameters(griffin)["total"]
+    candidates = [transformer_like(griffin, n) for n in range(1, 2 * griffin.num_layers + 2)]
+    return min(candidates, key=lambda c: abs(count_parameters(c)["total"] - target))
+
+
+def checkpoint_meta(run_dir: str | Path) -> dict:
+    """The latest checkpoint's config.json: model/train configs, tokens, step, parameter counts."""
+    return ckpt.load_config(ckpt.latest_checkpoint(run_dir, HINT))
+
+
+def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[SpeechLM, dict]:
+    """The latest checkpoint's model (eval mode) and its config.json contents. Runs written before the shared
+    loop (optimizer.pt beside model.safetensors) load the same way."""
+    path = ckpt.latest_checkpoint(run_dir, HINT)
+    meta = ckpt.load_config(path)
+    model = build_model(ModelConfig.from_dict(meta["model_config"], what=f"the model config of {path}"))
+    ckpt.load_weights(path, "model", model)
+    return model.to(device).eval(), meta

@@ -5,37 +5,52 @@ start, cache)` processes a chunk of t tokens (t = 1 when decoding) whose stream 
 continuing from `cache` (None in training: no state in, none out). Chunks therefore compose: running a
 sequence in pieces with the returned caches gives the same outputs as running it whole.
 
-Caches are small dataclasses created by `init_cache()` on the block that owns them:
-- RecurrentBlockCache: RG-LRU state h (b, d_lru) in fp32 and the conv buffer of the last c - 1 inputs;
+Caches are typed: a dataclass per block kind, created by `init_cache()` on the block that owns them, and one
+union type `BlockCache` for "either":
+- RecurrentBlockCache: RG-LRU state h (b, r) in fp32 and the conv buffer of the last c - 1 inputs;
 - AttentionBlockCache: post-RoPE keys/values (b, s, k) and each slot's stream index (-1: empty, or from before
   a reset). With a window w it is a ring buffer of s = w slots (token i lives in slot i mod w), so Griffin's
   decode state has constant size; with global attention (the Transformer) it grows by one slot per token.
+Each knows its size in bytes (`nbytes()`): what decoding keeps in memory.
+
+Every module takes `device` and `dtype` like torch's own layers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from workbench.lm.config import ATTENTION, RECURRENT, ModelConfig
-from workbench.lm.layers import MLP, Conv1D, RMSNorm, apply_rope, init_linear, segment_ids
+from workbench.core.nn import RMSNorm, apply_rope, init_linear
+from workbench.lm.layers import MLP, Conv1D, segment_ids
 from workbench.ops.layer import RGLRU
 
 
-@dataclass
-class RecurrentBlockCache:
-    rg_lru_state: torch.Tensor  # (b, d_lru) fp32
-    conv1d_state: torch.Tensor  # (b, c - 1, d_lru)
+class _TensorCache:
+    def nbytes(self) -> int:
+        """Bytes held by the cache's tensors."""
+        return sum(t.numel() * t.element_size() for t in (getattr(self, f.name) for f in fields(self)))
 
 
 @dataclass
-class AttentionBlockCache:
+class RecurrentBlockCache(_TensorCache):
+    rg_lru_state: torch.Tensor  # (b, r) fp32
+    conv1d_state: torch.Tensor  # (b, c - 1, r)
+
+
+@dataclass
+class AttentionBlockCache(_TensorCache):
     keys: torch.Tensor  # (b, s, k), RoPE already applied
     values: torch.Tensor  # (b, s, k)
     index: torch.Tensor  # (b, s) long: stream index of the token in each slot, -1 if none
+
+
+BlockCache = Union[RecurrentBlockCache, AttentionBlockCache]
 
 
 def last_reset_index(resets: torch.Tensor | None, idx: torch.Tensor, b: int) -> torch.Tensor:
@@ -49,14 +64,15 @@ class RecurrentBlock(nn.Module):
     """GeLU(x W_y) * RG-LRU(Conv1D(x W_x)), then W_out: Griffin's recurrent temporal-mixing block."""
 
     def __init__(self, width: int, lru_width: int, num_heads: int, conv_width: int,
-                 final_w_init_variance_scale: float = 1.0):
+                 final_w_init_variance_scale: float = 1.0, device=None, dtype=None):
         super().__init__()
+        dd = {"device": device, "dtype": dtype}
         self.lru_width, self.final_w_init_variance_scale = lru_width, final_w_init_variance_scale
-        self.linear_y = nn.Linear(width, lru_width)
-        self.linear_x = nn.Linear(width, lru_width)
-        self.conv_1d = Conv1D(lru_width, conv_width)
-        self.rg_lru = RGLRU(lru_width, num_heads)
-        self.linear_out = nn.Linear(lru_width, width)
+        self.linear_y = nn.Linear(width, lru_width, **dd)
+        self.linear_x = nn.Linear(width, lru_width, **dd)
+        self.conv_1d = Conv1D(lru_width, conv_width, **dd)
+        self.rg_lru = RGLRU(lru_width, num_heads, **dd)
+        self.linear_out = nn.Linear(lru_width, width, **dd)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -91,14 +107,15 @@ class AttentionBlock(nn.Module):
     window of w tokens (Griffin's local attention) or over everything (window None: the Transformer)."""
 
     def __init__(self, width: int, num_heads: int, window: int | None, rope_max_wavelength: float = 10_000.0,
-                 final_w_init_variance_scale: float = 1.0):
+                 final_w_init_variance_scale: float = 1.0, device=None, dtype=None):
         super().__init__()
+        dd = {"device": device, "dtype": dtype}
         self.num_heads, self.head_dim, self.window = num_heads, width // num_heads, window
         self.rope_max_wavelength, self.final_w_init_variance_scale = rope_max_wavelength, final_w_init_variance_scale
-        self.proj_q = nn.Linear(width, width, bias=False)
-        self.proj_k = nn.Linear(width, self.head_dim, bias=False)
-        self.proj_v = nn.Linear(width, self.head_dim, bias=False)
-        self.proj_final = nn.Linear(width, width)
+        self.proj_q = nn.Linear(width, width, bias=False, **dd)
+        self.proj_k = nn.Linear(width, self.head_dim, bias=False, **dd)
+        self.proj_v = nn.Linear(width, self.head_dim, bias=False, **dd)
+        self.proj_final = nn.Linear(width, width, **dd)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -159,41 +176,32 @@ class AttentionBlock(nn.Module):
 class ResidualBlock(nn.Module):
     """x + temporal(RMSNorm(x)), then + MLP(RMSNorm(.)): one Griffin layer."""
 
-    def __init__(self, config: ModelConfig, block_type: str):
+    def __init__(self, config: ModelConfig, block_type: str, device=None, dtype=None):
         super().__init__()
+        dd = {"device": device, "dtype": dtype}
         final_scale = 2.0 / config.num_layers  # RecurrentGemma's scale for the projections into the residual
         self.block_type = block_type
-        self.temporal_pre_norm = RMSNorm(config.width)
+        self.temporal_pre_norm = RMSNorm(config.width, **dd)
+        self.temporal_block: RecurrentBlock | AttentionBlock
         if block_type == RECURRENT:
             self.temporal_block = RecurrentBlock(config.width, config.lru_width or config.width, config.num_heads,
-                                                 config.conv_width, final_scale)
+                                                 config.conv_width, final_scale, **dd)
         elif block_type == ATTENTION:
             self.temporal_block = AttentionBlock(config.width, config.num_heads, config.attention_window,
-                                                 config.rope_max_wavelength, final_scale)
+                                                 config.rope_max_wavelength, final_scale, **dd)
         else:
             raise ValueError(f"unknown block type {block_type!r}")
-        self.channel_pre_norm = RMSNorm(config.width)
-        self.mlp_block = MLP(config.width, config.mlp_expansion, final_scale)
+        self.channel_pre_norm = RMSNorm(config.width, **dd)
+        self.mlp_block = MLP(config.width, config.mlp_expansion, final_scale, **dd)
 
-    def init_cache(self, batch: int, device=None, dtype=torch.float32):
+    def init_cache(self, batch: int, device=None, dtype=torch.float32) -> BlockCache:
         return self.temporal_block.init_cache(batch, device, dtype)
 
-    def forward(self, x, positions, resets, start, cache=None):
+    def forward(self, x, positions, resets, start, cache: BlockCache | None = None):
         mixed, cache = self.temporal_block(self.temporal_pre_norm(x), positions, resets, start, cache)
         x = x + mixed
         return x + self.mlp_block(self.channel_pre_norm(x)), cache
 
 
-def cache_nbytes(cache) -> int:
-    """Bytes held by the tensors of a (nested) cache: what decoding keeps in memory."""
-    if isinstance(cache, torch.Tensor):
-        return cache.numel() * cache.element_size()
-    if isinstance(cache, (list, tuple)):
-        return sum(cache_nbytes(c) for c in cache)
-    if hasattr(cache, "__dataclass_fields__"):
-        return sum(cache_nbytes(getattr(cache, f)) for f in cache.__dataclass_fields__)
-    return 0
-
-
 __all__ = ["RecurrentBlock", "AttentionBlock", "ResidualBlock", "RecurrentBlockCache", "AttentionBlockCache",
-           "cache_nbytes"]
+           "BlockCache"]

@@ -1,9 +1,10 @@
 """The RG-LRU as an nn.Module: the gates and the decay parameter around the `workbench.ops.rglru` recurrence.
 
-Shapes: b batch, t time, d width (= the LRU width), n heads (gate blocks), w = d // n block width.
+Shapes (the legend of `workbench.lm.config`): b batch, t time, r the RG-LRU width, n heads (gate blocks), g = r // n
+the width of one gate block.
 
 Follows RecurrentGemma's `RGLRU`: the recurrence gate and the input gate are block-diagonal linear maps of the
-input (n independent w x w blocks, with biases), and `a_param` stores -Lambda, so the base decay is
+input (n independent g x g blocks, with biases), and `a_param` stores -Lambda, so the base decay is
 a = sigmoid(Lambda) = exp(-softplus(a_param)). The recurrence itself is never re-implemented here: `forward`
 calls `workbench.ops.rglru` (the fused op once it lands) and `step` calls `workbench.ops.rglru_step`.
 """
@@ -15,11 +16,11 @@ import math
 import torch
 from torch import nn
 
-import workbench.ops as ops
+from workbench.ops.rglru import rglru, rglru_step
 
 
 class BlockDiagonalLinear(nn.Module):
-    """y = x W + b with W block-diagonal: n blocks of (w, w). Cheaper than a dense gate and what Griffin uses."""
+    """y = x W + b with W block-diagonal: n blocks of (g, g). Cheaper than a dense gate and what Griffin uses."""
 
     def __init__(self, width: int, num_blocks: int, w_init_variance_scale: float = 1.0,
                  device: torch.device | str | None = None, dtype: torch.dtype | None = None):
@@ -76,9 +77,9 @@ class RGLRU(nn.Module):
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None, resets: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (b, t, d); h0: (b, d) or None; resets: (b, t) bool or None -> y (b, t, d), h_last (b, d) fp32."""
-        return ops.rglru(x, self.a_gate(x), self.input_gate(x), self.a_param, h0=h0, resets=resets)
+        return rglru(x, self.a_gate(x), self.input_gate(x), self.a_param, h0=h0, resets=resets)
 
     def step(self, x: torch.Tensor, h: torch.Tensor | None, reset: torch.Tensor | None = None
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """One token. x: (b, d); h: (b, d) or None; reset: (b,) bool or None -> y (b, d), h_new (b, d) fp32."""
-        return ops.rglru_step(x, self.a_gate(x), self.input_gate(x), self.a_param, h=h, reset=reset)
+        return rglru_step(x, self.a_gate(x), self.input_gate(x), self.a_param, h=h, reset=reset)

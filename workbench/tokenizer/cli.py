@@ -6,9 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-from workbench.cli import UserError, add_output_args, emit
-
-DEFAULT_RUNS = "runs/tokenizer/{preset}"
+from workbench.core.cli import add_output_args, emit
+from workbench.core.config import override, pick_preset
+from workbench.core.errors import UserError
+from workbench.core.paths import corpus_dir, run_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     train = cmds.add_parser("train", help="train the MFCC k-means baseline and the learned (HuBERT-style) tokenizer")
     train.add_argument("--preset", default="laptop", help="smoke | laptop | paper (default laptop)")
     train.add_argument("--corpus", default=None, help="corpus folder (default data/build/<preset>)")
-    train.add_argument("--out", default=None, help=f"output folder (default {DEFAULT_RUNS}); gets mfcc_kmeans/ and learned/")
+    train.add_argument("--out", default=None, help="output folder (default runs/tokenizer/<preset>); gets mfcc_kmeans/ and learned/")
     train.add_argument("--max-minutes", type=float, default=None, help="wall-clock training budget")
     train.add_argument("--num-units", type=int, default=None, help="codebook size K")
     train.add_argument("--steps", type=int, default=None, help="training steps per iteration (cap)")
@@ -44,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.set_defaults(func=_eval)
 
 
-def _corpus(path: str) -> Path:
+def _corpus(path: str | Path) -> Path:
     p = Path(path)
     if not p.is_dir():
         raise UserError(f"{p}: no such corpus folder (build one: python -m workbench data build --preset smoke)")
@@ -52,7 +53,6 @@ def _corpus(path: str) -> Path:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from workbench.config import override, pick_preset
     from workbench.tokenizer.config import PRESETS
     from workbench.tokenizer.train import train_tokenizers
 
@@ -61,8 +61,8 @@ def _train(args: argparse.Namespace) -> None:
                                  ("steps", args.steps),
                                  ("parallel_weight", args.parallel_weight)) if v is not None}
     config = override(config, **changes)
-    corpus = _corpus(args.corpus or f"data/build/{args.preset}")
-    out = Path(args.out or DEFAULT_RUNS.format(preset=args.preset))
+    corpus = _corpus(args.corpus or corpus_dir(args.preset))
+    out = Path(args.out or run_dir("tokenizer", args.preset))
     log = (lambda m: None) if args.json else (lambda m: print(m, flush=True))
     tokenizers = train_tokenizers(corpus, config, log=log, cache_dir=out)
     payload = {}
@@ -77,7 +77,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _load(path: str | Path):
-    from workbench.tokenizer.tokenizer import Tokenizer, TokenizerError
+    from workbench.tokenizer.model import Tokenizer, TokenizerError
 
     try:
         return Tokenizer.load(path)
@@ -86,7 +86,7 @@ def _load(path: str | Path):
 
 
 def _encode(args: argparse.Namespace) -> None:
-    from workbench.audio import AudioError
+    from workbench.core.audio import AudioError
     from workbench.tokenizer.encode import encode_corpus
 
     tok = _load(args.tokenizer)

@@ -1,4 +1,5 @@
-"""Tokenizer settings: one dataclass, three presets (smoke / laptop / paper).
+"""Tokenizer settings: one dataclass, three presets (smoke / laptop / paper); `train_config` gives the shared
+training loop's settings for one HuBERT iteration.
 
 Time is counted in 25 Hz frames (40 ms, 640 samples at 16 kHz) throughout: the unit rate of the paper's
 semantic tokens. Windowed tokenization uses windows that start on this grid, so a window's frames are frames of
@@ -7,7 +8,10 @@ the whole recording.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from workbench.core.config import Config
+from workbench.core.train import TrainConfig
 
 SAMPLE_RATE = 16_000
 FRAME = 640  # samples per 25 Hz token
@@ -18,7 +22,7 @@ TOKEN_RATE = SAMPLE_RATE / FRAME  # 25.0 tokens/s
 
 
 @dataclass(frozen=True)
-class TokenizerConfig:
+class TokenizerConfig(Config):
     name: str = "laptop"
     num_units: int = 256  # k-means codebook size K
     # features (both tokenizers read the same log-mel; the baseline turns it into MFCCs)
@@ -38,6 +42,7 @@ class TokenizerConfig:
     mask_span: int = 4
     vtlp: tuple[float, float] = (0.8, 1.2)  # student input's vocal-tract-length warp factor range (ContentVec-style)
     crop_seconds: float = 8.0
+    # the training loop (workbench.core.train; see `train_config`), per HuBERT iteration
     batch_size: int = 16
     lr: float = 2e-3
     weight_decay: float = 0.01
@@ -45,7 +50,7 @@ class TokenizerConfig:
     steps: int = 2000  # per iteration; training also stops at its share of max_minutes
     iterations: int = 2  # 1: targets = baseline k-means units; 2: k-means on iteration 1's features
     max_minutes: float = 10.0  # wall-clock budget for the whole `train` (both tokenizers, both iterations)
-    # cross-speaker loss (parallel.py): train sentences rendered by several train voices, frames aligned by phones
+    # cross-speaker loss (data.py): train sentences rendered by several train voices, frames aligned by phones
     parallel_weight: float = 1.0  # 0 turns it off (the ablation); else weight of its loss next to the masked one
     parallel_sentences: int = 300
     parallel_voices: int = 3  # distinct train voices per sentence -> 6 ordered pairs
@@ -66,6 +71,16 @@ class TokenizerConfig:
     def receptive_frames(self) -> int:
         """Frames of context on each side that one output frame of the encoder can see."""
         return sum(d * (self.kernel - 1) // 2 for d in self.dilations)
+
+    def train_config(self, max_minutes: float | None = None, iteration: int = 1) -> TrainConfig:
+        """The shared loop's settings for HuBERT iteration `iteration`, stopped by `steps` or `max_minutes` (its
+        share of the whole budget): AdamW with betas (0.9, 0.98) (decay on matrices only), linear warmup, then
+        cosine decay to zero, gradient clipping at 1, fp32 on the CPU, every step logged. Each iteration draws
+        other crops (seed + iteration)."""
+        return TrainConfig(steps=self.steps, max_minutes=max_minutes, batch_size=self.batch_size, lr=self.lr,
+                           min_lr_ratio=0.0, warmup_steps=self.warmup_steps, weight_decay=self.weight_decay,
+                           betas=(0.9, 0.98), grad_clip=1.0, log_every=1, eval_every=0, checkpoint_every=0,
+                           seed=self.seed + iteration, precision="fp32", threads=self.threads)
 
 
 PRESETS: dict[str, TokenizerConfig] = {

@@ -21,16 +21,15 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from workbench.io import atomic_path, atomic_write_json, atomic_write_text
-from workbench.tokenizer.tokenizer import Tokenizer, fingerprint
+from workbench.core.io import atomic_path, atomic_write_json, atomic_write_text
+from workbench.data.loaders import open_dataset
+from workbench.tokenizer.model import Tokenizer, fingerprint
 from workbench.tokenizer.windowed import AudioSource, tokenize_windowed
 
 
 def encode_corpus(tokenizer: Tokenizer, corpus_dir: str | os.PathLike, out_dir: str | os.PathLike,
                   splits: Sequence[str] | None = None, progress: bool = True) -> dict[str, Any]:
     from tqdm.auto import tqdm
-
-    from workbench.data.loaders import open_dataset
 
     torch.set_num_threads(tokenizer.config.threads)
     out = Path(out_dir)

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from workbench.audio import AudioConversionWarning
+from workbench.core.audio import AudioConversionWarning
 from workbench.data.loaders import AUDIO_SUFFIXES, open_dataset
 from workbench.tokenizer import metrics as M
 from workbench.tokenizer.windowed import AudioSource, tokenize_windowed

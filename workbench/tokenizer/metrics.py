@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from workbench.tokenizer.config import TOKEN_RATE
+from workbench.eval.units import entropy_bits
 
 PAUSE = "_"
 
@@ -33,11 +34,6 @@ def frame_labels(phones: Sequence[Sequence[Any]], num_frames: int, rate: float =
     return labels
 
 
-def _entropy(counts: np.ndarray) -> float:
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log2(p)).sum())
-
-
 def phone_stats(units: Sequence[int], labels: Sequence[str], exclude: Sequence[str] = (PAUSE,)) -> dict[str, float]:
     """PNMI, phone purity and cluster purity of units against frame phone labels (frames labelled in `exclude`
     left out)."""
@@ -50,7 +46,7 @@ def phone_stats(units: Sequence[int], labels: Sequence[str], exclude: Sequence[s
     units_seen, z = np.unique(u, return_inverse=True)
     joint = np.zeros((len(phones), len(units_seen)))
     np.add.at(joint, (y, z), 1)
-    h_y, h_z, h_yz = _entropy(joint.sum(1)), _entropy(joint.sum(0)), _entropy(joint.ravel())
+    h_y, h_z, h_yz = entropy_bits(joint.sum(1)), entropy_bits(joint.sum(0)), entropy_bits(joint.ravel())
     mutual = h_y + h_z - h_yz
     n = joint.sum()
     return {
@@ -91,7 +87,7 @@ def usage(units: np.ndarray, num_units: int) -> dict[str, float]:
     """Codebook usage and bitrate of a stream of units at 25 Hz (or of several streams concatenated)."""
     units = np.asarray(units)
     counts = np.bincount(units, minlength=num_units)
-    h = _entropy(counts)
+    h = entropy_bits(counts)
     return {
         "usage_perplexity": 2 ** h,
         "fraction_used": float((counts > 0).mean()),
@@ -108,4 +104,4 @@ def dedup_bitrate(streams: Sequence[np.ndarray], num_units: int) -> dict[str, fl
         return {"dedup_units_per_second": 0.0, "bitrate_dedup_entropy": 0.0}
     counts = np.bincount(np.concatenate(deduped), minlength=num_units)
     rate = counts.sum() / (frames / TOKEN_RATE)
-    return {"dedup_units_per_second": float(rate), "bitrate_dedup_entropy": float(rate * _entropy(counts))}
+    return {"dedup_units_per_second": float(rate), "bitrate_dedup_entropy": float(rate * entropy_bits(counts))}

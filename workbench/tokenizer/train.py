@@ -7,18 +7,20 @@
               iteration-1 encoder's block-`teacher_layer` features, standardised over each crop: CropNormTeacher)
      student: the same crop with VTLP (alpha ~ U[0.8, 1.2], a different vocal tract, same timing) -> encoder
               with ~45% of frames replaced by a mask vector -> predict the teacher's unit at masked frames
-   Iteration 2 continues from the iteration-1 weights with a fresh prediction head (cheaper than restarting,
-   which matters on 2 CPU cores). Phone labels are never read here: the tokenizer is textless.
+   plus, with a parallel set (data.py), the cross-speaker loss. Each iteration is a `MaskedPrediction` task
+   trained by the shared loop (`workbench.core.train.fit`, schedule and optimizer there; nothing written to
+   disk). Iteration 2 continues from the iteration-1 weights with a fresh prediction head (cheaper than
+   restarting, which matters on 2 CPU cores). Phone labels are never read here: the tokenizer is textless.
 3. Final k-means over the trained encoder's block-`feature_layer` features gives the learned tokenizer's units.
 
 Budget: iteration 1 trains until 45% of `max_minutes`; iteration 2 until the budget minus the time the
-k-means step took after iteration 1 (the final k-means costs the same); `steps` caps each iteration too.
+k-means step took after iteration 1 (the final k-means costs the same): each share is the loop's `max_minutes`
+for that iteration; `steps` caps each iteration too.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import os
 import time
 from pathlib import Path
@@ -28,27 +30,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workbench.tokenizer.config import FRAME, SAMPLE_RATE, TokenizerConfig
+from workbench.core.device import DistInfo
+from workbench.core.train import Run, Task, fit
+from workbench.data.loaders import open_dataset
+from workbench.tokenizer.config import TokenizerConfig
+from workbench.tokenizer.data import IGNORE, ParallelSet, crop_batch, sample_audio
 from workbench.tokenizer.encoder import Encoder, span_mask
 from workbench.tokenizer.kmeans import assign, kmeans
-from workbench.tokenizer.parallel import IGNORE, ParallelSet
-from workbench.tokenizer.tokenizer import KINDS, Tokenizer, TokenizerError
-
-
-def crop_batch(dataset, n: int, seconds: float, rng: np.random.Generator) -> torch.Tensor:
-    """(n, S) random crops of `seconds` (S a multiple of 640 samples) from the train recordings."""
-    length = int(round(seconds * SAMPLE_RATE / FRAME)) * FRAME
-    crops = []
-    for _ in range(n):
-        audio = dataset.random_crop(length / SAMPLE_RATE, rng)[2][:length]
-        crops.append(np.pad(audio, (0, length - len(audio))))
-    return torch.from_numpy(np.stack(crops))
-
-
-def sample_audio(dataset, total_seconds: float, config: TokenizerConfig, rng: np.random.Generator) -> torch.Tensor:
-    """(n, S) crops adding up to `total_seconds`: the frames that normalisation stats and k-means see."""
-    n = max(1, math.ceil(total_seconds / config.crop_seconds))
-    return crop_batch(dataset, n, config.crop_seconds, rng)
+from workbench.tokenizer.model import KINDS, Tokenizer, TokenizerError
 
 
 def batched(fn: Callable[[torch.Tensor], torch.Tensor], audio: torch.Tensor, size: int = 16) -> torch.Tensor:
@@ -96,54 +85,78 @@ class CropNormTeacher:
         return assign(f.reshape(-1, f.shape[-1]), self.centroids)[0].reshape(f.shape[:2])
 
 
-def train_iteration(student: Tokenizer, teacher: Tokenizer, dataset, config: TokenizerConfig, deadline: float,
-                    rng: np.random.Generator, iteration: int, log: Callable[[str], None],
-                    parallel: ParallelSet | None = None) -> list[dict[str, Any]]:
-    """Masked prediction of `teacher`'s units from VTLP-perturbed audio until `config.steps` or `deadline`; with a
-    parallel set, plus the cross-speaker loss: predict the teacher's units of voice A from voice B's audio."""
-    enc = student.encoder
-    use_parallel = parallel is not None and parallel.pairs and config.parallel_weight > 0
-    parallel_units = parallel.teacher_units(teacher) if use_parallel else None
-    enc.head.reset_parameters()
-    enc.train()
-    opt = torch.optim.AdamW(enc.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.98))
-    g = torch.Generator().manual_seed(config.seed + iteration)
-    lo, hi = config.vtlp
-    started, history = time.time(), []
-    budget = max(1e-3, deadline - started)
-    for step in range(config.steps):
-        progress = max(step / config.steps, (time.time() - started) / budget)
-        if progress >= 1.0:
-            break
-        lr = config.lr * min(1.0, (step + 1) / config.warmup_steps) * 0.5 * (1 + math.cos(math.pi * progress))
-        for group in opt.param_groups:
-            group["lr"] = lr
-        audio = crop_batch(dataset, config.batch_size, config.crop_seconds, rng)
-        targets = teacher.units(audio)  # (B, T) from the clean audio
-        alpha = lo + (hi - lo) * torch.rand(len(audio), generator=g)
-        x = student.model_input(audio, alpha)  # (B, T, 4M) the student hears another vocal tract
-        mask = span_mask(x.shape[0], x.shape[1], config.mask_prob, config.mask_span, g)
-        logits = enc.logits(enc(x, mask)[-1])  # (B, T, K)
-        loss = masked_loss = F.cross_entropy(logits[mask], targets[mask])
-        if use_parallel:  # no mask: every aligned frame of B must already carry A's unit
-            audio_b, targets_a = parallel.batch(parallel_units, config.parallel_batch, rng)
-            alpha_b = lo + (hi - lo) * torch.rand(len(audio_b), generator=g)
-            logits_b = enc.logits(enc(student.model_input(audio_b, alpha_b))[-1])
-            parallel_loss = F.cross_entropy(logits_b.flatten(0, 1), targets_a.flatten(), ignore_index=IGNORE)
-            loss = masked_loss + config.parallel_weight * parallel_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(enc.parameters(), 1.0)
-        opt.step()
-        acc = (logits[mask].argmax(-1) == targets[mask]).float().mean()
-        history.append({"iteration": iteration, "step": step, "loss": round(masked_loss.item(), 4),
-                        "masked_accuracy": round(acc.item(), 4), "lr": lr, "seconds": round(time.time() - started, 2)})
-        if use_parallel:
-            history[-1]["parallel_loss"] = round(parallel_loss.item(), 4)
-        if step % 50 == 0:
-            extra = f", parallel loss {parallel_loss.item():.3f}" if use_parallel else ""
-            log(f"iteration {iteration} step {step}: loss {masked_loss.item():.3f}, masked accuracy {acc.item():.3f}{extra}")
-    enc.eval()
+class MaskedPrediction(Task):
+    """One HuBERT iteration as a task of the shared loop: predict `teacher`'s units at the masked frames of
+    VTLP-perturbed crops; with a parallel set, plus the cross-speaker loss (`parallel_weight`): predict the
+    teacher's units of voice A from voice B's (perturbed, unmasked) audio. One micro-batch per step."""
+
+    def __init__(self, student: Tokenizer, teacher, dataset, config: TokenizerConfig,
+                 parallel: ParallelSet | None = None):
+        self.student, self.teacher, self.dataset, self.config = student, teacher, dataset, config
+        self.model = student.encoder
+        self.parallel = parallel if parallel is not None and parallel.pairs and config.parallel_weight > 0 else None
+        self.parallel_units = self.parallel.teacher_units(teacher) if self.parallel is not None else None
+
+    def _alpha(self, n: int, g: torch.Generator) -> torch.Tensor:
+        lo, hi = self.config.vtlp
+        return lo + (hi - lo) * torch.rand(n, generator=g)
+
+    def micro_batches(self, step: int, rng: np.random.Generator, info: DistInfo) -> list[dict[str, torch.Tensor]]:
+        c = self.config
+        g = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        audio = crop_batch(self.dataset, c.batch_size, c.crop_seconds, rng)
+        targets = self.teacher.units(audio)  # (B, T) from the clean audio
+        micro = {"audio": audio, "targets": targets, "alpha": self._alpha(len(audio), g),
+                 "mask": span_mask(targets.shape[0], targets.shape[1], c.mask_prob, c.mask_span, g)}
+        if self.parallel is not None:
+            micro["audio_b"], micro["targets_a"] = self.parallel.batch(self.parallel_units, c.parallel_batch, rng)
+            micro["alpha_b"] = self._alpha(len(micro["audio_b"]), g)
+        return [micro]
+
+    def loss(self, model: torch.nn.Module, micro: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        mask, targets = micro["mask"], micro["targets"]
+        x = self.student.model_input(micro["audio"], micro["alpha"])  # (B, T, 4M): another vocal tract
+        logits = self.model.logits(model(x, mask)[-1])  # (B, T, K)
+        masked_loss = F.cross_entropy(logits[mask], targets[mask])
+        accuracy = (logits[mask].argmax(-1) == targets[mask]).float().mean()
+        stats = {"masked_loss": masked_loss.item(), "masked_accuracy": accuracy.item()}
+        if self.parallel is None:
+            return masked_loss, stats
+        # no mask: every aligned frame of B must already carry A's unit
+        logits_b = self.model.logits(model(self.student.model_input(micro["audio_b"], micro["alpha_b"]))[-1])
+        parallel_loss = F.cross_entropy(logits_b.flatten(0, 1), micro["targets_a"].flatten(), ignore_index=IGNORE)
+        stats["parallel_loss"] = parallel_loss.item()
+        return masked_loss + self.config.parallel_weight * parallel_loss, stats
+
+
+def train_iteration(student: Tokenizer, teacher, dataset, config: TokenizerConfig, deadline: float, iteration: int,
+                    log: Callable[[str], None] = print, parallel: ParallelSet | None = None) -> list[dict[str, Any]]:
+    """Train `student`'s encoder (fresh head) on `MaskedPrediction` with `core.train.fit` until `config.steps` or
+    the wall-clock `deadline` (time.time()); returns the history, a record per step: iteration, step, loss (the
+    masked loss), masked_accuracy, parallel_loss (with a parallel set), lr, grad_norm, seconds."""
+    student.encoder.head.reset_parameters()
+    task = MaskedPrediction(student, teacher, dataset, config, parallel)
+    history: list[dict[str, Any]] = []
+
+    def on_record(r: dict) -> None:
+        if "masked_loss" not in r:
+            return
+        h = {"iteration": iteration, "step": r["step"], "loss": round(r["masked_loss"], 4),
+             "masked_accuracy": round(r["masked_accuracy"], 4), "lr": r["lr"], "grad_norm": round(r["grad_norm"], 4),
+             "seconds": r["elapsed_s"]}
+        if "parallel_loss" in r:
+            h["parallel_loss"] = round(r["parallel_loss"], 4)
+        history.append(h)
+        if r["step"] == 1 or r["step"] % 50 == 0:
+            extra = f", parallel loss {h['parallel_loss']:.3f}" if "parallel_loss" in h else ""
+            log(f"iteration {iteration} step {h['step']}: loss {h['loss']:.3f}, "
+                f"masked accuracy {h['masked_accuracy']:.3f}{extra}")
+
+    minutes = max(1e-3, deadline - time.time()) / 60
+    fit(task, config.train_config(minutes, iteration),
+        Run(out_dir=None, identity={}, meta={}, desc=f"tokenizer iteration {iteration}", progress=False,
+            on_record=on_record), device=torch.device("cpu"))
+    student.encoder.eval()
     return history
 
 
@@ -151,8 +164,6 @@ def train_tokenizers(corpus_dir, config: TokenizerConfig, log: Callable[[str], N
                      cache_dir: str | os.PathLike | None = None) -> dict[str, Tokenizer]:
     """Train the baseline and the learned tokenizer on the train split of `corpus_dir`; the parallel renderings
     of the cross-speaker loss are cached in `cache_dir` when given."""
-    from workbench.data.loaders import open_dataset
-
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -180,7 +191,7 @@ def train_tokenizers(corpus_dir, config: TokenizerConfig, log: Callable[[str], N
             until = started + (0.45 if config.iterations > 1 else 0.85) * 60 * config.max_minutes
         else:
             until = deadline - 1.1 * kms[-1]["seconds"]
-        history += train_iteration(learned, teacher, train, config, until, rng, iteration, log, parallel)
+        history += train_iteration(learned, teacher, train, config, until, iteration, log, parallel)
         if iteration < config.iterations:  # next targets: k-means over this encoder's crop-normalised features
             teacher = CropNormTeacher(Tokenizer("learned", config, learned.mean, learned.std,
                                                 encoder=copy.deepcopy(learned.encoder)))
@@ -208,8 +219,6 @@ def _mean_tail(history: list[dict], key: str, n: int = 20) -> float | None:
 def _thin(history: list[dict], keep: int = 400) -> list[dict]:
     step = max(1, len(history) // keep)
     return history[::step]
-
-
 
 
 def train_or_load(corpus_dir, config: TokenizerConfig, out_dir: str | os.PathLike,

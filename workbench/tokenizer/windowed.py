@@ -31,7 +31,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from workbench.audio import AudioConversionWarning, AudioError, check_audio, load_audio
+from workbench.core.audio import AudioConversionWarning, AudioError, check_audio, load_audio
 from workbench.tokenizer.config import FRAME, SAMPLE_RATE
 
 Reader = Callable[[int, int], np.ndarray]  # (first sample, number of samples) -> mono float32 16 kHz

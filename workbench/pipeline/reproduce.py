@@ -13,7 +13,35 @@ import sys
 import time
 from pathlib import Path
 
-from workbench.cli import UserError
+from workbench.core.errors import UserError
+
+
+def stage_configs(preset: str) -> dict[str, object]:
+    """Every stage's settings at `preset`, looked up the way its notebook looks them up: what `reproduce` checks
+    before it starts an hours-long run, so a missing preset fails in a second, not at notebook 03."""
+    from workbench.acoustic.config import PRESETS as ACOUSTIC
+    from workbench.bench.decode import PRESETS as DECODE
+    from workbench.bench.scan import PRESETS as SCAN
+    from workbench.codec.config import PRESETS as CODEC
+    from workbench.core.config import pick_preset
+    from workbench.data.corpus import PRESETS as CORPUS
+    from workbench.lm.config import train_config
+    from workbench.lm.model import model_config
+    from workbench.pipeline.extrapolate import extrapolation_config
+    from workbench.tokenizer.config import PRESETS as TOKENIZER
+
+    return {
+        "corpus": pick_preset(CORPUS, preset, "corpus"),  # 00
+        "tokenizer": pick_preset(TOKENIZER, preset, "tokenizer"),  # 01
+        "scan": pick_preset(SCAN, preset, "scan benchmark"),  # 02, 06
+        "lm_griffin": model_config(preset, "griffin"),  # 03, 05
+        "lm_transformer": model_config(preset, "transformer"),
+        "lm_train": train_config(preset),
+        "codec": pick_preset(CODEC, preset, "codec"),  # 04
+        "acoustic": pick_preset(ACOUSTIC, preset, "acoustic"),  # 04
+        "extrapolation": extrapolation_config(preset),  # 05
+        "decode": pick_preset(DECODE, preset, "decode benchmark"),  # 06
+    }
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,9 +57,10 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from workbench.io import atomic_write_json
-    from workbench.notebooks import NOTEBOOKS, available_notebooks, run_notebook
+    from workbench.core.io import atomic_write_json
+    from workbench.pipeline.notebooks import NOTEBOOKS, available_notebooks, run_notebook
 
+    stage_configs(args.preset)  # every stage knows the preset, or one line says which does not
     names = available_notebooks()
     if args.only:
         unknown = sorted(set(args.only) - set(NOTEBOOKS))

@@ -1,20 +1,28 @@
-"""Write notebooks/05_extrapolation_16min.ipynb (no outputs). Run: python scripts/build_05_extrapolation_notebook.py"""
+"""Notebook 05 teaches SpeechSSM's headline: models trained on seconds generate 16 minutes; Griffin with
+constant memory, the Transformer as far as a CPU affords. Each stream is measured bin by bin for degeneration
+(repeats, stuck units, entropy), plausibility (NLL) and, rendered to audio, coherence and speaker similarity.
 
-from workbench.notebooks import write_notebook
+Writes notebooks/05_extrapolation_16min.ipynb (no outputs). Edit this file, not the notebook, then run
+`.venv/bin/python scripts/notebooks/build_all.py` (or this script).
+"""
+
+from workbench.pipeline.notebooks import write_notebook
+
+NAME = "05_extrapolation_16min"
 
 CELLS = [
-    ("code", """# Parameters (papermill overrides these).
-preset = "laptop"            # smoke (seconds) | laptop (16 min of Griffin, ~15 min on 2 CPU cores) | small | paper-2b
+    ("parameters", '''# Parameters (papermill overrides these).
+preset = "laptop"            # smoke (seconds) | laptop (16 min of Griffin, ~15 min on 2 CPU cores) | paper | small
 minutes = None               # Griffin's continuation; None: the preset's (laptop 16, smoke 0.5)
 transformer_minutes = None   # the Transformer's; None: the preset's (laptop 4: it slows down with length)
 prompt_seconds = None        # None: the preset's (laptop 10 s, as in the paper)
 bin_seconds = None           # measures per bin; None: the preset's (laptop 60 s)
 seed = 0
-runs = None                  # folder with <preset>-griffin/-transformer; None: runs/lm, then runs/lm/notebook (03's)
+runs = None                  # folder with griffin/ and transformer/; None: runs/lm/<preset> (where 03 trains)
 tokens = None                # token directory; None: the one the runs trained on (or the preset's)
 audio = True                 # render the continuations (acoustic stage) and measure SC-L / speaker similarity
 acoustic_run = None          # SoundStorm run; None: runs/acoustic/<preset>
-reports = "reports/latest\"""", {"tags": ["parameters"]}),
+reports = "reports/latest"'''),
     ("markdown", """# 05 · Extrapolation: 16 minutes from a model trained on seconds
 
 SpeechSSM's headline: trained on crops of 4 minutes, it **generates 16** -- with constant memory, and without
@@ -31,13 +39,13 @@ Then we measure each stream bin by bin (`workbench.eval.longform`): long-form ge
 **degenerating** -- falling into a loop of the same few units, or sticking on one unit (endless silence) -- which
 the repeat rate, distinct-n, unit entropy, longest run and stuck share detect; the NLL under the Griffin LM says how plausible
 the stream is (loops are plausible: read it beside the repeat rate). The held-out recording's **real
-continuation** is measured the same way: it is what healthy looks like. All logic lives in `workbench.lm.extrapolate`."""),
+continuation** is measured the same way: it is what healthy looks like. All logic lives in `workbench.pipeline.extrapolate`."""),
     ("code", """from pathlib import Path
 
 import torch
 
-from workbench.io import write_report
-from workbench.lm import extrapolate as X
+from workbench.core.io import write_report
+from workbench.pipeline import extrapolate as X
 
 torch.set_num_threads(1)  # batch-1 decoding of a small model: one thread is fastest and leaves the other core free
 cfg = X.extrapolation_config(preset, minutes=minutes, transformer_minutes=transformer_minutes,
@@ -74,8 +82,8 @@ Griffin's decode state has the same size after 10 seconds and after 16 minutes; 
 one slot per token (and with it the cost of each step: see notebook 06 for the full measurements)."""),
     ("code", """X.cache_figure(payload).show()
 X.speed_figure(payload).show()"""),
-    ("markdown", "## The units themselves, at the end of each continuation"),
-    ("code", "X.tokens_figure(payload).show()"),
+    ("markdown", """## The units themselves, at the end of each continuation"""),
+    ("code", """X.tokens_figure(payload).show()"""),
     ("markdown", """## Audio: semantic coherence (SC-L) and speaker similarity over time
 
 SC-L: each bin's ASR transcript (pocketsphinx) embedded with MiniLM, cosine to the prompt's transcript. Speaker
@@ -92,8 +100,8 @@ if any(e.get("status") == "ok" for e in payload["audio"].values()):
     X.audio_figure(payload).show()"""),
     ("code", """from IPython.display import display
 
-from workbench.audio import load_audio
-from workbench.plots import audio_player
+from workbench.core.audio import load_audio
+from workbench.core.plots import audio_player
 
 for name, entry in payload["audio"].items():
     if name != "ground_truth" and entry.get("status") == "ok":
@@ -101,6 +109,5 @@ for name, entry in payload["audio"].items():
         display(audio_player(load_audio(entry["audio"])))"""),
 ]
 
-
 if __name__ == "__main__":
-    print("wrote", write_notebook("05_extrapolation_16min", CELLS))
+    print("wrote", write_notebook(NAME, CELLS))

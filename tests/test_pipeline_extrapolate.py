@@ -5,9 +5,8 @@ import pytest
 import torch
 
 from workbench.cli import UserError, main
-from workbench.lm.config import model_config
-from workbench.lm.extrapolate import ExtrapolationConfig, continue_tracked, extrapolation_config
-from workbench.lm.model import build_model
+from workbench.lm.model import build_model, model_config
+from workbench.pipeline.extrapolate import ExtrapolationConfig, continue_tracked, extrapolation_config
 
 
 @pytest.mark.parametrize("kind", ["griffin", "transformer"])
@@ -38,7 +37,7 @@ def test_absurd_settings_are_refused():
 
 
 def test_missing_runs_name_the_training_command(tmp_path, capsys):
-    assert main(["lm", "extrapolate", "--preset", "smoke", "--runs", str(tmp_path), "--no-train"]) == 2
+    assert main(["extrapolate", "--preset", "smoke", "--runs", str(tmp_path), "--no-train"]) == 2
     err = capsys.readouterr().err
     assert "python -m workbench lm train --preset smoke --model griffin" in err
 
@@ -49,7 +48,7 @@ def test_continuations_are_rendered_and_measured(tmp_path, smoke_tokens, smoke_a
     import soundfile as sf
 
     from workbench.eval.longform import JUDGE_URL_ENV
-    from workbench.lm.extrapolate import run_extrapolation
+    from workbench.pipeline.extrapolate import run_extrapolation
 
     monkeypatch.delenv(JUDGE_URL_ENV, raising=False)
     payload, _ = run_extrapolation("smoke", extrapolation_config("smoke"), runs=tmp_path / "runs",
@@ -69,7 +68,7 @@ def test_continuations_are_rendered_and_measured(tmp_path, smoke_tokens, smoke_a
 
 def test_render_is_refused_for_tokens_of_another_tokenizer(tmp_path, smoke_acoustic):
     from workbench.lm.data import SYNTHETIC_PRESETS, write_synthetic_tokens
-    from workbench.lm.extrapolate import acoustic_renderer
+    from workbench.pipeline.extrapolate import acoustic_renderer
 
     other = write_synthetic_tokens(tmp_path / "tokens", SYNTHETIC_PRESETS["smoke"])
     render, why = acoustic_renderer("smoke", other, smoke_acoustic)

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from workbench.audio import SAMPLE_RATE, AudioError, check_audio, load_audio
-from workbench.cli import UserError
+from workbench.core.audio import SAMPLE_RATE, AudioError, check_audio, load_audio
+from workbench.core import paths
+from workbench.core.errors import UserError
 
 MIN_PROMPT_S = 2.0
 MAX_PROMPT_S = 30.0
@@ -46,11 +47,12 @@ def load_pipeline(preset: str = "laptop", *, tokenizer_dir: str | Path | None = 
     """The tokenizer and the Griffin run of `preset`, checked to belong together, and the acoustic stage where
     there is one for them. Each missing piece of the first two is a UserError naming the command that makes it;
     without the acoustic stage the pipeline runs to tokens and says why there is no audio."""
-    from workbench.lm.extrapolate import acoustic_renderer, find_run
-    from workbench.lm.train import load_model
-    from workbench.tokenizer.tokenizer import Tokenizer, TokenizerError, fingerprint
+    from workbench.pipeline.extrapolate import acoustic_renderer, find_run
+    from workbench.lm.model import load_model
+    from workbench.tokenizer.model import Tokenizer, TokenizerError, fingerprint
 
-    tok_path = Path(tokenizer_dir or f"runs/tokenizer/{preset}/learned")
+    tok_path = Path(tokenizer_dir or paths.tokenizer_dir(preset))
+    corpus_path, tokens_path = paths.corpus_dir(preset), paths.tokens_dir(preset)
     try:
         tokenizer = Tokenizer.load(tok_path)
     except TokenizerError as err:
@@ -59,7 +61,7 @@ def load_pipeline(preset: str = "laptop", *, tokenizer_dir: str | Path | None = 
     if run is None or not (run / "checkpoint.json").is_file():
         raise UserError(f"no trained Griffin LM for preset {preset!r}" + (f" in {run}" if run else "") +
                         f". Encode the corpus with the tokenizer and train it: python -m workbench tokenizer encode "
-                        f"--tokenizer {tok_path} --corpus data/build/{preset} --out data/build/tokens/{preset} && "
+                        f"--tokenizer {tok_path} --corpus {corpus_path} --out {tokens_path} && "
                         f"python -m workbench lm train --preset {preset} --model griffin")
     model, meta = load_model(run)
     token_meta = Path(meta["tokens"]) / "tokens.json"
@@ -69,8 +71,8 @@ def load_pipeline(preset: str = "laptop", *, tokenizer_dir: str | Path | None = 
             f"the tokens in {meta['tokens']} (another tokenizer)"
         raise UserError(f"the Griffin run {run} was trained on {what}, not on units of the tokenizer {tok_path}: "
                         f"encode the corpus with it and retrain: python -m workbench tokenizer encode --tokenizer "
-                        f"{tok_path} --corpus data/build/{preset} --out data/build/tokens/{preset} && "
-                        f"python -m workbench lm train --preset {preset} --model griffin --tokens data/build/tokens/{preset}")
+                        f"{tok_path} --corpus {corpus_path} --out {tokens_path} && "
+                        f"python -m workbench lm train --preset {preset} --model griffin --tokens {tokens_path}")
     if tokenizer.num_units > model.config.vocab_size:
         raise UserError(f"the tokenizer has {tokenizer.num_units} units, the LM only {model.config.vocab_size}")
     corpus_dir = Path(corpus) if corpus else _token_corpus(Path(meta["tokens"]))
@@ -224,7 +226,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="laptop")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--tokenizer", default=None, help="tokenizer folder (default runs/tokenizer/<preset>/learned)")
-    p.add_argument("--lm-run", default=None, help="Griffin run (default runs/lm/<preset>-griffin, then 03's)")
+    p.add_argument("--lm-run", default=None, help="Griffin run (default runs/lm/<preset>/griffin)")
     p.add_argument("--corpus", default=None, help="corpus for held-out prompts (default: the one the tokens came from)")
     p.add_argument("--acoustic-run", default=None, help="SoundStorm run (default runs/acoustic/<preset>)")
     p.set_defaults(func=_serve)

@@ -13,6 +13,7 @@ Two kinds share this class:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -20,7 +21,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
+from workbench.core.errors import UserError
+from workbench.core.io import atomic_path, atomic_write_json
 from workbench.tokenizer import features as feat
 from workbench.tokenizer.config import TokenizerConfig
 from workbench.tokenizer.encoder import Encoder
@@ -87,26 +92,19 @@ class Tokenizer:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``tokenizer.json`` + ``model.safetensors`` into `path` (each atomically; the JSON last)."""
-        from safetensors.torch import save_file
-
-        from workbench.io import atomic_path, atomic_write_json
-
         path = Path(path)
         state = self.state()
         with atomic_path(path / "model.safetensors") as tmp:
             save_file(state, str(tmp))
         atomic_write_json(path / "tokenizer.json", {
             "format": FORMAT, "version": VERSION, "kind": self.kind, "num_units": self.num_units,
-            "token_rate_hz": 25.0, "config": dataclasses.asdict(self.config), "training": self.training,
+            "token_rate_hz": 25.0, "config": self.config.to_dict(), "training": self.training,
             "tensors": {k: list(v.shape) for k, v in state.items()},
         })
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Tokenizer":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         path = Path(path)
         meta_path, weights = path / "tokenizer.json", path / "model.safetensors"
         if not path.is_dir():
@@ -124,9 +122,11 @@ class Tokenizer:
         if meta.get("version") != VERSION:
             raise TokenizerError(f"{meta_path}: tokenizer format version {meta.get('version')}, expected {VERSION}")
         try:
-            config = TokenizerConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
+            config = TokenizerConfig.from_dict(meta["config"], what=f"{meta_path} config")
             state = load_file(str(weights))
-        except (SafetensorError, OSError, TypeError, KeyError) as err:
+        except UserError as err:
+            raise TokenizerError(str(err)) from None
+        except (SafetensorError, OSError, TypeError, ValueError, KeyError, AttributeError) as err:
             raise TokenizerError(f"{path}: corrupt tokenizer ({type(err).__name__}: {err})") from None
         missing = {"norm.mean", "norm.std", "kmeans.centroids"} - set(state)
         if missing:
@@ -148,8 +148,6 @@ class Tokenizer:
 def fingerprint(tok: Tokenizer) -> str:
     """A short hash of everything that decides the units (kind, config, tensors): tokens made by another
     tokenizer are never mixed into an encoded corpus."""
-    import hashlib
-
     h = hashlib.sha256(json.dumps([tok.kind, dataclasses.asdict(tok.config)], sort_keys=True).encode())
     for name, tensor in sorted(tok.state().items()):
         h.update(name.encode())

@@ -1,10 +1,18 @@
-"""Write notebooks/03_griffin_training.ipynb (no outputs). Run: python scripts/build_lm_notebook.py"""
+"""Notebook 03 teaches SpeechSSM's central claim: a Griffin speech LM and a parameter-matched SpeechTransformer
+are trained on the same short windows, then scored on whole held-out recordings far beyond them -- the
+recurrent model's per-position loss stays flat, the Transformer's degrades.
 
-from workbench.notebooks import write_notebook
+Writes notebooks/03_griffin_training.ipynb (no outputs). Edit this file, not the notebook, then run
+`.venv/bin/python scripts/notebooks/build_all.py` (or this script).
+"""
+
+from workbench.pipeline.notebooks import write_notebook
+
+NAME = "03_griffin_training"
 
 CELLS = [
-    ("code", """# Parameters (papermill overrides these).
-preset = "laptop"          # smoke | laptop | small | paper-2b
+    ("parameters", """# Parameters (papermill overrides these).
+preset = "laptop"          # smoke | laptop | paper (and the extra small)
 models = ["griffin", "transformer"]
 window = None              # training crop: tokens (250) or seconds ("10s"); None: preset default
 steps = None               # None: preset default
@@ -14,9 +22,9 @@ eval_seconds = 120.0       # score held-out recordings up to this long (None: wh
 eval_recordings = 4
 bin_seconds = 30.0
 sample_seconds = 10.0
-runs = "runs/lm/notebook"
+runs = None                # folder for griffin/ and transformer/; None: runs/lm/<preset>
 reports = "reports/latest"
-seed = 0""", {"tags": ["parameters"]}),
+seed = 0"""),
     ("markdown", """# 03 · Griffin vs Transformer on long-form token streams
 
 We train the Griffin speech LM (recurrent, recurrent, local attention, ...) and a parameter-matched
@@ -24,19 +32,18 @@ SpeechTransformer (global attention everywhere) on the **same short windows**, t
 recordings **far beyond** that window. SpeechSSM's claim: the recurrent model extrapolates -- its per-position
 loss stays flat for minutes -- while the Transformer, past the positions it was trained on, degrades.
 All logic lives in `workbench.lm`; this notebook only calls it and plots."""),
-    ("code", """import shutil
-from pathlib import Path
+    ("code", """from pathlib import Path
 
-import plotly.graph_objects as go
-
-from workbench.config import override
-from workbench.io import write_report
-from workbench.lm.config import TOKENS_PER_SECOND, model_config, train_config
+from workbench.core.config import override
+from workbench.core.io import write_report
+from workbench.core.paths import lm_run_dir
+from workbench.lm import notebook as show
+from workbench.lm.config import TOKENS_PER_SECOND, train_config
 from workbench.lm.data import TokenCorpus, parse_window, resolve_tokens
-from workbench.lm.evaluate import evaluate_runs, held_out_tokens, per_second
+from workbench.lm.evaluate import evaluate_runs, held_out_tokens
 from workbench.lm.generate import generate
-from workbench.lm.model import count_parameters
-from workbench.lm.train import load_model, read_metrics, train
+from workbench.lm.model import load_model, model_config
+from workbench.lm.train import train_or_reuse
 
 token_dir = resolve_tokens(tokens, preset)
 corpus = TokenCorpus(token_dir)
@@ -54,22 +61,11 @@ tcfg = override(train_config(preset), **changes)
 run_dirs, summaries = {}, {}
 for name in models:
     mcfg = model_config(preset, name)
-    run_dirs[name] = Path(runs) / f"{preset}-{name}"
-    shutil.rmtree(run_dirs[name], ignore_errors=True)  # the notebook always trains afresh
-    summaries[name] = train(run_dirs[name], mcfg, tcfg, token_dir, preset=preset, progress=False)
-    s = summaries[name]
-    print(f"{name}: {s['parameters']:,} parameters, {s['steps']} steps ({s['stopped_by']}) in {s['elapsed_s']:.0f}s, "
-          f"window {s['window_seconds']:.0f}s: train loss {s['train_loss']:.3f}, eval loss {s['eval_loss']:.3f}")"""),
-    ("code", """fig = go.Figure()
-for name, run in run_dirs.items():
-    metrics = read_metrics(run)
-    train_pts = [m for m in metrics if "loss" in m]
-    eval_pts = [m for m in metrics if "eval_loss" in m]
-    fig.add_scatter(x=[m["step"] for m in train_pts], y=[m["loss"] for m in train_pts], name=f"{name} train")
-    fig.add_scatter(x=[m["step"] for m in eval_pts], y=[m["eval_loss"] for m in eval_pts], name=f"{name} held-out",
-                    mode="markers+lines")
-fig.update_layout(title="Training loss (NLL per token, nats)", xaxis_title="step", yaxis_title="NLL")
-fig.show()"""),
+    run_dirs[name] = Path(runs) / name if runs else lm_run_dir(preset, name)
+    # a finished run with exactly these settings is reused; anything else is trained afresh
+    summaries[name] = train_or_reuse(run_dirs[name], mcfg, tcfg, token_dir, preset=preset, progress=False)
+    print(show.run_line(name, summaries[name]))"""),
+    ("code", """show.training_figure(run_dirs).show()"""),
     ("markdown", """## Extrapolation: NLL by position in whole held-out recordings
 
 Both models read each recording from its first token as one stream (chunked, carrying their caches). The dashed
@@ -77,18 +73,9 @@ line marks the training window."""),
     ("code", """payload, curves = evaluate_runs(run_dirs, token_dir, max_seconds=eval_seconds, max_recordings=eval_recordings,
                                 bin_seconds=bin_seconds)
 print("wrote", write_report("lm.json", payload, reports))
-fig = go.Figure()
-for name, curve in curves.items():
-    t, nll = per_second(curve)
-    fig.add_scatter(x=t, y=nll, name=name)
-fig.add_vline(x=tcfg.window_tokens / TOKENS_PER_SECOND, line_dash="dash", annotation_text="training window")
-fig.update_layout(title=f"Per-position NLL, {payload['held_out']['recordings']} held-out recordings",
-                  xaxis_title="seconds into the recording", yaxis_title="NLL (1 s means)")
-fig.show()
-for name, m in payload["models"].items():
-    print(f"{name}: within the training window {m['nll_within_train_window']:.3f}, beyond it "
-          f"{m['nll_beyond_train_window']:.3f} (x{m['extrapolation_factor']} the window)")
-    print("   " + "  ".join(f"{b['from_s']:.0f}-{b['to_s']:.0f}s: {b['nll']:.3f}" for b in m["nll_by_time"]))"""),
+show.position_figure(curves, tcfg.window_tokens, payload["held_out"]["recordings"]).show()
+for line in show.extrapolation_lines(payload):
+    print(line)"""),
     ("markdown", """## A continuation
 
 Griffin prefills a held-out prompt in parallel, then decodes token by token with a constant-size state. These
@@ -100,6 +87,5 @@ print(f"{models[0]} prompt ({prompt.shape[1]} tokens):", prompt[0, -20:].tolist(
 print(f"continuation ({out.shape[1] - prompt.shape[1]} tokens):", out[0, prompt.shape[1]:prompt.shape[1] + 60].tolist(), "...")"""),
 ]
 
-
 if __name__ == "__main__":
-    print("wrote", write_notebook("03_griffin_training", CELLS))
+    print("wrote", write_notebook(NAME, CELLS))

@@ -11,7 +11,13 @@ import numpy as np
 from workbench.acoustic.config import PRESETS
 from workbench.acoustic.decode import DecodeTrace
 from workbench.acoustic.synthesize import Synthesizer
-from workbench.config import pick_preset
+from workbench.acoustic.train import default_paths, train
+from workbench.core.config import override, pick_preset
+from workbench.core.device import pick_device
+from workbench.core.plots import log_mel
+from workbench.core.train import read_metrics
+from workbench.tokenizer.config import PRESETS as TOKENIZER_PRESETS
+from workbench.tokenizer.train import train_tokenizers
 
 
 def train_or_load(preset: str, corpus_dir: Path, codec_dir: str | Path, tokenizer_dir: str | Path | None = None,
@@ -19,16 +25,9 @@ def train_or_load(preset: str, corpus_dir: Path, codec_dir: str | Path, tokenize
                   max_minutes: float | None = None, device: str | None = None) -> Synthesizer:
     """The SoundStorm in `acoustic_dir` (default runs/acoustic/<preset>) with its codec and tokenizer, training
     what is missing first: the tokenizer (the preset's `tokenizer train`), then SoundStorm on this codec."""
-    from workbench.acoustic.train import default_paths, train
-    from workbench.codec.train import pick_device
-    from workbench.config import override
-
     paths = default_paths(preset)
     tokenizer_dir = Path(tokenizer_dir or paths["tokenizer"])
     if not (tokenizer_dir / "tokenizer.json").is_file():
-        from workbench.tokenizer.config import PRESETS as TOKENIZER_PRESETS
-        from workbench.tokenizer.train import train_tokenizers
-
         tok_cfg = pick_preset(TOKENIZER_PRESETS, preset, "tokenizer")
         train_tokenizers(corpus_dir, tok_cfg, log=lambda m: None, cache_dir=tokenizer_dir.parent)["learned"].save(tokenizer_dir)
     run = Path(acoustic_dir or paths["run"])
@@ -42,11 +41,9 @@ def train_or_load(preset: str, corpus_dir: Path, codec_dir: str | Path, tokenize
 
 
 def training_curve(run: str | Path):
-    import json
-
     import plotly.graph_objects as go
 
-    rows = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines() if line]
+    rows = read_metrics(run)
     fig = go.Figure()
     for key, name, mode in (("loss", "train masked loss", "lines"), ("eval_loss", "held-out masked loss", "lines+markers")):
         pts = [(r["step"], r[key]) for r in rows if key in r]
@@ -59,8 +56,6 @@ def prompt_and_tokens_figure(prompt_audio: np.ndarray, semantic: np.ndarray, sem
     """The prompt's log-mel spectrogram above the clip's semantic tokens (one dot per token)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
-
-    from workbench.plots import log_mel
 
     spec = log_mel(prompt_audio)
     fig = make_subplots(rows=2, cols=1, subplot_titles=("speaker prompt (log-mel)", "semantic tokens of the clip"),

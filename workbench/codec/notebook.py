@@ -3,25 +3,28 @@ clip coded at every bitrate (players + spectrograms), and the comparison table a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from workbench.audio import SAMPLE_RATE
 from workbench.codec import baselines
 from workbench.codec.config import PRESETS, CodecPreset
 from workbench.codec.metrics import align
 from workbench.codec.model import Codec
 from workbench.codec.stream import reconstruct
-from workbench.config import override, pick_preset
+from workbench.codec.train import load_codec, train
+from workbench.core.audio import SAMPLE_RATE
+from workbench.core.config import override, pick_preset
+from workbench.core.device import pick_device
+from workbench.core.paths import codec_dir as default_codec_dir, corpus_dir as default_corpus_dir
+from workbench.core.plots import log_mel
+from workbench.core.train import read_metrics
+from workbench.data.corpus import build_preset
 
 
 def corpus_for(preset: str, corpus_dir: str | Path | None = None) -> Path:
     """`corpus_dir`, else data/build/<preset>, building the SynthBooks-Long corpus there if it is missing."""
-    from workbench.data.corpus import build_preset
-
-    path = Path(corpus_dir or f"data/build/{preset}")
+    path = Path(corpus_dir or default_corpus_dir(preset))
     if not (path / "manifest.jsonl").is_file():
         build_preset(preset, path, progress=False)
     return path
@@ -29,11 +32,9 @@ def corpus_for(preset: str, corpus_dir: str | Path | None = None) -> Path:
 
 def train_or_load(preset: str, corpus_dir: Path, codec_dir: str | Path | None = None,
                   max_minutes: float | None = None, device: str | None = None) -> tuple[Codec, dict, Path]:
-    """The codec in `codec_dir` (default data/build/codec/<preset>), trained first if there is none there."""
-    from workbench.codec.train import load_codec, pick_device, train
-
+    """The codec in `codec_dir` (default runs/codec/<preset>), trained first if there is none there."""
     config: CodecPreset = pick_preset(PRESETS, preset, "codec")
-    run = Path(codec_dir or f"data/build/codec/{preset}")
+    run = Path(codec_dir or default_codec_dir(preset))
     if not (run / "checkpoint.json").is_file():
         cfg = override(config.train, max_minutes=max_minutes) if max_minutes else config.train
         train(run, config.model, cfg, corpus_dir, device=device, progress=False, preset=preset)
@@ -44,7 +45,7 @@ def train_or_load(preset: str, corpus_dir: Path, codec_dir: str | Path | None = 
 def training_curve(run: str | Path):
     import plotly.graph_objects as go
 
-    rows = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines() if line]
+    rows = read_metrics(run)
     fig = go.Figure()
     for key in ("mel", "magnitude", "adv", "feat", "disc"):
         pts = [(r["step"], r[key]) for r in rows if key in r]
@@ -72,8 +73,6 @@ def examples(codec: Codec, clip: np.ndarray) -> dict[str, np.ndarray]:
 def spectrogram_grid(signals: dict[str, np.ndarray]):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
-
-    from workbench.plots import log_mel
 
     names = list(signals)
     fig = make_subplots(rows=len(names), cols=1, shared_xaxes=True, subplot_titles=names, vertical_spacing=0.02)

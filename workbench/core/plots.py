@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from workbench.audio import SAMPLE_RATE
+from workbench.core.audio import SAMPLE_RATE
 
 
 def log_mel(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, n_mels: int = 80, hop: int = 160) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Long-form extrapolation (notebook 05, `lm extrapolate`): the paper's "4 minutes in training, 16 at generation".
+"""Long-form extrapolation (notebook 05, `extrapolate`): the paper's "4 minutes in training, 16 at generation".
 
 Both LMs, trained on short crops (10 s at the laptop preset), are prompted with the first seconds of the same
 held-out recording and continue it for `minutes` (16 at laptop: 24,000 tokens at 25 Hz). Griffin decodes through
@@ -35,18 +35,20 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from workbench.cli import UserError
-from workbench.audio import SAMPLE_RATE
+from workbench.core.cli import add_output_args, emit
+from workbench.core.errors import UserError
+from workbench.core.audio import SAMPLE_RATE
 from workbench.eval.longform import (JUDGE_NOT_CONFIGURED, JUDGE_URL_ENV, collapse_onset_s, judge_pair,
                                      loop_onset_s, token_measures)
-from workbench.io import reports_dir
-from workbench.lm.config import TOKENS_PER_SECOND, model_config, train_config
+from workbench.core.io import reports_dir
+from workbench.core.paths import lm_run_dir
+from workbench.lm.config import TOKENS_PER_SECOND, train_config
+from workbench.lm.model import SpeechLM, load_model, model_config
 from workbench.lm.data import TokenCorpus, resolve_tokens
 from workbench.lm.evaluate import position_nll
 from workbench.lm.generate import stream
-from workbench.lm.model import SpeechLM
-from workbench.lm.modules import cache_nbytes
-from workbench.lm.train import load_model, pick_device, train
+from workbench.core.device import pick_device
+from workbench.lm.train import train
 
 DEFAULT_RUNS = Path("runs/lm")
 UNITS_SHOWN_S = 20.0  # the end of each stream, kept in the JSON for the unit raster
@@ -87,12 +89,12 @@ PRESETS = {
                                  record_every_s=1.0, audio_minutes=0.25),
     "laptop": ExtrapolationConfig(),
     "small": ExtrapolationConfig(transformer_minutes=16.0),
-    "paper-2b": ExtrapolationConfig(transformer_minutes=16.0, audio_minutes=16.0),
+    "paper": ExtrapolationConfig(transformer_minutes=16.0, audio_minutes=16.0),
 }
 
 
 def extrapolation_config(preset: str, **changes: Any) -> ExtrapolationConfig:
-    from workbench.config import override, pick_preset
+    from workbench.core.config import override, pick_preset
 
     return override(pick_preset(PRESETS, preset, "extrapolation"),
                     **{k: v for k, v in changes.items() if v is not None})
@@ -101,13 +103,22 @@ def extrapolation_config(preset: str, **changes: Any) -> ExtrapolationConfig:
 # ----------------------------------------------------------------------------------------------- models
 
 
+def run_path(preset: str, model: str, runs: str | Path | None = None) -> Path:
+    """Where (preset, model) is trained: `runs/<model>` if a folder of runs is given, else runs/lm/<preset>/<model>
+    (where `lm train` and notebook 03 put it)."""
+    return Path(runs) / model if runs else lm_run_dir(preset, model)
+
+
 def find_run(preset: str, model: str, runs: str | Path | None = None) -> Path | None:
-    """A trained run for (preset, model): under `runs` if given, else where `lm train` puts it
-    (runs/lm/<preset>-<model>), else where notebook 03 puts it (runs/lm/notebook/<preset>-<model>)."""
-    roots = [Path(runs)] if runs else [DEFAULT_RUNS, DEFAULT_RUNS / "notebook"]
-    for root in roots:
-        if (root / f"{preset}-{model}" / "checkpoint.json").is_file():
-            return root / f"{preset}-{model}"
+    """The trained run for (preset, model), or None. A run in the layout before runs/lm/<preset>/<model> is one
+    line saying how to move it."""
+    run = run_path(preset, model, runs)
+    if (run / "checkpoint.json").is_file():
+        return run
+    for old in (DEFAULT_RUNS / f"{preset}-{model}", DEFAULT_RUNS / "notebook" / f"{preset}-{model}"):
+        if runs is None and (old / "checkpoint.json").is_file():
+            raise UserError(f"{old} is a {model} run in the old layout; move it where runs now live: "
+                            f"mkdir -p {run.parent} && mv {old} {run}")
     return None
 
 
@@ -121,9 +132,8 @@ def train_or_load(preset: str, models: tuple[str, ...] = ("griffin", "transforme
     tokenizer's output for the preset, else the synthetic corpus."""
     found = {m: find_run(preset, m, runs) for m in models}
     if not train_missing and (missing := [m for m in models if found[m] is None]):
-        raise UserError(f"no trained {missing[0]} for preset {preset!r} under "
-                        f"{runs or f'{DEFAULT_RUNS} or {DEFAULT_RUNS}/notebook'}; train it: "
-                        f"python -m workbench lm train --preset {preset} --model {missing[0]}")
+        raise UserError(f"no trained {missing[0]} for preset {preset!r} in {run_path(preset, missing[0], runs)}; "
+                        f"train it: python -m workbench lm train --preset {preset} --model {missing[0]}")
     if tokens is None and (first := next((r for r in found.values() if r), None)) is not None:
         tokens = load_model(first)[1]["tokens"]
     token_dir = resolve_tokens(tokens, preset)
@@ -132,7 +142,7 @@ def train_or_load(preset: str, models: tuple[str, ...] = ("griffin", "transforme
     for name in models:
         run = found[name]
         if run is None:
-            run = Path(runs or DEFAULT_RUNS) / f"{preset}-{name}"
+            run = run_path(preset, name, runs)
             log(f"training {name} ({preset}) into {run} ...")
             mcfg = model_config(preset, name)
             vocab = int(json.loads((token_dir / "tokens.json").read_text())["num_units"]) \
@@ -171,7 +181,7 @@ def continue_tracked(model: SpeechLM, prompt: torch.Tensor, new_tokens: int, cfg
             now = time.perf_counter()
             last = trace[-1] if trace else None
             rate = (done - last["generated"]) / (now - clock[0]) if last and now > clock[0] else None
-            trace.append({"t_s": done / TOKENS_PER_SECOND, "generated": done, "cache_bytes": cache_nbytes(cache),
+            trace.append({"t_s": done / TOKENS_PER_SECOND, "generated": done, "cache_bytes": cache.nbytes(),
                           "tokens_per_s": rate})
             clock[0] = now
 
@@ -217,7 +227,7 @@ def acoustic_renderer(preset: str, token_dir: str | Path | None = None, acoustic
         return None, "the acoustic stage (workbench.acoustic: SoundStorm + codec) is not in this checkout"
     from workbench.acoustic.synthesize import Synthesizer
     from workbench.acoustic.train import default_paths
-    from workbench.tokenizer.tokenizer import fingerprint
+    from workbench.tokenizer.model import fingerprint
 
     run = Path(acoustic_run or default_paths(preset)["run"])
     if not (run / "checkpoint.json").is_file():
@@ -272,7 +282,7 @@ def render_continuations(render: Callable[..., np.ndarray], streams: dict[str, n
                          log: Callable[[str], None] = print) -> dict[str, Any]:
     """Render and measure the first `audio_minutes` of each continuation and, where it is longer, its last
     minute ("<name>_end"); the clips are written to `out_dir` as extrapolation-<entry>.wav."""
-    from workbench.audio import save_audio
+    from workbench.core.audio import save_audio
 
     head = round(cfg.audio_minutes * 60 * TOKENS_PER_SECOND)
     tail = min(head, 60 * TOKENS_PER_SECOND)
@@ -417,7 +427,7 @@ def judge_verdict(audio: dict[str, Any]) -> dict[str, Any]:
 
 def save_streams(path: str | Path, streams: dict[str, np.ndarray]) -> Path:
     """The token streams behind the figures, as one .npz (name -> prompt + continuation), written atomically."""
-    from workbench.io import atomic_path
+    from workbench.core.io import atomic_path
 
     with atomic_path(path) as tmp:
         np.savez_compressed(tmp, **streams)
@@ -545,3 +555,41 @@ def summary(payload: dict[str, Any]) -> str:
 
 def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
+
+
+# ---------------------------------------------------------------------------------------------- command
+
+
+def cmd_extrapolate(args) -> None:
+    cfg = extrapolation_config(args.preset, minutes=args.minutes, transformer_minutes=args.transformer_minutes,
+                               prompt_seconds=args.prompt_seconds, bin_seconds=args.bin_seconds,
+                               temperature=args.temperature, seed=args.seed)
+    log = (lambda m: None) if args.json else (lambda m: print(m, flush=True))
+    payload, streams = run_extrapolation(args.preset, cfg, runs=args.runs, tokens=args.tokens,
+                                         train_missing=not args.no_train, device=args.device,
+                                         audio=not args.no_audio, acoustic_run=args.acoustic_run,
+                                         reports=args.reports, progress=not args.json, log=log)
+    payload["streams"] = str(save_streams(reports_dir(args.reports) / "extrapolation-tokens.npz", streams))
+    emit(args, payload, summary, report_name="extrapolation.json")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("extrapolate", help="continue one held-out prompt for minutes with Griffin and the "
+                              "Transformer, render and measure the streams over time (extrapolation.json)")
+    p.add_argument("--preset", default="laptop", choices=tuple(PRESETS))
+    p.add_argument("--minutes", type=float, default=None, help="Griffin's continuation (laptop default: 16)")
+    p.add_argument("--transformer-minutes", type=float, default=None,
+                   help="the Transformer's continuation (laptop default: 4; it slows down with length)")
+    p.add_argument("--prompt-seconds", type=float, default=None)
+    p.add_argument("--bin-seconds", type=float, default=None, help="measures per bin (laptop default: 60)")
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--runs", default=None, help="folder holding griffin/ and transformer/ runs "
+                   "(default runs/lm/<preset>)")
+    p.add_argument("--tokens", default=None, help="token directory (default: the one the runs trained on)")
+    p.add_argument("--no-train", action="store_true", help="fail instead of training missing runs")
+    p.add_argument("--no-audio", action="store_true", help="no audio: no rendering, no ASR / speaker measures")
+    p.add_argument("--acoustic-run", default=None, help="SoundStorm run (default runs/acoustic/<preset>)")
+    p.add_argument("--device", default=None)
+    add_output_args(p)
+    p.set_defaults(func=cmd_extrapolate)

@@ -1,8 +1,12 @@
-"""Cross-speaker training pairs: train sentences rendered by several train voices, frames aligned across voices.
+"""What the tokenizer trains on: random crops of a corpus's train split, and the cross-speaker parallel set.
 
-ContentVec (Qian et al. 2022) makes HuBERT's targets speaker-invariant by showing the student another voice
-saying the same thing (there: voice conversion). Here the synthesiser gives us that directly, and textlessly:
-only the fact that two renderings say the same sentence is used, never its phones as labels.
+Crops: `crop_batch` draws (n, S) crops from recordings chosen in proportion to their length (S a multiple of the
+640-sample token frame); `sample_audio` gathers the audio that normalisation statistics and k-means see.
+
+The parallel set: train sentences rendered by several train voices, frames aligned across voices. ContentVec
+(Qian et al. 2022) makes HuBERT's targets speaker-invariant by showing the student another voice saying the same
+thing (there: voice conversion). Here the synthesiser gives us that directly, and textlessly: only the fact that
+two renderings say the same sentence is used, never its phones as labels.
 
     train chapters' sentences (manifest rows with split "train", their alignment JSON)  --pick N, 1.5-7 s-->
     render(sentence, voice) for `parallel_voices` distinct train voices  (cached under the run folder)
@@ -22,6 +26,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from itertools import permutations
@@ -31,6 +36,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from workbench.core.io import atomic_path, atomic_write_json
 from workbench.data.synth import PAUSE, SynthesisError, render
 from workbench.data.voices import VOICES, Voice
 from workbench.tokenizer.config import FRAME, SAMPLE_RATE, TokenizerConfig
@@ -40,6 +46,24 @@ FRAME_SECONDS = FRAME / SAMPLE_RATE
 IGNORE = -100  # cross_entropy's ignore_index: frames without a counterpart
 
 
+# -- random crops of the train split -------------------------------------------------------------------------------
+def crop_batch(dataset, n: int, seconds: float, rng: np.random.Generator) -> torch.Tensor:
+    """(n, S) random crops of `seconds` (S a multiple of 640 samples) from the train recordings."""
+    length = int(round(seconds * SAMPLE_RATE / FRAME)) * FRAME
+    crops = []
+    for _ in range(n):
+        audio = dataset.random_crop(length / SAMPLE_RATE, rng)[2][:length]
+        crops.append(np.pad(audio, (0, length - len(audio))))
+    return torch.from_numpy(np.stack(crops))
+
+
+def sample_audio(dataset, total_seconds: float, config: TokenizerConfig, rng: np.random.Generator) -> torch.Tensor:
+    """(n, S) crops adding up to `total_seconds`: the frames that normalisation stats and k-means see."""
+    n = max(1, math.ceil(total_seconds / config.crop_seconds))
+    return crop_batch(dataset, n, config.crop_seconds, rng)
+
+
+# -- the parallel set: same sentence, several train voices ---------------------------------------------------------
 def _manifest(corpus_dir) -> list[dict]:
     return [json.loads(line) for line in (Path(corpus_dir) / "manifest.jsonl").read_text().splitlines() if line]
 
@@ -186,8 +210,6 @@ class ParallelSet:
 
 
 def _save(cache: Path, audio, phones, voices, sentence) -> None:
-    from workbench.io import atomic_path, atomic_write_json
-
     cache.mkdir(parents=True, exist_ok=True)
     ends = np.cumsum([len(a) for a in audio])
     with atomic_path(cache / "audio.npy") as tmp:  # 16-bit, as the corpus is stored

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from workbench.io import atomic_path
+from workbench.core.io import atomic_path
 
 SAMPLE_RATE = 16_000
 SILENCE_PEAK = 1e-4  # peak |x| below this (about -80 dBFS) counts as silence

@@ -1,0 +1,63 @@
+"""Devices, precision and the torchrun process group: one place for what every trainer and decoder asks.
+
+Under ``torchrun --nproc_per_node N`` (one node) or ``--nnodes M --rdzv-endpoint host:port`` (several) each
+process joins the group with NCCL on GPUs (each process on ``cuda:LOCAL_RANK``, set before the group is made
+so collectives never land on GPU 0 of every process) and gloo on CPUs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def pick_device(device: str | torch.device | None = None, local_rank: int = 0) -> torch.device:
+    """`device` if given, else this process's GPU when there is one, else the CPU."""
+    if device:
+        return torch.device(device)
+    return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def autocast(device: torch.device, precision: str = "auto"):
+    """bf16 autocast on devices that support it ("auto"), always ("bf16"), or never ("fp32"); weights stay fp32."""
+    enabled = precision == "bf16" or (precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str | torch.device | None = None) -> tuple[DistInfo, torch.device]:
+    """Join the torchrun process group when launched by torchrun (WORLD_SIZE > 1); returns (info, device)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(device, local_rank)
+    if world == 1:
+        return DistInfo(), device
+    if device.type == "cuda":
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
+                                **({"device_id": device} if device.type == "cuda" else {}))
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank), device
+
+
+def finish_distributed() -> None:
+    """Leave the process group (what torchrun expects before a process exits)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
