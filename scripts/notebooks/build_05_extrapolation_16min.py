@@ -18,6 +18,8 @@ transformer_minutes = None   # the Transformer's; None: the preset's (laptop 4: 
 prompt_seconds = None        # None: the preset's (laptop 10 s, as in the paper)
 bin_seconds = None           # measures per bin; None: the preset's (laptop 60 s)
 seed = 0
+prompts = None               # held-out recordings prompted (across voices); None: the preset's (laptop 2)
+seeds = None                 # samplings per prompt; None: the preset's (laptop 2)
 runs = None                  # folder with griffin/ and transformer/; None: runs/lm/<preset> (where 03 trains)
 tokens = None                # token directory; None: the one the runs trained on (or the preset's)
 audio = True                 # render the continuations (acoustic stage) and measure SC-L / speaker similarity
@@ -39,7 +41,14 @@ Then we measure each stream bin by bin (`workbench.eval.longform`): long-form ge
 **degenerating** -- falling into a loop of the same few units, or sticking on one unit (endless silence) -- which
 the repeat rate, distinct-n, unit entropy, longest run and stuck share detect; the NLL under the Griffin LM says how plausible
 the stream is (loops are plausible: read it beside the repeat rate). The held-out recording's **real
-continuation** is measured the same way: it is what healthy looks like. All logic lives in `workbench.pipeline.extrapolate`."""),
+continuation** is measured the same way: it is what healthy looks like. All logic lives in `workbench.pipeline.extrapolate`.
+
+One prompt and one seed are a sample, not a statistic: the same model can collapse in one run and not in the
+next. So the job runs a **set** -- held-out recordings of several voices as prompts, times several seeds (laptop:
+2 x 2; the first stream runs the full 16 minutes, the others 2) -- and every figure below draws each model's
+mean over the set with its 95% band, the individual streams faint behind it. The claims are stated as tests over
+the set: is each measure's slope per minute flat (its interval holds 0) or drifting, and what share of streams
+loop or collapse (with its interval)."""),
     ("code", """from pathlib import Path
 
 import torch
@@ -49,7 +58,8 @@ from workbench.pipeline import extrapolate as X
 
 torch.set_num_threads(1)  # batch-1 decoding of a small model: one thread is fastest and leaves the other core free
 cfg = X.extrapolation_config(preset, minutes=minutes, transformer_minutes=transformer_minutes,
-                             prompt_seconds=prompt_seconds, bin_seconds=bin_seconds, seed=seed)
+                             prompt_seconds=prompt_seconds, bin_seconds=bin_seconds, seed=seed, prompts=prompts,
+                             seeds=seeds)
 payload, streams = X.run_extrapolation(preset, cfg, runs=runs, tokens=tokens, audio=audio, acoustic_run=acoustic_run,
                                       reports=reports, progress=False)
 payload["streams"] = str(X.save_streams(Path(reports) / "extrapolation-tokens.npz", streams))

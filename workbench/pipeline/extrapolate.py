@@ -23,7 +23,6 @@ reported as skipped, with the reason.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import os
@@ -36,8 +35,10 @@ import numpy as np
 import torch
 
 from workbench.core.cli import add_output_args, emit
+from workbench.core.config import Config, override, pick_preset
 from workbench.core.errors import UserError
 from workbench.core.audio import SAMPLE_RATE
+from workbench.eval.stats import excludes, mean_interval, share_interval, slope
 from workbench.eval.longform import (JUDGE_NOT_CONFIGURED, JUDGE_URL_ENV, collapse_onset_s, judge_pair,
                                      loop_onset_s, token_measures)
 from workbench.core.io import reports_dir
@@ -56,9 +57,9 @@ MAX_MINUTES = 120.0  # 3,000 tokens a minute; beyond two hours a CPU run is a mi
 
 
 @dataclass(frozen=True)
-class ExtrapolationConfig:
-    minutes: float = 16.0  # Griffin's continuation
-    transformer_minutes: float | None = 4.0  # the Transformer's (None: as far as Griffin)
+class ExtrapolationConfig(Config):
+    minutes: float = 16.0  # Griffin's continuation (of the first `long_streams` streams of the set)
+    transformer_minutes: float | None = 4.0  # the Transformer's cap (None: as far as Griffin)
     prompt_seconds: float = 10.0  # the paper's long-form prompt
     bin_seconds: float = 60.0
     temperature: float = 1.0  # the paper samples at temperature 1
@@ -66,9 +67,20 @@ class ExtrapolationConfig:
     seed: int = 0
     record_every_s: float = 5.0  # cache size and decode speed are sampled this often
     audio_minutes: float = 2.0  # ground-truth audio measured (ASR, speaker embeddings) this far
+    # the set: `prompts` held-out recordings (taken across voices) x `seeds` samplings; the first `long_streams`
+    # streams continue for `minutes`, the others for `set_minutes` (both models capped by transformer_minutes)
+    prompts: int = 1
+    seeds: int = 1
+    long_streams: int = 1
+    set_minutes: float = 4.0
 
     def __post_init__(self):
         problems = []
+        for name in ("prompts", "seeds", "long_streams"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                problems.append(f"{name} must be a whole number >= 1, got {getattr(self, name)}")
+        if not 0 < self.set_minutes <= MAX_MINUTES:
+            problems.append(f"set_minutes must be in (0, {MAX_MINUTES:.0f}], got {self.set_minutes}")
         for name in ("minutes", "prompt_seconds", "bin_seconds", "record_every_s", "audio_minutes"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be positive, got {getattr(self, name)}")
@@ -86,16 +98,19 @@ class ExtrapolationConfig:
 
 PRESETS = {
     "smoke": ExtrapolationConfig(minutes=0.5, transformer_minutes=0.5, prompt_seconds=2.0, bin_seconds=5.0,
-                                 record_every_s=1.0, audio_minutes=0.25),
-    "laptop": ExtrapolationConfig(),
-    "small": ExtrapolationConfig(transformer_minutes=16.0),
-    "paper": ExtrapolationConfig(transformer_minutes=16.0, audio_minutes=16.0),
+                                 record_every_s=1.0, audio_minutes=0.25, prompts=2, seeds=2, set_minutes=0.25),
+    # within the 90-minute reproduction: one 16-minute stream (Transformer: 4) and three 2-minute ones
+    # (2 prompts x 2 seeds): ~15 minutes of decoding on 2 CPU cores
+    "laptop": ExtrapolationConfig(prompts=2, seeds=2, set_minutes=2.0),
+    # the full grid, its own preset (hours on a CPU): 6 prompts x 3 seeds, every stream 16 minutes for Griffin
+    # and 4 for the Transformer
+    "laptop-grid": ExtrapolationConfig(prompts=6, seeds=3, long_streams=18, set_minutes=16.0),
+    "small": ExtrapolationConfig(transformer_minutes=16.0, prompts=4, seeds=2, long_streams=8),
+    "paper": ExtrapolationConfig(transformer_minutes=16.0, audio_minutes=16.0, prompts=8, seeds=4, long_streams=32),
 }
 
 
 def extrapolation_config(preset: str, **changes: Any) -> ExtrapolationConfig:
-    from workbench.core.config import override, pick_preset
-
     return override(pick_preset(PRESETS, preset, "extrapolation"),
                     **{k: v for k, v in changes.items() if v is not None})
 
@@ -163,7 +178,8 @@ def train_or_load(preset: str, models: tuple[str, ...] = ("griffin", "transforme
 
 
 def continue_tracked(model: SpeechLM, prompt: torch.Tensor, new_tokens: int, cfg: ExtrapolationConfig,
-                     desc: str = "", progress: bool = True, num_units: int | None = None) -> dict[str, Any]:
+                     desc: str = "", progress: bool = True, num_units: int | None = None,
+                     seed: int | None = None) -> dict[str, Any]:
     """Continue `prompt` (1, t0) by `new_tokens` (ids below `num_units` only, when given), recording the cache's
     size and the decode speed every `record_every_s` seconds of generated speech. Returns the tokens (prompt
     included) and the traces."""
@@ -188,8 +204,8 @@ def continue_tracked(model: SpeechLM, prompt: torch.Tensor, new_tokens: int, cfg
     started = time.perf_counter()
     out = []
     bar = tqdm(total=new_tokens, desc=desc, unit="tok", disable=not progress, mininterval=2.0)
-    for token in stream(model, prompt, new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed,
-                        observe=observe, num_units=num_units):
+    for token in stream(model, prompt, new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                        seed=cfg.seed if seed is None else seed, observe=observe, num_units=num_units):
         out.append(int(token[0]))
         bar.update(1)
     bar.close()
@@ -203,19 +219,41 @@ def score(scorer: SpeechLM, tokens: np.ndarray, chunk: int) -> np.ndarray:
     return position_nll(scorer, torch.as_tensor(tokens, dtype=torch.long)[None], chunk)[0].numpy()
 
 
-def choose_prompt(corpus: TokenCorpus, prompt_seconds: float):
-    """The longest held-out recording (the longest ground truth), its prompt and its real continuation."""
-    recs = corpus.split(corpus.held_out_split())
-    rec = max(recs, key=lambda r: r.num_tokens)
+def choose_prompts(corpus: TokenCorpus, prompt_seconds: float, count: int = 1) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+    """`count` held-out recordings as (recording, prompt, whole token stream): the longest first (the longest
+    real continuation), then round-robin across speakers, so that a set of two holds two voices."""
     n = round(prompt_seconds * TOKENS_PER_SECOND)
-    if rec.num_tokens <= n:
-        raise UserError(f"the longest held-out recording ({rec.id}, {rec.num_tokens / TOKENS_PER_SECOND:.1f} s) is "
-                        f"not longer than the {prompt_seconds} s prompt")
-    tokens = np.asarray(corpus.tokens(rec), dtype=np.int64)
-    return rec, tokens[:n], tokens
+    recs = sorted((r for r in corpus.split(corpus.held_out_split()) if r.num_tokens > n),
+                  key=lambda r: (-r.num_tokens, r.id))
+    if not recs:
+        longest = max(corpus.split(corpus.held_out_split()), key=lambda r: r.num_tokens)
+        raise UserError(f"the longest held-out recording ({longest.id}, {longest.num_tokens / TOKENS_PER_SECOND:.1f} s)"
+                        f" is not longer than the {prompt_seconds} s prompt")
+    by_speaker: dict[str, list] = {}
+    for rec in recs:
+        by_speaker.setdefault(rec.speaker, []).append(rec)
+    order, rank = [], 0
+    while len(order) < min(count, len(recs)):
+        for queue in sorted(by_speaker.values(), key=lambda q: (-q[0].num_tokens, q[0].id)):
+            if rank < len(queue) and len(order) < count:
+                order.append(queue[rank])
+        rank += 1
+    chosen = []
+    for rec in order:
+        tokens = np.asarray(corpus.tokens(rec), dtype=np.int64)
+        chosen.append((rec, tokens[:n], tokens))
+    return chosen
 
 
-# ---------------------------------------------------------------------------------------------- audio
+def stream_plan(cfg: ExtrapolationConfig, prompts: int) -> list[dict[str, Any]]:
+    """The set's streams in order: prompt-major, seed-minor; the first `long_streams` run for `minutes`."""
+    plan = []
+    for i in range(prompts):
+        for j in range(cfg.seeds):
+            minutes = cfg.minutes if len(plan) < cfg.long_streams else min(cfg.minutes, cfg.set_minutes)
+            transformer = minutes if cfg.transformer_minutes is None else min(minutes, cfg.transformer_minutes)
+            plan.append({"prompt": i, "seed": cfg.seed + j, "minutes": {"griffin": minutes, "transformer": transformer}})
+    return plan
 
 
 def acoustic_renderer(preset: str, token_dir: str | Path | None = None, acoustic_run: str | Path | None = None
@@ -327,20 +365,21 @@ def run_extrapolation(preset: str, cfg: ExtrapolationConfig, *, runs: str | Path
                       audio: bool = True, acoustic_run: str | Path | None = None, reports: str | Path | None = None,
                       progress: bool = True, log: Callable[[str], None] = print
                       ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Train-or-load both LMs, continue the same held-out prompt with each, measure. Returns the JSON payload
-    (extrapolation.json) and the token streams (name -> prompt + continuation; "ground_truth" the real one)."""
+    """Train-or-load both LMs, continue a set of held-out prompts x seeds with each, measure every stream, and
+    state the long-form claims over the set with their intervals. Returns the JSON payload (extrapolation.json)
+    and the token streams (name -> prompt + continuation). The first stream of the set is also reported whole
+    (cache and speed traces, units, audio, LLM judge) under "models", "ground_truth", "audio"; every stream's
+    per-bin measures, their means with 95% intervals and the claims are under "set"."""
     models, token_dir = train_or_load(preset, runs=runs, tokens=tokens, train_missing=train_missing,
                                       device=device, log=log)
     corpus = TokenCorpus(token_dir)
-    rec, prompt, truth = choose_prompt(corpus, cfg.prompt_seconds)
-    prompt_t = torch.from_numpy(prompt)[None]
+    prompts = choose_prompts(corpus, cfg.prompt_seconds, cfg.prompts)
+    plan = stream_plan(cfg, len(prompts))
+    rec, prompt, truth = prompts[0]
     scorer, scorer_meta, _ = models["griffin"]
     chunk = scorer_meta["train_config"]["window_tokens"]
-    limits = {"griffin": cfg.minutes,
-              "transformer": cfg.minutes if cfg.transformer_minutes is None else min(cfg.minutes,
-                                                                                     cfg.transformer_minutes)}
     payload: dict[str, Any] = {
-        "preset": preset, "config": dataclasses.asdict(cfg), "tokens": str(token_dir),
+        "preset": preset, "config": cfg.to_dict(), "tokens": str(token_dir),
         "synthetic_tokens": corpus.synthetic, "scorer": "griffin",
         "prompt": {"recording": rec.id, "speaker": rec.speaker, "split": rec.split, "tokens": len(prompt),
                    "seconds": len(prompt) / TOKENS_PER_SECOND},
@@ -349,42 +388,58 @@ def run_extrapolation(preset: str, cfg: ExtrapolationConfig, *, runs: str | Path
         "models": {},
     }
     streams: dict[str, np.ndarray] = {}
-    for name, (model, meta, run) in models.items():
-        new = round(limits[name] * 60 * TOKENS_PER_SECOND)
-        window = meta["train_config"]["window_tokens"]
-        entry: dict[str, Any] = {"run": str(run), "parameters": meta["parameters"]["total"], "steps": meta["step"],
-                                 "trained_now": meta["trained_now"], "train_window_s": window / TOKENS_PER_SECOND,
-                                 "minutes": limits[name]}
-        if new == 0:
-            entry["skipped"] = "transformer_minutes is 0"
-            payload["models"][name] = entry
-            continue
-        log(f"{name}: continuing {len(prompt)} prompt tokens by {new:,} tokens ({limits[name]:g} min)")
-        out = continue_tracked(model, prompt_t, new, cfg, desc=name, progress=progress, num_units=corpus.num_units)
-        streams[name] = out["tokens"]
-        bins = token_measures(out["tokens"], len(prompt), bin_seconds=cfg.bin_seconds,
-                              nll=score(scorer, out["tokens"], chunk))
-        sizes = [c["cache_bytes"] for c in out["cache"]]
-        entry.update({
-            "generated_tokens": new, "generated_s": new / TOKENS_PER_SECOND,
-            "times_train_window": round((len(prompt) + new) / window, 1),
-            "wall_s": out["wall_s"], "tokens_per_s": out["tokens_per_s"],
-            "measures": bins, "loop_onset_s": loop_onset_s(bins), "collapse_onset_s": collapse_onset_s(bins),
-            "cache": out["cache"],
-            "cache_bytes_start": sizes[0], "cache_bytes_end": sizes[-1],
-            "cache_growth": sizes[-1] / sizes[0] if sizes[0] else None,
-        })
-        payload["models"][name] = entry
-    if len(truth) > len(prompt):
-        streams["ground_truth"] = truth[: len(prompt) + round(cfg.minutes * 60 * TOKENS_PER_SECOND)]
-        bins = token_measures(streams["ground_truth"], len(prompt), bin_seconds=cfg.bin_seconds,
-                              nll=score(scorer, streams["ground_truth"], chunk))
-        payload["ground_truth"] = {"seconds": (len(streams["ground_truth"]) - len(prompt)) / TOKENS_PER_SECOND,
-                                   "measures": bins, "loop_onset_s": loop_onset_s(bins),
-                                   "collapse_onset_s": collapse_onset_s(bins)}
+    members: dict[str, list[dict[str, Any]]] = {name: [] for name in (*models, "ground_truth")}
+    for k, item in enumerate(plan):
+        rec_k, prompt_k, truth_k = prompts[item["prompt"]]
+        prompt_t = torch.from_numpy(prompt_k)[None]
+        for name, (model, meta, run) in models.items():
+            new = round(item["minutes"][name] * 60 * TOKENS_PER_SECOND)
+            window = meta["train_config"]["window_tokens"]
+            if k == 0:
+                payload["models"][name] = {"run": str(run), "parameters": meta["parameters"]["total"],
+                                           "steps": meta["step"], "trained_now": meta["trained_now"],
+                                           "train_window_s": window / TOKENS_PER_SECOND, "minutes": item["minutes"][name]}
+            if new == 0:
+                payload["models"][name]["skipped"] = "transformer_minutes is 0"
+                continue
+            log(f"{name} [stream {k + 1}/{len(plan)}: {rec_k.id}, seed {item['seed']}]: continuing "
+                f"{len(prompt_k)} prompt tokens by {new:,} tokens ({item['minutes'][name]:g} min)")
+            out = continue_tracked(model, prompt_t, new, cfg, desc=name, progress=progress,
+                                   num_units=corpus.num_units, seed=item["seed"])
+            bins = token_measures(out["tokens"], len(prompt_k), bin_seconds=cfg.bin_seconds,
+                                  nll=score(scorer, out["tokens"], chunk))
+            members[name].append({"prompt": rec_k.id, "speaker": rec_k.speaker, "seed": item["seed"],
+                                  "minutes": item["minutes"][name], "measures": bins,
+                                  "loop_onset_s": loop_onset_s(bins), "collapse_onset_s": collapse_onset_s(bins),
+                                  "tokens_per_s": out["tokens_per_s"]})
+            streams[name if k == 0 else f"{name}-{k}"] = out["tokens"]
+            if k == 0:
+                sizes = [c["cache_bytes"] for c in out["cache"]]
+                payload["models"][name].update({
+                    "generated_tokens": new, "generated_s": new / TOKENS_PER_SECOND,
+                    "times_train_window": round((len(prompt_k) + new) / window, 1),
+                    "wall_s": out["wall_s"], "tokens_per_s": out["tokens_per_s"],
+                    "measures": bins, "loop_onset_s": loop_onset_s(bins), "collapse_onset_s": collapse_onset_s(bins),
+                    "cache": out["cache"], "cache_bytes_start": sizes[0], "cache_bytes_end": sizes[-1],
+                    "cache_growth": sizes[-1] / sizes[0] if sizes[0] else None,
+                })
+        if item["seed"] == cfg.seed and len(truth_k) > len(prompt_k):  # each prompt's real continuation, once
+            real = truth_k[: len(prompt_k) + round(item["minutes"]["griffin"] * 60 * TOKENS_PER_SECOND)]
+            bins = token_measures(real, len(prompt_k), bin_seconds=cfg.bin_seconds, nll=score(scorer, real, chunk))
+            members["ground_truth"].append({"prompt": rec_k.id, "speaker": rec_k.speaker, "seed": None,
+                                            "minutes": (len(real) - len(prompt_k)) / TOKENS_PER_SECOND / 60,
+                                            "measures": bins, "loop_onset_s": loop_onset_s(bins),
+                                            "collapse_onset_s": collapse_onset_s(bins)})
+            if k == 0:
+                streams["ground_truth"] = real
+                payload["ground_truth"] = {"seconds": (len(real) - len(prompt_k)) / TOKENS_PER_SECOND,
+                                           "measures": bins, "loop_onset_s": loop_onset_s(bins),
+                                           "collapse_onset_s": collapse_onset_s(bins)}
+    payload["set"] = set_statistics(members, cfg, [p[0] for p in prompts])
     tail = round(UNITS_SHOWN_S * TOKENS_PER_SECOND)
+    firsts = {n: s for n, s in streams.items() if n in ("griffin", "transformer", "ground_truth")}
     payload["units_end"] = {"seconds": UNITS_SHOWN_S,
-                            "streams": {name: s[len(prompt):][-tail:].tolist() for name, s in streams.items()}}
+                            "streams": {name: s[len(prompt):][-tail:].tolist() for name, s in firsts.items()}}
     payload["audio"] = {}
     if not audio:
         off = {"status": "skipped", "reason": "audio measures were turned off"}
@@ -399,10 +454,72 @@ def run_extrapolation(preset: str, cfg: ExtrapolationConfig, *, runs: str | Path
     if render is None:
         payload["audio"]["continuations"] = {"status": "skipped", "reason": why}
     else:
-        payload["audio"].update(render_continuations(render, streams, len(prompt), prompt_wav, cfg,
+        payload["audio"].update(render_continuations(render, firsts, len(prompt), prompt_wav, cfg,
                                                      reports_dir(reports), log))
     payload["llm_judge"] = judge_verdict(payload["audio"])
     return payload, streams
+
+
+# ------------------------------------------------------------------------------------- the set's claims
+
+SET_MEASURES = ("entropy_bits", "stuck_share", "longest_run_s", "repeat_rate", "distinct_n", "nll")
+DRIFT_MEASURES = ("entropy_bits", "stuck_share", "longest_run_s")  # what a collapse moves
+
+
+def set_statistics(members: dict[str, list[dict[str, Any]]], cfg: ExtrapolationConfig, recordings: list
+                   ) -> dict[str, Any]:
+    """Per model: every stream's bins, each measure per bin as a mean with its 95% interval over the streams
+    that reach that bin, and the long-form claims stated as tests over the set."""
+    summary = {name: {key: bin_intervals(streams, key) for key in SET_MEASURES} for name, streams in members.items()}
+    return {
+        "prompts": [{"recording": r.id, "speaker": r.speaker, "seconds": r.num_tokens / TOKENS_PER_SECOND}
+                    for r in recordings],
+        "voices": sorted({r.speaker for r in recordings}),
+        "seeds": list(range(cfg.seed, cfg.seed + cfg.seeds)),
+        "streams": members, "summary": summary, "claims": claims(members),
+    }
+
+
+def bin_intervals(streams: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Bin by bin: the measure's mean, 95% interval and count across the streams that reach the bin."""
+    longest = max((s["measures"] for s in streams), key=len, default=[])
+    out = []
+    for i, b in enumerate(longest):
+        values = [s["measures"][i].get(key) for s in streams if len(s["measures"]) > i]
+        out.append({"from_s": b["from_s"], "to_s": b["to_s"], **mean_interval(values)})
+    return out
+
+
+def claims(members: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The paper's long-form claims as tests over the set (each with its statistic, interval and stream count):
+    - drift: per stream, the least-squares slope of each collapse-sensitive measure per minute; a model's
+      measure is "flat" when the 95% interval of its mean slope holds 0, "drifts" when it excludes 0,
+      "undetermined" with fewer than two streams;
+    - failures: the share of streams that loop or collapse, per model, with its Wilson interval."""
+    drift: dict[str, Any] = {}
+    for name, streams in members.items():
+        drift[name] = {}
+        for key in DRIFT_MEASURES:
+            slopes = [slope([(b["from_s"] + b["to_s"]) / 120 for b in s["measures"]],
+                            [b.get(key) for b in s["measures"]]) for s in streams]
+            interval = mean_interval(slopes)
+            verdict = {None: "undetermined", True: "drifts", False: "flat"}[excludes(interval)]
+            drift[name][key] = {"slope_per_minute": interval, "verdict": verdict}
+    failures = {name: {what: share_interval(sum(s[f"{what}_onset_s"] is not None for s in streams), len(streams))
+                       for what in ("loop", "collapse")} for name, streams in members.items()}
+    griffin, transformer = drift.get("griffin", {}), drift.get("transformer", {})
+    flat = all(v["verdict"] == "flat" for v in griffin.values()) if griffin else None
+    drifts = any(v["verdict"] == "drifts" for v in transformer.values()) if transformer else None
+    undetermined = any(v["verdict"] == "undetermined" for m in (griffin, transformer) for v in m.values())
+    if undetermined:
+        statement = "undetermined: fewer than two streams per model"
+    elif flat and drifts:
+        statement = "supported: Griffin's measures are flat over the set while the Transformer's drift"
+    elif flat:
+        statement = "not supported: Griffin is flat, but so is the Transformer (no drift to contrast)"
+    else:
+        statement = "not supported: Griffin's measures drift over the set"
+    return {"drift": drift, "failures": failures, "griffin_flat_transformer_drifts": statement}
 
 
 def transcript(entry: dict[str, Any] | None) -> str | None:
@@ -437,17 +554,38 @@ def save_streams(path: str | Path, streams: dict[str, np.ndarray]) -> Path:
 # --------------------------------------------------------------------------------------------- figures
 
 
+COLOURS = {"griffin": "31, 119, 180", "transformer": "214, 39, 40", "ground_truth": "44, 160, 44"}
+
+
 def measure_figure(payload: dict[str, Any], key: str, title: str, yaxis: str):
-    """One per-bin measure against time for each model and the ground truth."""
+    """One per-bin measure against time: for each model and the real continuations, the mean over the set's
+    streams with its 95% band, and every stream faintly behind it (a set of one stream: just its line)."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    rows = {**{n: m for n, m in payload["models"].items() if "measures" in m},
-            **({"ground truth": payload["ground_truth"]} if "ground_truth" in payload else {})}
-    for name, entry in rows.items():
-        bins = entry["measures"]
-        fig.add_scatter(x=[(b["from_s"] + b["to_s"]) / 120 for b in bins], y=[b.get(key) for b in bins],
-                        mode="lines+markers", name=name, line=dict(dash="dot") if name == "ground truth" else None)
+    set_ = payload.get("set") or {"streams": {**{n: [m] for n, m in payload["models"].items() if "measures" in m},
+                                              **({"ground_truth": [payload["ground_truth"]]}
+                                                 if "ground_truth" in payload else {})}}
+    for name, streams in set_["streams"].items():
+        rgb = COLOURS.get(name, "100, 100, 100")
+        label = "real continuation" if name == "ground_truth" else name
+        for s in streams:  # the individual streams, faint
+            bins = s["measures"]
+            fig.add_scatter(x=[(b["from_s"] + b["to_s"]) / 120 for b in bins], y=[b.get(key) for b in bins],
+                            mode="lines", line=dict(color=f"rgba({rgb}, 0.25)", width=1), showlegend=False,
+                            hoverinfo="skip" if len(streams) > 1 else None, name=label)
+        rows = bin_intervals(streams, key) if len(streams) > 1 else []
+        if rows:
+            x = [(b["from_s"] + b["to_s"]) / 120 for b in rows]
+            banded = [(xi, b) for xi, b in zip(x, rows) if b["low"] is not None]
+            if banded:
+                fig.add_scatter(x=[xi for xi, _ in banded] + [xi for xi, _ in banded][::-1],
+                                y=[b["high"] for _, b in banded] + [b["low"] for _, b in banded][::-1],
+                                fill="toself", fillcolor=f"rgba({rgb}, 0.18)", line=dict(width=0),
+                                hoverinfo="skip", showlegend=False)
+            fig.add_scatter(x=x, y=[b["mean"] for b in rows], mode="lines+markers", line=dict(color=f"rgb({rgb})"),
+                            name=f"{label} (mean of {len(streams)}, 95% band)",
+                            customdata=[b["n"] for b in rows], hovertemplate="%{y:.3f} (n=%{customdata})")
     # where the stream (prompt included) outgrows the models' training crops
     beyond = max(0.0, payload["models"]["griffin"]["train_window_s"] - payload["prompt"]["seconds"]) / 60
     fig.add_vline(x=beyond, line_dash="dash", annotation_text="past the training window")
@@ -550,7 +688,33 @@ def summary(payload: dict[str, Any]) -> str:
                      f"{' '.join(_fmt(b['similarity']) for b in a['speaker_similarity'])}")
         lines.append(line)
     lines.append(f"LLM judge: {payload['llm_judge']['status']} -- {payload['llm_judge'].get('reason', '')}")
+    lines += set_lines(payload.get("set"))
     return "\n".join(lines)
+
+
+def set_lines(set_: dict[str, Any] | None) -> list[str]:
+    """The set's claims, each with its interval and stream count."""
+    if not set_:
+        return []
+    counts = {n: len(s) for n, s in set_["streams"].items()}
+    lines = [f"set: {len(set_['prompts'])} prompts ({', '.join(set_['voices'])}) x {len(set_['seeds'])} seeds; streams "
+             + ", ".join(f"{n} {c}" for n, c in counts.items())]
+    for name, per in set_["claims"]["drift"].items():
+        parts = []
+        for key, d in per.items():
+            i = d["slope_per_minute"]
+            ci = "" if i["low"] is None else f" [{i['low']:+.3f}, {i['high']:+.3f}]"
+            parts.append(f"{key} {_fmt_signed(i['mean'])}/min{ci} {d['verdict']}")
+        lines.append(f"   {name} (n={counts[name]}): " + "; ".join(parts))
+    for name, f in set_["claims"]["failures"].items():
+        lines.append(f"   {name}: " + "; ".join(f"{what} {v['k']}/{v['n']} [{v['low']:.2f}, {v['high']:.2f}]"
+                                               for what, v in f.items() if v["n"]))
+    lines.append("   claim: " + set_["claims"]["griffin_flat_transformer_drifts"])
+    return lines
+
+
+def _fmt_signed(x: float | None) -> str:
+    return "-" if x is None else f"{x:+.3f}"
 
 
 def _fmt(x: float | None) -> str:
