@@ -16,26 +16,12 @@ from workbench.acoustic.synthesize import Synthesizer
 from workbench.acoustic.train import AcousticTask, default_paths, train
 from workbench.core.config import override
 from workbench.core.paths import codec_dir
+from run_logs import records, strict, without_time
 
 SMOKE = PRESETS["smoke"]
 PRESET = dataclasses.replace(SMOKE, train=override(SMOKE.train, steps=6, checkpoint_every=3, eval_every=4, log_every=1))
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def strict(text: str):
-    def refuse(name):
-        raise ValueError(f"not strict JSON: {name}")
-
-    return json.loads(text, parse_constant=refuse)
-
-
-def records(run) -> list[dict]:
-    return [strict(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
-def without_time(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
 
 
 @pytest.fixture(scope="module")

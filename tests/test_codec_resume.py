@@ -12,27 +12,13 @@ from workbench.cli import UserError, main
 from workbench.codec.config import PRESETS
 from workbench.codec.train import CodecTask, load_codec, train
 from workbench.core.config import override
+from run_logs import records, strict, without_time
 
 SMOKE = PRESETS["smoke"]
 # adversarial from step 2, so the discriminator's optimizer is part of what must resume exactly
 CFG = override(SMOKE.train, steps=8, checkpoint_every=4, log_every=1, adversarial_start=0.25)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def strict(text: str):
-    def refuse(name):
-        raise ValueError(f"not strict JSON: {name}")
-
-    return json.loads(text, parse_constant=refuse)
-
-
-def records(run) -> list[dict]:
-    return [strict(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
-def without_time(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
 
 
 @pytest.fixture(scope="module")
