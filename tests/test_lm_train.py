@@ -22,6 +22,7 @@ from workbench.lm.data import SYNTHETIC_PRESETS, write_synthetic_tokens
 from workbench.core.checkpoint import latest_checkpoint
 from workbench.core.train import lr_factor
 from workbench.lm.train import read_metrics, train
+from run_logs import strict, without_time
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = model_config("smoke")
@@ -96,7 +97,7 @@ def test_resume_of_a_finished_run_changes_nothing(tokens, tmp_path, capsys):
     again = train(run, SMOKE, dataclasses.replace(FAST, steps=3), tokens, resume=True, progress=False)
     assert again["already_finished"] and "nothing to do" in capsys.readouterr().err
     assert before == {p.name: p.read_bytes() for p in (run / "metrics.jsonl", run / "summary.json")}
-    json.loads((run / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in summary.json"))
+    strict((run / "summary.json").read_text())
 
 
 def test_torn_metrics_line_is_dropped_on_resume(tokens, tmp_path):
@@ -111,8 +112,7 @@ def test_torn_metrics_line_is_dropped_on_resume(tokens, tmp_path):
     (split / "metrics.jsonl").write_text("\n".join(kept) + "\n" + kept[-1][: len(kept[-1]) // 2])
     with pytest.warns(UserWarning, match="torn last line"):
         train(split, SMOKE, FAST, tokens, resume=True, progress=False)
-    timeless = lambda run: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in read_metrics(run)]  # noqa: E731
-    assert timeless(split) == timeless(tmp_path / "straight")
+    assert without_time(read_metrics(split)) == without_time(read_metrics(tmp_path / "straight"))
     assert losses(split) == pytest.approx(losses(tmp_path / "straight"), abs=1e-6)
 
 
