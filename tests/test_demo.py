@@ -1,6 +1,8 @@
 """The demo's pipeline (prompt -> tokens -> Griffin continuation), its errors, and the Gradio app over loopback."""
 
+import json
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ import soundfile as sf
 
 from workbench.core.audio import SAMPLE_RATE
 from workbench.core.errors import UserError
-from workbench.pipeline.demo import build_app, continue_speech, load_pipeline, prompt_audio
+from workbench.pipeline.demo import QUEUE_SIZE, build_app, continue_speech, load_pipeline, prompt_audio, stream_speech
 
 
 @pytest.fixture(scope="module")
@@ -79,25 +81,152 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _playlist_seconds(path) -> float:
+    """The audio an HLS playlist (what a streamed gr.Audio arrives as) holds so far: the sum of its segments."""
+    return sum(float(line.split(":")[1].rstrip(",")) for line in open(path).read().splitlines()
+               if line.startswith("#EXTINF:"))
+
+
+def _serve(app):
+    port = _free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    return f"http://127.0.0.1:{port}/"
+
+
 def test_app_serves_one_request_over_loopback(smoke_tokens, griffin_run, tmp_path, one_torch_thread):
     from gradio_client import Client
 
     app = build_app("smoke", tokenizer_dir=smoke_tokens["tokenizer"], lm_run=griffin_run)
-    port = _free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    assert app._queue.max_size == QUEUE_SIZE  # a bounded queue in front of one running continuation
+    url = _serve(app)
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path))
+        client = Client(url, verbose=False, download_files=str(tmp_path))
         recording = sorted(load_pipeline("smoke", tokenizer_dir=smoke_tokens["tokenizer"],
                                          lm_run=griffin_run).held_out)[0]
-        prompt, continuation, plot, note = client.predict(recording, None, 3.0, 2.0, 1.0, 0,
-                                                          api_name="/continue_speech")
+        # 5 s stream in two chunks (2 s, then the rest): each arrives as its own update
+        job = client.submit(recording, None, 3.0, 5.0, 1.0, 0, api_name="/continue_speech")
+        updates = list(job)
+        assert len(updates) == 2, updates  # no audio: one update per chunk
+        assert "50 tokens (2.0 s)" in updates[0][3] and "generating" in updates[0][3]
+        prompt = updates[0][0]  # sent once, with the first chunk; later updates leave it as it is
+        _, continuation, plot, note = job.result()
         wav, sr = sf.read(prompt)
         assert sr == SAMPLE_RATE and abs(len(wav) - 3 * SAMPLE_RATE) < 10
-        assert continuation is None and "50 tokens" in note and plot
+        assert "125 tokens" in note and "no audio" in note and plot
+        assert continuation is None or _playlist_seconds(continuation) == 0  # no acoustic model: nothing plays
         with pytest.raises(Exception, match="no prompt"):  # a UserError arrives as the UI's error message
             client.predict(None, None, 3.0, 2.0, 1.0, 0, api_name="/continue_speech")
     finally:
         app.close()
+
+
+def test_streamed_audio_arrives_while_it_is_generated(smoke_tokens, griffin_run, smoke_acoustic, tmp_path,
+                                                      one_torch_thread):
+    """With the acoustic stage: the continuation's audio grows chunk by chunk in the client (an HLS playlist)."""
+    from gradio_client import Client
+
+    app = build_app("smoke", tokenizer_dir=smoke_tokens["tokenizer"], lm_run=griffin_run, acoustic_run=smoke_acoustic)
+    url = _serve(app)
+    try:
+        client = Client(url, verbose=False, download_files=str(tmp_path))
+        recording = sorted(load_pipeline("smoke", tokenizer_dir=smoke_tokens["tokenizer"],
+                                         lm_run=griffin_run).held_out)[0]
+        job = client.submit(recording, None, 3.0, 5.0, 1.0, 0, api_name="/continue_speech")
+        updates = list(job)
+        heard = [_playlist_seconds(update[1]) for update in updates]
+        assert heard == sorted(heard) and abs(heard[-1] - 5.0) < 0.5, heard  # the playlist only grows ...
+        # ... and most of the first chunk (2 s) is playable before the rest of the continuation has been generated
+        first_chunk = [h for h, u in zip(heard, updates) if "generating" in u[3]]
+        assert first_chunk and first_chunk[-1] >= 1.4 and len(first_chunk) < len(heard), heard
+        assert "acoustic stage" in updates[-1][3]
+    finally:
+        app.close()
+
+
+def test_stream_speech_is_the_continuation_in_chunks(pipe, one_torch_thread):
+    wav = prompt_audio(pipe, next(iter(pipe.held_out)), None, prompt_seconds=3.0)
+    events = list(stream_speech(pipe, wav, seconds=5.0, seed=3, first_chunk_s=1.0, chunk_s=2.0))
+    assert [len(e["continuation"]) for e in events] == [25, 75, 125] and [e["done"] for e in events][-1]
+    assert all(e["audio"] is None and "no audio" in e["note"] for e in events)
+    whole = continue_speech(pipe, wav, seconds=5.0, seed=3)
+    assert (events[-1]["continuation"] == whole["continuation"]).all()  # streaming changes nothing but the timing
+
+
+def test_stream_speech_renders_each_chunk(smoke_tokens, griffin_run, smoke_acoustic, one_torch_thread):
+    pipe = load_pipeline("smoke", tokenizer_dir=smoke_tokens["tokenizer"], lm_run=griffin_run,
+                         acoustic_run=smoke_acoustic)
+    wav = prompt_audio(pipe, next(iter(pipe.held_out)), None, prompt_seconds=3.0)
+    events = list(stream_speech(pipe, wav, seconds=3.0, seed=1, first_chunk_s=1.0, chunk_s=1.0))
+    lengths = [len(e["audio"]) / SAMPLE_RATE for e in events]
+    assert len(events) == 3 and all(abs(n - 1.0) < 0.05 for n in lengths), lengths
+    assert all(np.isfinite(e["audio"]).all() for e in events)
+
+
+def test_the_page_loads_in_headless_chromium(smoke_tokens, griffin_run):
+    """The app's page in a real browser: its components are there and nothing logs an error."""
+    from test_report import load_in_chromium
+
+    app = build_app("smoke", tokenizer_dir=smoke_tokens["tokenizer"], lm_run=griffin_run)
+    url = _serve(app)
+    try:
+        dom, errors = load_in_chromium(url, budget_ms=15000)
+    finally:
+        app.close()
+    assert not errors, errors
+    assert "Continue speech with Griffin" in dom and "continuation (streams while it is generated)" in dom
+    assert "held-out recording" in dom and "Loaded the" in dom and "temperature" in dom
+
+
+PLAYERS = ("JSON.stringify(Array.from(document.querySelectorAll('audio')).filter(a => a.src.startsWith('blob:'))"
+           ".map(a => ({t: a.currentTime, d: a.duration, paused: a.paused, error: a.error && a.error.code})))")
+
+
+def test_a_click_streams_audio_that_plays_while_the_rest_is_generated(smoke_tokens, griffin_run, smoke_acoustic,
+                                                                      one_torch_thread, monkeypatch):
+    """Chromium driven through DevTools: click Continue; the streamed continuation starts playing (its
+    currentTime moves) while the page still says it is generating, and no error is logged. The smoke models
+    are much faster than a laptop's, so the acoustic stage is slowed to a second per chunk."""
+    from test_report import devtools_page
+
+    from workbench.pipeline import demo
+
+    def slow_pipeline(*args, **kwargs):
+        pipe = load_pipeline(*args, **kwargs)
+        render = pipe.render
+
+        def slow_render(*a, **k):
+            time.sleep(1.0)
+            return render(*a, **k)
+
+        pipe.render = slow_render
+        return pipe
+
+    monkeypatch.setattr(demo, "load_pipeline", slow_pipeline)
+    app = build_app("smoke", tokenizer_dir=smoke_tokens["tokenizer"], lm_run=griffin_run, acoustic_run=smoke_acoustic)
+    url = _serve(app)
+    samples = []
+    try:
+        with devtools_page(url) as page:
+            page.wait_for("!!Array.from(document.querySelectorAll('button')).find(b => b.textContent.trim() === 'Continue')")
+            page.evaluate("Array.from(document.querySelectorAll('button')).find(b => b.textContent.trim() === 'Continue')"
+                          ".click()")
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                players = json.loads(page.evaluate(PLAYERS) or "[]")
+                text = page.evaluate("document.body.innerText") or ""
+                generating = "generating ..." in text
+                samples.append((players[0] if players else None, generating))
+                if players and not generating and "250 tokens" in text and (players[0]["d"] or 0) >= 9.5:
+                    break
+                time.sleep(0.1)
+            errors = page.errors()
+    finally:
+        app.close()
+    assert not errors, errors
+    played_while_generating = [p for p, generating in samples if p and generating and p["t"] > 0]
+    assert played_while_generating, samples[-20:]  # the first seconds played before the last chunk was made
+    last = samples[-1][0]
+    assert last and last["error"] is None and last["d"] >= 9.5, samples[-5:]  # all 10 s arrived, none failed
 
 
 def test_app_starts_and_reports_missing_checkpoints(tmp_path):

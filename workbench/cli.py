@@ -26,6 +26,7 @@ COMMANDS = {
     "extrapolate": "workbench.pipeline.extrapolate",
     "demo": "workbench.pipeline.demo",
     "reproduce": "workbench.pipeline.reproduce",
+    "report": "workbench.pipeline.report",
 }
 
 

@@ -3,7 +3,10 @@
 The pipeline is `continue_speech`: a prompt (a held-out corpus recording's first seconds, or an uploaded or
 recorded clip of 2-30 s) -> semantic tokens (the preset's tokenizer, windowed) -> a Griffin continuation
 (constant-memory streaming decode) -> audio through the acoustic stage and the codec when that stage is available;
-until then the continuation is shown as tokens and the UI says why there is no audio. Everything a user can get
+until then the continuation is shown as tokens and the UI says why there is no audio. In the app the
+continuation streams (`stream_speech`): Griffin's tokens are rendered a chunk at a time, so the first seconds
+play while the rest of a minutes-long continuation is generated; one continuation runs at a time, a bounded
+queue waits behind it. Everything a user can get
 wrong (no checkpoints, a prompt too short, silent or unreadable) is one clear message in the UI, naming the
 command that fixes it. The app serves on 127.0.0.1 only, with Gradio's analytics off.
 """
@@ -13,9 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -26,6 +30,7 @@ from workbench.core.errors import UserError
 MIN_PROMPT_S = 2.0
 MAX_PROMPT_S = 30.0
 MAX_CONTINUATION_S = 600.0
+QUEUE_SIZE = 8  # requests waiting for the one running continuation; more are turned away with a message
 
 
 @dataclass
@@ -121,14 +126,24 @@ def prompt_audio(pipe: Pipeline, recording: str | None, upload: tuple[int, np.nd
     return wav
 
 
-def continue_speech(pipe: Pipeline, prompt_wav: np.ndarray, seconds: float = 10.0, temperature: float = 1.0,
-                    seed: int = 0) -> dict[str, Any]:
-    """Prompt audio -> semantic tokens -> Griffin continuation of `seconds` -> audio where the acoustic stage
-    exists. Returns the prompt and continuation tokens, the audio (or None) and a note saying what happened."""
+FIRST_CHUNK_S = 2.0  # the first audio the page plays: short, so it starts soon ...
+CHUNK_S = 6.0  # ... then longer chunks, each rendered while the previous one plays
+FLUSH_S = 0.2  # after a chunk, when an empty update collects the rest of its encoded audio (`stream_updates`)
+CONTEXT_S = 1.0  # tokens before a chunk the acoustic stage sees again, so chunks join without a seam
+
+
+def stream_speech(pipe: Pipeline, prompt_wav: np.ndarray, seconds: float = 10.0, temperature: float = 1.0,
+                  seed: int = 0, first_chunk_s: float = FIRST_CHUNK_S, chunk_s: float = CHUNK_S
+                  ) -> Iterator[dict[str, Any]]:
+    """`continue_speech` as it happens: Griffin streams tokens (`workbench.lm.generate.stream`, constant memory)
+    and every chunk of them (`first_chunk_s`, then `chunk_s` seconds) is rendered to audio by the acoustic stage
+    where there is one, re-reading `CONTEXT_S` of the tokens before it. Yields, per chunk, the prompt tokens, the
+    continuation so far, the chunk's audio (or None, and the note says why), the sample rate and a note; the
+    last event has ``done`` True."""
     import torch
 
     from workbench.lm.config import TOKENS_PER_SECOND
-    from workbench.lm.generate import generate
+    from workbench.lm.generate import stream
     from workbench.tokenizer.windowed import tokenize_windowed
 
     if not 0 < seconds <= MAX_CONTINUATION_S:
@@ -137,19 +152,63 @@ def continue_speech(pipe: Pipeline, prompt_wav: np.ndarray, seconds: float = 10.
         raise UserError(f"temperature {temperature}: choose 0 (greedy) to 2")
     prompt = tokenize_windowed(pipe.tokenizer, np.asarray(prompt_wav, dtype=np.float32)).astype(np.int64)
     new = max(1, round(seconds * TOKENS_PER_SECOND))
-    out = generate(pipe.model, torch.from_numpy(prompt)[None], new, temperature=temperature, seed=int(seed),
-                   num_units=pipe.tokenizer.num_units)
-    continuation = out[0, len(prompt):].cpu().numpy()
-    note = (f"{len(continuation)} tokens ({len(continuation) / TOKENS_PER_SECOND:.1f} s) continue "
-            f"{len(prompt)} prompt tokens")
-    audio = None
-    if pipe.render is not None:  # in the prompt's voice
-        audio = pipe.render(continuation, prompt_wav, seed=int(seed))
-        note += "; audio by the acoustic stage in the prompt's voice."
-    else:
-        note += f"; no audio: {pipe.no_audio}."
-    return {"prompt_tokens": prompt, "continuation": continuation, "audio": audio, "sample_rate": SAMPLE_RATE,
-            "note": note}
+    first, step = (max(1, round(s * TOKENS_PER_SECOND)) for s in (first_chunk_s, chunk_s))
+    context = round(CONTEXT_S * TOKENS_PER_SECOND)
+    tokens: list[int] = []
+    rendered = 0  # tokens already turned into audio
+    for token in stream(pipe.model, torch.from_numpy(prompt)[None], new, temperature=temperature, seed=int(seed),
+                        num_units=pipe.tokenizer.num_units):
+        tokens.append(int(token[0]))
+        boundary = first if rendered == 0 else rendered + step
+        if len(tokens) < min(boundary, new):
+            continue
+        continuation = np.asarray(tokens, dtype=np.int64)
+        audio = None
+        if pipe.render is not None:  # in the prompt's voice, the chunk with some context before it
+            start = max(0, rendered - context)
+            wav = np.asarray(pipe.render(continuation[start:], prompt_wav, seed=int(seed)), dtype=np.float32)
+            per_token = len(wav) / (len(continuation) - start)
+            audio = wav[round((rendered - start) * per_token):]
+        rendered = len(tokens)
+        done = rendered == new
+        note = (f"{rendered} tokens ({rendered / TOKENS_PER_SECOND:.1f} s) continue {len(prompt)} prompt tokens"
+                + ("" if done else f" (of {new}; generating ...)"))
+        note += ("; audio by the acoustic stage in the prompt's voice." if pipe.render is not None
+                 else f"; no audio: {pipe.no_audio}.")
+        yield {"prompt_tokens": prompt, "continuation": continuation, "audio": audio, "sample_rate": SAMPLE_RATE,
+               "note": note, "done": done}
+
+
+def continue_speech(pipe: Pipeline, prompt_wav: np.ndarray, seconds: float = 10.0, temperature: float = 1.0,
+                    seed: int = 0) -> dict[str, Any]:
+    """Prompt audio -> semantic tokens -> Griffin continuation of `seconds` -> audio where the acoustic stage
+    exists (rendered in one piece). Returns the prompt and continuation tokens, the audio (or None) and a note
+    saying what happened."""
+    *_, last = stream_speech(pipe, prompt_wav, seconds, temperature, seed, first_chunk_s=seconds, chunk_s=seconds)
+    return last
+
+
+def stream_updates(events: Iterator[dict[str, Any]], flush_s: float = FLUSH_S
+                   ) -> Iterator[tuple[tuple[int, np.ndarray] | None, bool, dict[str, Any]]]:
+    """`stream_speech`'s events as what the app's streamed audio output takes: (``(rate, int16 audio)`` or None,
+    whether this update carries a new chunk, the event). The browser's stream is AAC encoded as it arrives, and
+    what the encoder has not finished when an update is sent waits for the next update -- for a whole chunk's
+    generation time. So after each chunk, `flush_s` later, an empty update collects the rest: the first seconds
+    really play while the next ones are generated. One gain for the whole stream (the first chunk's peak to
+    0.9), so chunks keep their relative loudness (Gradio would scale each float chunk to its own peak)."""
+    gain = None
+    for result in events:
+        audio = result["audio"]
+        if audio is None:
+            yield None, True, result
+            continue
+        audio = np.asarray(audio, dtype=np.float32)
+        if gain is None:
+            peak = float(np.abs(audio).max()) if len(audio) else 0.0
+            gain = 0.9 / peak if peak > 1e-4 else 1.0
+        yield (result["sample_rate"], (np.clip(audio * gain, -1.0, 1.0) * 32767).astype(np.int16)), True, result
+        time.sleep(flush_s)
+        yield (result["sample_rate"], np.zeros(0, dtype=np.int16)), False, result
 
 
 def tokens_figure(result: dict[str, Any]):
@@ -188,14 +247,17 @@ def build_app(preset: str = "laptop", **paths: Any):
         choices, status = [], f"**Not ready:** {err}"
 
     def run(recording, upload, prompt_seconds, seconds, temperature, seed):
+        """A generator: the continuation's audio streams chunk by chunk (the first seconds play while the rest is
+        generated), the units plot and the note follow each chunk."""
         try:
             pipe = pipeline()
             wav = prompt_audio(pipe, recording or None, upload, float(prompt_seconds))
-            result = continue_speech(pipe, wav, float(seconds), float(temperature), int(seed))
+            updates = stream_updates(stream_speech(pipe, wav, float(seconds), float(temperature), int(seed)))
+            for k, (audio, new_chunk, result) in enumerate(updates):
+                yield ((SAMPLE_RATE, wav) if k == 0 else gr.skip(), audio,
+                       tokens_figure(result) if new_chunk else gr.skip(), result["note"])
         except UserError as err:
             raise gr.Error(str(err)) from None
-        audio = None if result["audio"] is None else (result["sample_rate"], result["audio"])
-        return (SAMPLE_RATE, wav), audio, tokens_figure(result), result["note"]
 
     with gr.Blocks(title="SpeechSSM Workbench: continue speech") as app:
         gr.Markdown("# Continue speech with Griffin\nA prompt becomes semantic units, Griffin continues them "
@@ -207,17 +269,20 @@ def build_app(preset: str = "laptop", **paths: Any):
             upload = gr.Audio(sources=["upload", "microphone"], type="numpy", label="or your own prompt (2-30 s)")
         with gr.Row():
             prompt_seconds = gr.Slider(MIN_PROMPT_S, 10, value=5, step=0.5, label="prompt seconds")
-            seconds = gr.Slider(1, 120, value=10, step=1, label="continuation seconds")
+            seconds = gr.Slider(1, MAX_CONTINUATION_S, value=10, step=1, label="continuation seconds")
             temperature = gr.Slider(0, 1.5, value=1.0, step=0.05, label="temperature")
             seed = gr.Number(0, precision=0, label="seed")
         go_button = gr.Button("Continue", variant="primary")
         with gr.Row():
             prompt_out = gr.Audio(label="prompt", type="numpy", interactive=False)
-            continuation_out = gr.Audio(label="continuation", type="numpy", interactive=False)
+            continuation_out = gr.Audio(label="continuation (streams while it is generated)", type="numpy",
+                                        interactive=False, streaming=True, autoplay=True)
         plot = gr.Plot(label="semantic units")
         note = gr.Markdown()
         go_button.click(run, [recording, upload, prompt_seconds, seconds, temperature, seed],
                         [prompt_out, continuation_out, plot, note], api_name="continue_speech")
+    # one continuation at a time (it takes the CPU), a bounded line of waiting ones: the page says when it is full
+    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     return app
 
 

@@ -1,19 +1,29 @@
 """`python -m workbench reproduce`: the main job. Build the corpus and execute every notebook at one preset.
 
 Each notebook writes its figures (``corpus.json``, ``scan.json``, ...) into the report folder; the executed
-notebooks land there too, so a reproduction run is one folder a user can read or diff.
+notebooks land there too, so a reproduction run is one folder a user can read or diff, and its front page,
+``index.html`` (`workbench.pipeline.report`), is written at the end -- also when a notebook fails.
+
+While a notebook runs, its stages report progress (`workbench.core.progress`) into
+``<reports>/progress-<notebook>.jsonl`` (the kernel inherits ``WORKBENCH_PROGRESS``), and a thread prints the
+newest line at most every 10 s, with the time the whole run has left: the stage's own estimate plus the
+expected minutes of the notebooks still to come (`expected_minutes`, from the presets' budgets).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from workbench.core.errors import UserError
+from workbench.pipeline.notebooks import NOTEBOOKS
 
 
 def stage_configs(preset: str) -> dict[str, object]:
@@ -44,6 +54,47 @@ def stage_configs(preset: str) -> dict[str, object]:
     }
 
 
+HEARTBEAT_S = 60.0  # a notebook whose stages report nothing still says it is running, this often
+
+# Minutes each notebook spends outside its stages' wall-clock budgets (building, encoding, evaluating, the
+# benchmarks), per preset: rough figures from runs on 2 CPU cores. A preset not listed has no estimate.
+OVERHEAD_MINUTES = {
+    "smoke": {"00_corpus": 0.5, "01_tokenization": 1.0, "02_ssm_primer": 0.5, "03_griffin_training": 1.5,
+              "04_acoustic_synthesis": 2.0, "05_extrapolation_16min": 1.0, "06_efficiency": 1.0},
+    "laptop": {"00_corpus": 2.0, "01_tokenization": 1.0, "02_ssm_primer": 2.0, "03_griffin_training": 2.0,
+               "04_acoustic_synthesis": 8.0, "05_extrapolation_16min": 15.0, "06_efficiency": 6.0},
+}
+
+
+def expected_minutes(preset: str, configs: dict[str, Any] | None = None) -> dict[str, float | None]:
+    """Expected minutes per notebook at `preset`: the stages' wall-clock budgets (`max_minutes` of the tokenizer,
+    of both LMs, of the codec and SoundStorm) plus each notebook's overhead. None where a stage that trains has
+    no budget (it runs to its step count: the paper preset) or the preset has no overhead figures."""
+    configs = configs or stage_configs(preset)
+    overhead = OVERHEAD_MINUTES.get(preset, {})
+
+    def budget(cfg: Any) -> float | None:
+        train = getattr(cfg, "train", cfg)
+        return getattr(train, "max_minutes", None)
+
+    smoke = preset == "smoke"  # smoke runs a few steps: its stages end long before any budget
+    budgets: dict[str, list[float | None]] = {
+        "01_tokenization": [budget(configs["tokenizer"])],
+        "03_griffin_training": [budget(configs["lm_train"])] * 2,  # Griffin, then the Transformer
+        "04_acoustic_synthesis": [budget(configs["codec"]), budget(configs["acoustic"])],
+    }
+    out: dict[str, float | None] = {}
+    for name in NOTEBOOKS:
+        extra = overhead.get(name)
+        parts = [] if smoke else budgets.get(name, [])
+        out[name] = None if extra is None or None in parts else round(extra + sum(parts), 1)
+    return out
+
+
+def _settings(configs: dict[str, Any]) -> dict[str, Any]:
+    return {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in configs.items()}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="build the corpus and run every notebook into the report folder")
     p.add_argument("--preset", default="laptop", help="smoke | laptop | paper (default laptop)")
@@ -53,14 +104,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
     import torch
 
-    from workbench.core.io import atomic_write_json
-    from workbench.pipeline.notebooks import NOTEBOOKS, available_notebooks, run_notebook
+    from workbench.core import progress
+    from workbench.core.io import atomic_write_json, to_json
+    from workbench.pipeline.notebooks import available_notebooks, run_notebook
+    from workbench.pipeline.report import write_report_page
 
-    stage_configs(args.preset)  # every stage knows the preset, or one line says which does not
+    configs = stage_configs(args.preset)  # every stage knows the preset, or one line says which does not
     names = available_notebooks()
     if args.only:
         unknown = sorted(set(args.only) - set(NOTEBOOKS))
@@ -69,17 +120,59 @@ def run(args: argparse.Namespace) -> int:
         names = [n for n in names if n in args.only]
     reports = Path(args.reports)
     reports.mkdir(parents=True, exist_ok=True)
+    expected = expected_minutes(args.preset, configs)
+    plan = [expected.get(n) for n in names]
+    total = None if None in plan else sum(plan)
+    say = lambda text: print(f"[reproduce] {text}", file=sys.stderr, flush=True)  # noqa: E731
+    say(f"{len(names)} notebooks at preset {args.preset!r} into {reports}/; expected "
+        + (f"~{progress.clock(total * 60)} (the stages' budgets + overheads)" if total is not None else
+           "time unknown (a stage without a wall-clock budget)"))
     timings: dict[str, float] = {}
-    for name in tqdm(names, desc=f"reproduce ({args.preset})", unit="notebook"):
-        started = time.time()
-        print(f"[reproduce] {name} ...", file=sys.stderr, flush=True)
-        run_notebook(name, reports, {"preset": args.preset, "reports": str(reports)})
-        timings[name] = round(time.time() - started, 1)
-    atomic_write_json(reports / "run.json", {
-        "preset": args.preset, "notebooks": timings, "total_seconds": round(sum(timings.values()), 1),
-        "python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
-        "cpus": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
-    })
+    started_run, failed = time.time(), None
+    try:
+        for i, name in enumerate(names):
+            started = time.time()
+            rest = plan[i + 1:]
+            after_s = None if None in rest else 60 * sum(rest)
+            left = "" if None in plan[i:] else f", run ~{progress.clock(60 * sum(plan[i:]))} left"
+            say(f"{name} ({i + 1}/{len(names)}; expected ~{progress.clock((plan[i] or 0) * 60)}{left}) ...")
+            log = reports / f"progress-{name}.jsonl"
+            log.unlink(missing_ok=True)
+            before = os.environ.get(progress.ENV)
+            os.environ[progress.ENV] = str(log.resolve())  # the kernel papermill starts inherits it
+            try:
+                with progress.ProgressPrinter(log, f"reproduce {name}", after_s=after_s, heartbeat_s=HEARTBEAT_S,
+                                              expected_s=None if plan[i] is None else 60 * plan[i]):
+                    run_notebook(name, reports, {"preset": args.preset, "reports": str(reports)})
+            except BaseException:
+                failed = name
+                raise
+            finally:
+                if before is None:
+                    os.environ.pop(progress.ENV, None)
+                else:
+                    os.environ[progress.ENV] = before
+                timings[name] = round(time.time() - started, 1)
+            say(f"{name} done in {progress.clock(timings[name])}")
+    finally:
+        run_info = {
+            "preset": args.preset, "notebooks": timings, "total_seconds": round(sum(timings.values()), 1),
+            "expected_minutes": {n: expected.get(n) for n in names}, "failed": failed,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started_run)),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
+            "cpus": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
+            "settings": json.loads(to_json(_settings(configs))),
+        }
+        atomic_write_json(reports / "run.json", run_info)
+        try:
+            page = write_report_page(reports)
+            say(f"report page: {page}" + (f" (the run stopped in {failed})" if failed else ""))
+        except Exception as err:  # noqa: BLE001 -- never hide the run's own error behind the page's
+            page = None
+            say(f"could not write the report page: {type(err).__name__}: {err}")
     print(json.dumps(timings, indent=1))
     print(f"reports in {reports}/: {', '.join(sorted(p.name for p in reports.iterdir()))}")
+    if page is not None:
+        print(f"open {page} in a browser")
     return 0
