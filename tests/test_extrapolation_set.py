@@ -122,3 +122,15 @@ def test_bin_intervals_count_the_streams_reaching_each_bin():
     streams = [member(speech_like(rng, 240)), member(speech_like(rng, 120))]
     rows = bin_intervals(streams, "entropy_bits")
     assert [r["n"] for r in rows] == [2, 2, 1, 1] and rows[2]["low"] is None
+
+
+def test_minute_figure_shows_the_chosen_minute():
+    from workbench.pipeline.extrapolate import last_minute, minute_figure
+
+    prompt = 50
+    streams = {"griffin": np.arange(prompt + 3 * 60 * RATE) % 1000, "transformer": np.arange(prompt + 60 * RATE)}
+    assert last_minute(streams, prompt) == 2
+    fig = minute_figure(streams, prompt, 2, seconds=4.0)
+    (trace,) = fig.data  # the transformer's stream ends before minute 2
+    assert list(trace.y) == list(streams["griffin"][prompt + 2 * 60 * RATE: prompt + 2 * 60 * RATE + 100])
+    assert trace.x[0] == 120.0

@@ -94,6 +94,14 @@ one slot per token (and with it the cost of each step: see notebook 06 for the f
 X.speed_figure(payload).show()"""),
     ("markdown", """## The units themselves, at the end of each continuation"""),
     ("code", """X.tokens_figure(payload).show()"""),
+    ("markdown", """Step through the minutes of the first stream of each model (in JupyterLab: move the slider; in a headless run
+the first and the last minute are shown)."""),
+    ("code", """first = {n: s for n, s in streams.items() if n in ("griffin", "transformer", "ground_truth")}
+explorer = X.minute_explorer(first, payload["prompt"]["tokens"])
+if explorer is not None:
+    display(explorer)
+for minute in sorted({0, X.last_minute(first, payload["prompt"]["tokens"])}):
+    X.minute_figure(first, payload["prompt"]["tokens"], minute).show()"""),
     ("markdown", """## Audio: semantic coherence (SC-L) and speaker similarity over time
 
 SC-L: each bin's ASR transcript (pocketsphinx) embedded with MiniLM, cosine to the prompt's transcript. Speaker

@@ -638,6 +638,47 @@ def tokens_figure(payload: dict[str, Any]):
     return fig
 
 
+def minute_figure(streams: dict[str, np.ndarray], prompt_tokens: int, minute: int, seconds: float = 20.0):
+    """The units of the first stream of each model (and the real continuation) from `minute` into the
+    continuation, `seconds` long: step through a 16-minute stream and see where it holds or falls apart."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    start = prompt_tokens + minute * 60 * TOKENS_PER_SECOND
+    shown = {n: s[start: start + round(seconds * TOKENS_PER_SECOND)]
+             for n, s in streams.items() if n in ("griffin", "transformer", "ground_truth") and len(s) > start}
+    fig = make_subplots(rows=max(1, len(shown)), cols=1, subplot_titles=list(shown) or ["(no stream this long)"],
+                        vertical_spacing=0.08)
+    for i, (name, units) in enumerate(shown.items(), 1):
+        t = minute * 60 + np.arange(len(units)) / TOKENS_PER_SECOND
+        fig.add_scatter(x=t, y=units, mode="markers", marker=dict(size=3), name=name, row=i, col=1)
+        fig.update_yaxes(title_text="unit", row=i, col=1)
+    fig.update_layout(title=f"Units from minute {minute} of each continuation ({seconds:g} s)", showlegend=False,
+                      height=200 * max(1, len(shown)) + 80)
+    return fig
+
+
+def last_minute(streams: dict[str, np.ndarray], prompt_tokens: int) -> int:
+    """The index of the last (possibly partial) minute of the longest continuation."""
+    longest = max((len(s) - prompt_tokens for s in streams.values()), default=0)
+    return max(0, (longest - 1) // (60 * TOKENS_PER_SECOND))
+
+
+def minute_explorer(streams: dict[str, np.ndarray], prompt_tokens: int):
+    """A slider over the minutes of the continuations redrawing `minute_figure`; None without ipywidgets (the
+    static figures stand in for it, as under papermill)."""
+    try:
+        import ipywidgets as widgets
+    except ImportError:
+        return None
+    last = last_minute(streams, prompt_tokens)
+
+    def draw(minute: int) -> None:
+        minute_figure(streams, prompt_tokens, minute).show()
+
+    return widgets.interactive(draw, minute=widgets.IntSlider(value=0, min=0, max=last, description="minute"))
+
+
 def audio_figure(payload: dict[str, Any]):
     """SC-L and speaker similarity over time of every measured clip (continuations and the ground truth)."""
     import plotly.graph_objects as go
