@@ -18,6 +18,9 @@ test: setup
 test-slow: setup
 	$(PY) -m pytest -q -m slow
 
+# Every test marked gpu (kernels vs reference to T = 1M, the LM and FSDP on CUDA). Where no CUDA device is
+# visible it fails with one line (tests/conftest.py) instead of skipping everything. The whole GPU acceptance
+# run (build, these tests, benchmarks, timed training steps -> reports/gpu/): bash scripts/gpu_check.sh
 test-gpu: setup
 	$(PY) -m pytest -q -m gpu
 

@@ -11,6 +11,18 @@ REAL_SPEECH = FIXTURES / "real-speech"
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+NO_GPU = "no CUDA device visible: make test-gpu needs a GPU"
+
+
+def pytest_collection_finish(session):
+    """Tests marked `gpu` were selected (`make test-gpu`, `-m gpu`) but torch sees no CUDA device: stop with one
+    line and a non-zero exit instead of skipping them all and reporting success."""
+    if any(item.get_closest_marker("gpu") for item in session.items):
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.exit(NO_GPU, returncode=pytest.ExitCode.USAGE_ERROR)
+
 
 @pytest.fixture(scope="module")
 def one_torch_thread():

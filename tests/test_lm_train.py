@@ -12,17 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from run_logs import strict, without_time
 from safetensors.torch import load_file
 
 from workbench import cli
-from workbench.core.errors import UserError
-from workbench.lm.config import train_config
-from workbench.lm.model import load_model, model_config
-from workbench.lm.data import SYNTHETIC_PRESETS, write_synthetic_tokens
 from workbench.core.checkpoint import latest_checkpoint
+from workbench.core.errors import UserError
 from workbench.core.train import lr_factor
+from workbench.lm.config import train_config
+from workbench.lm.data import SYNTHETIC_PRESETS, write_synthetic_tokens
+from workbench.lm.model import load_model, model_config
 from workbench.lm.train import read_metrics, train
-from run_logs import strict, without_time
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = model_config("smoke")
@@ -196,3 +197,14 @@ def test_tensorboard_is_optional(tokens, tmp_path):
     else:
         train(tmp_path / "run", SMOKE, FAST, tokens, progress=False, tensorboard=True)
         assert any((tmp_path / "run" / "tensorboard").iterdir())
+
+
+def test_a_window_beyond_memory_is_refused_before_any_allocation(monkeypatch):
+    from workbench.lm import train as lm_train
+
+    cfg = dataclasses.replace(FAST, window_tokens=200_000)
+    assert lm_train.training_bytes(SMOKE, 1, 200_000) > 600 * 2**30  # the t x t attention alone: 0.6 TB
+    monkeypatch.setattr(lm_train, "available_bytes", lambda device: 24 * 2**30)
+    with pytest.raises(UserError, match="GiB of activations"):
+        lm_train.check_fits(SMOKE, cfg, train_tokens=10**7, micro=1, device=torch.device("cpu"))
+    lm_train.check_fits(SMOKE, FAST, train_tokens=10**7, micro=4, device=torch.device("cpu"))  # the smoke run fits

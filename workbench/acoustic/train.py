@@ -27,12 +27,12 @@ from workbench.acoustic.config import AcousticModelConfig, AcousticPreset, Decod
 from workbench.acoustic.data import Batch, Pair, Rates, build_pairs, codec_fingerprint, load_pairs, sample_batch
 from workbench.acoustic.masking import TrainingMask, training_mask
 from workbench.acoustic.model import SoundStorm, count_parameters
-from workbench.codec.train import load_codec, micro_slices
+from workbench.codec.train import load_codec
 from workbench.core import paths
 from workbench.core.checkpoint import latest_checkpoint, load_config, load_weights
 from workbench.core.device import DistInfo, init_distributed
 from workbench.core.errors import UserError
-from workbench.core.train import EVAL_SEED, Run, Task, check_fresh_or_resumable, fit, write_summary
+from workbench.core.train import EVAL_SEED, Run, Task, check_fresh_or_resumable, fit, micro_slices, write_summary
 from workbench.tokenizer.model import Tokenizer, TokenizerError, fingerprint
 
 HINT = "train one first: python -m workbench acoustic train"

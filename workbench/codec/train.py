@@ -10,7 +10,6 @@ Run folder (default runs/codec/<preset>): metrics.jsonl, summary.json, checkpoin
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +20,28 @@ import torch.distributed as dist
 from workbench.codec.config import ModelConfig, TrainConfig
 from workbench.codec.data import open_training_data, sample_batch
 from workbench.codec.discriminator import MultiScaleSTFTDiscriminator
-from workbench.codec.losses import (MultiScaleMelLoss, discriminator_loss, feature_matching_loss,
-                                    generator_adversarial_loss, magnitude_loss)
+from workbench.codec.losses import (
+    MultiScaleMelLoss,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+    magnitude_loss,
+)
 from workbench.codec.model import Codec, count_parameters, frame_spectrum
 from workbench.core.checkpoint import latest_checkpoint, load_config, load_weights
 from workbench.core.device import DistInfo, init_distributed
 from workbench.core.errors import UserError
 from workbench.core.paths import BUILD, codec_dir
-from workbench.core.train import EVAL_SEED, Run, Task, check_fresh_or_resumable, fit, make_optimizer, write_summary
+from workbench.core.train import (
+    EVAL_SEED,
+    Run,
+    Task,
+    check_fresh_or_resumable,
+    fit,
+    make_optimizer,
+    micro_slices,
+    write_summary,
+)
 
 HINT = "train one first: python -m workbench codec train"
 
@@ -58,15 +71,6 @@ def load_codec(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
     return codec.to(device).eval(), meta
 
 
-def micro_slices(batch_size: int, micro_batch: int | None, info: DistInfo) -> list[slice]:
-    """This process's rows of a global batch, in micro-batches of at most `micro_batch` rows."""
-    if batch_size < info.world:
-        raise UserError(f"batch_size {batch_size} is smaller than the {info.world} processes")
-    lo, hi = info.rank * batch_size // info.world, (info.rank + 1) * batch_size // info.world
-    size = micro_batch or hi - lo
-    return [slice(s, min(s + size, hi)) for s in range(lo, hi, size)]
-
-
 class CodecTask(Task):
     """What the loop trains: the codec (`model`), and the discriminator's step after each of the codec's."""
 
@@ -86,26 +90,16 @@ class CodecTask(Task):
         self.eval_batch = sample_batch(held_data, cfg.crop_seconds, cfg.batch_size,
                                        np.random.default_rng([cfg.seed, EVAL_SEED]), self.codec.hop).to(device)
         self.pending: list[tuple[list[torch.Tensor], torch.Tensor, float]] = []  # for the discriminator's step
-        self.elapsed_before, self.t0 = 0.0, None
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"codec": self.codec, **({"discriminator": self.disc} if self.disc else {})}
-
-    def progress(self, step: int) -> float:
-        """The loop's progress, max(step / steps, elapsed / max_minutes), on the task's own clock (the time the
-        steps took, across resumes): when the discriminator joins."""
-        if self.t0 is None:
-            self.t0 = time.monotonic()
-        elapsed = self.elapsed_before + time.monotonic() - self.t0
-        budget = elapsed / (60 * self.cfg.max_minutes) if self.cfg.max_minutes else 0.0
-        return max(step / self.cfg.steps, budget)
 
     def micro_batches(self, step: int, rng: np.random.Generator, info: DistInfo) -> list[Any]:
         cfg, self.info = self.cfg, info
         wav = sample_batch(self.train_data, cfg.crop_seconds, cfg.batch_size, rng, self.codec.hop)
         q = self.codec.cfg.num_quantizers
         n_q = int(rng.integers(1, q + 1)) if rng.random() < cfg.quantizer_dropout else q
-        adversarial = self.disc is not None and self.progress(step) >= cfg.adversarial_start
+        adversarial = self.disc is not None and self.progress >= cfg.adversarial_start  # the loop's progress
         if self.disc is not None and info.world > 1:  # rank 0's clock decides for everyone
             flag = torch.tensor(float(adversarial), device=self.device)
             dist.broadcast(flag, 0)
@@ -165,12 +159,10 @@ class CodecTask(Task):
         return {"eval_mel": self.mel_loss(self.codec(self.eval_batch)[0], self.eval_batch).item()}
 
     def state_dict(self) -> dict[str, Any]:
-        elapsed = self.elapsed_before + (time.monotonic() - self.t0 if self.t0 is not None else 0.0)
-        return {"elapsed_s": elapsed, "code_restarts": [vq.restarts for vq in self.codec.quantizer.levels],
+        return {"code_restarts": [vq.restarts for vq in self.codec.quantizer.levels],
                 **({"disc_optimizer": self.disc_optimizer.state_dict()} if self.disc else {})}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.elapsed_before, self.t0 = float(state.get("elapsed_s", 0.0)), None
         for vq, n in zip(self.codec.quantizer.levels, state.get("code_restarts", ())):
             vq.restarts = int(n)
         if self.disc:

@@ -15,11 +15,18 @@
 
 Resuming a finished run with the same budget says so and changes nothing; raising `steps` or `max_minutes`
 continues it. A run folder written by an older workbench without the loop's state loads for inference and is
-refused for resuming with one line.
+refused for resuming with one line; a setting added to a TrainConfig after a checkpoint was written counts as
+its default there.
+
+Scale-out (`workbench.core.distributed`): ``parallel = "fsdp"`` shards the task's `shard_units` and then the model with
+FSDP2 instead of DDP (every process evaluates, since a sharded forward is collective; rank 0 still writes)
+and checkpoints it with DCP (resuming exactly, under any number of processes); ``activation_checkpointing``
+recomputes each unit in the backward pass; ``compile`` compiles each unit's forward.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -35,10 +42,12 @@ import torch
 import torch.distributed as dist
 
 from workbench.core import checkpoint as ckpt
-from workbench.core.config import Config, FORMAT_KEY, FORMAT_VERSION, changed_settings
+from workbench.core import distributed
+from workbench.core.config import FORMAT_KEY, FORMAT_VERSION, Config, changed_settings
 from workbench.core.device import PRECISIONS, DistInfo, autocast
 from workbench.core.errors import UserError
 from workbench.core.io import append_jsonl, atomic_path, atomic_write_json, read_jsonl, to_json
+from workbench.core.progress import report as report_progress
 
 EVAL_SEED = 1_000_003  # held-out batches are fixed for a run: drawn once from (seed, EVAL_SEED)
 RESUMABLE = ("steps", "max_minutes")  # the settings a resumed run may change
@@ -64,6 +73,11 @@ class TrainConfig(Config):
     seed: int = 0
     precision: str = "auto"  # auto: bf16 autocast where supported, else fp32; or "fp32" / "bf16"
     threads: int | None = None  # torch CPU threads; None leaves torch's default
+    # scale-out (`workbench.core.distributed`, README "Scale-out"): "ddp" replicates the model in every process,
+    # "fsdp" shards the task's `shard_units` (the LM's residual blocks) and the root with FSDP2, checkpoints by DCP
+    parallel: str = "ddp"
+    activation_checkpointing: bool = False  # recompute each shard unit in the backward pass
+    compile: bool = False  # torch.compile each shard unit's forward
 
     def __post_init__(self):
         problems = []
@@ -91,8 +105,18 @@ class TrainConfig(Config):
             problems.append(f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
         if self.threads is not None and self.threads < 1:
             problems.append(f"threads must be >= 1 (got {self.threads})")
+        problems += distributed.scale_problems(self.parallel, self.activation_checkpointing, self.compile)
         if problems:
             raise ValueError(f"bad {type(self).__name__}: " + "; ".join(problems))
+
+
+def micro_slices(batch_size: int, micro_batch: int | None, info: DistInfo) -> list[slice]:
+    """This process's rows of a global batch of `batch_size`, in micro-batches of at most `micro_batch` rows."""
+    if batch_size < info.world:
+        raise UserError(f"batch_size {batch_size} is smaller than the {info.world} processes")
+    lo, hi = info.rank * batch_size // info.world, (info.rank + 1) * batch_size // info.world
+    size = micro_batch or hi - lo
+    return [slice(s, min(s + size, hi)) for s in range(lo, hi, size)]
 
 
 def lr_factor(cfg: TrainConfig, step: int, progress: float) -> float:
@@ -121,6 +145,7 @@ class Task:
     """
 
     model: torch.nn.Module
+    progress: float = 0.0  # the loop's progress of the current step (set before `micro_batches`), 0 -> 1
 
     def modules(self) -> dict[str, torch.nn.Module]:
         """What checkpoints hold (safetensors per name)."""
@@ -144,6 +169,11 @@ class Task:
     def state_dict(self) -> dict[str, Any]:
         """Extra state to checkpoint (another optimizer...)."""
         return {}
+
+    def shard_units(self) -> list[torch.nn.Module]:
+        """The modules that FSDP shards one by one, activation checkpointing recomputes and `compile` compiles
+        (the LM's residual blocks); none by default (then fsdp shards the model as one unit)."""
+        return []
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
@@ -179,6 +209,14 @@ def fit(task: Task, cfg: TrainConfig, run: Run, *, device: torch.device, info: D
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     model = task.model
+    sharded = cfg.parallel == "fsdp"
+    if cfg.activation_checkpointing or cfg.compile:
+        distributed.prepare_blocks(task.shard_units(), activation_checkpointing=cfg.activation_checkpointing,
+                                   compile=cfg.compile)
+    if sharded:
+        if set(task.modules()) != {"model"}:
+            raise UserError(f"parallel='fsdp' shards one model; this task checkpoints {sorted(task.modules())}")
+        distributed.shard(model, task.shard_units(), device)  # before the optimizer: params become shards
     optimizer = make_optimizer(model, cfg)
     config_json = {**run.identity, **run.meta, "train_config": cfg.to_dict(), FORMAT_KEY: FORMAT_VERSION}
 
@@ -198,14 +236,17 @@ def fit(task: Task, cfg: TrainConfig, run: Run, *, device: torch.device, info: D
                 print(f"{out_dir} finished at step {state['step']} with this budget; nothing to do "
                       "(raise --steps or --max-minutes to continue it)", file=sys.stderr)
                 return {**summary, "already_finished": True}
-            for name, module in task.modules().items():
-                ckpt.load_weights(path, name, module)
-            optimizer.load_state_dict(state["optimizer"])
+            if sharded:
+                distributed.load_sharded(path, model, optimizer)
+            else:
+                for name, module in task.modules().items():
+                    ckpt.load_weights(path, name, module)
+                optimizer.load_state_dict(state["optimizer"])
             task.load_state_dict(state.get("task", {}))
             torch.set_rng_state(state["torch_rng"].cpu())
             start, elapsed_before = int(state["step"]), float(state["elapsed_s"])
     wrapped = model
-    if info.world > 1:
+    if info.world > 1 and not sharded:
         ids = [device.index] if device.type == "cuda" else None
         wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
@@ -239,16 +280,22 @@ def fit(task: Task, cfg: TrainConfig, run: Run, *, device: torch.device, info: D
         return figures
 
     def save(step: int, finished: bool) -> None:
-        if out_dir is None or not info.main:
+        if out_dir is None or not (info.main or sharded):
             return
-        state = {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(), "elapsed_s": elapsed(),
-                 "task": task.state_dict(), "finished": finished, "budget": [cfg.steps, cfg.max_minutes]}
+        state = {"torch_rng": torch.get_rng_state(), "elapsed_s": elapsed(), "task": task.state_dict(),
+                 "finished": finished, "budget": [cfg.steps, cfg.max_minutes]}
+        if sharded:  # collective: every process writes its shards (the optimizer's too), rank 0 the rest
+            distributed.save_sharded(out_dir, step, model, optimizer, state, config_json, main=info.main,
+                                     full_weights=finished)
+            return
+        state = {"optimizer": optimizer.state_dict(), **state}
         ckpt.save_checkpoint(out_dir, step, task.modules(), state, config_json)
 
+    evaluates = info.main or sharded  # a sharded forward needs every process
     initial = None
-    if start == 0 and info.main:
+    if start == 0 and evaluates:
         initial = evaluate()
-        if initial:
+        if initial and info.main:
             log({"step": 0, **initial, "elapsed_s": 0.0})
 
     show = (sys.stderr.isatty() if run.progress is None else run.progress) and info.main
@@ -264,6 +311,7 @@ def fit(task: Task, cfg: TrainConfig, run: Run, *, device: torch.device, info: D
             stopped_by = "max_minutes"
             break
         scale = lr_factor(cfg, step, progress)
+        task.progress = progress
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * scale
         micros = task.micro_batches(step, np.random.default_rng([cfg.seed, step]), info)
@@ -271,29 +319,38 @@ def fit(task: Task, cfg: TrainConfig, run: Run, *, device: torch.device, info: D
         total = torch.zeros((), device=device)
         stats: dict[str, float] = {}
         for j, micro in enumerate(micros):
-            sync = j == len(micros) - 1 or info.world == 1
+            sync = j == len(micros) - 1 or info.world == 1 or sharded  # fsdp reduce-scatters every micro-batch
             with nullcontext() if sync else wrapped.no_sync():
                 with autocast(device, cfg.precision):
                     objective, micro_stats = task.loss(wrapped, micro)
-                (objective * info.world).backward()  # DDP averages gradients over processes: undo it
+                (objective * info.world).backward()  # DDP (and FSDP) average gradients over processes: undo it
             total += objective.detach()
             for k, v in micro_stats.items():
                 stats[k] = stats.get(k, 0.0) + float(v) / len(micros)
         if info.world > 1:
             dist.all_reduce(total)
-        grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip
-                     else _grad_norm(model.parameters()))
+        if sharded:  # DTensor gradients: clip_grad_norm_ reduces the norm over the shards
+            grad_norm = distributed.full_norm(torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                                                              cfg.grad_clip or math.inf))
+        else:
+            grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip
+                         else _grad_norm(model.parameters()))
         optimizer.step()
         extra = task.after_step(step, scale)
         done = step + 1
         record = {"loss": total.item(), **stats, **extra}
         bar.update(1)
         bar.set_postfix(loss=f"{record['loss']:.3f}")
+        if info.main:  # for `reproduce`'s terminal (a no-op unless $WORKBENCH_PROGRESS is set)
+            report_progress(run.desc, done, cfg.steps, "step", elapsed(),
+                            budget_s=60 * cfg.max_minutes if cfg.max_minutes else None, note=f"loss {record['loss']:.3f}")
         if cfg.log_every and (done % cfg.log_every == 0 or done == start + 1) or done == cfg.steps:
             log({"step": done, **record, "lr": cfg.lr * scale, "grad_norm": float(grad_norm),
                  "progress": round(progress, 4), "elapsed_s": round(elapsed(), 2)})
-        if info.main and cfg.eval_every and done % cfg.eval_every == 0 and done != cfg.steps:
-            log({"step": done, **evaluate(), "elapsed_s": round(elapsed(), 2)})
+        if evaluates and cfg.eval_every and done % cfg.eval_every == 0 and done != cfg.steps:
+            figures = evaluate()
+            if info.main:
+                log({"step": done, **figures, "elapsed_s": round(elapsed(), 2)})
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != cfg.steps:
             save(done, finished=False)
         if info.world > 1:
@@ -302,11 +359,16 @@ def fit(task: Task, cfg: TrainConfig, run: Run, *, device: torch.device, info: D
     bar.close()
 
     summary: dict[str, Any] = {}
-    if info.main:
+    if sharded:  # collective: every process evaluates and saves; rank 0 logs and summarises below
         final = evaluate()
+        save(step, finished=True)
+    if info.main:
+        if not sharded:
+            final = evaluate()
         if final:
             log({"step": step, **final, "elapsed_s": round(elapsed(), 2)})
-        save(step, finished=True)
+        if not sharded:
+            save(step, finished=True)
         summary = {"run": str(out_dir) if out_dir is not None else None, "steps": step, "stopped_by": stopped_by,
                    "resumed_from": start if run.resume else None, "elapsed_s": round(elapsed(), 2),
                    "device": str(device), "processes": info.world, "threads": torch.get_num_threads(),
@@ -330,8 +392,20 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     return read_jsonl(Path(run_dir) / "metrics.jsonl")
 
 
+def saved_train_config(cfg: TrainConfig, saved: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A checkpoint's train_config with the settings it predates filled in with their defaults (a field added
+    to `type(cfg)` after the checkpoint was written: the run was trained with what the default means)."""
+    if not saved:  # no train_config at all: nothing to fill in
+        return {}
+    filled = dict(saved)
+    for f in dataclasses.fields(cfg):
+        if f.name not in filled and f.default is not dataclasses.MISSING:
+            filled[f.name] = _jsonable(f.default)
+    return filled
+
+
 def _check_same_settings(out_dir: Path, cfg: TrainConfig, identity: Mapping[str, Any], saved: dict) -> None:
-    diff = changed_settings(cfg.to_dict(), saved.get("train_config", {}), free=RESUMABLE)
+    diff = changed_settings(cfg.to_dict(), saved_train_config(cfg, saved.get("train_config")), free=RESUMABLE)
     diff += [k for k in identity if _jsonable(identity[k]) != _jsonable(saved.get(k))]
     if diff:
         raise UserError(f"cannot resume {out_dir}: its checkpoint was trained with different settings "

@@ -1,6 +1,7 @@
 """`python -m workbench lm {train,eval,info,sample}`: the speech LM from the command line.
 
     lm train --preset laptop --model griffin [--tokens DIR] [--out DIR] [--resume] [--window 10s] ...
+             [--parallel ddp|fsdp] [--activation-checkpointing] [--compile]
     lm eval  --preset laptop [--runs GRIFFIN_RUN TRANSFORMER_RUN] --json     -> lm.json in the report folder
     lm info  --preset paper --json                                      parameter counts (meta device)
     lm sample --run DIR --prompt-seconds 4 --seconds 20                     a continuation of a held-out prompt
@@ -25,8 +26,8 @@ from workbench.core.paths import lm_run_dir
 def _configs(args):
     from workbench.core.config import override
     from workbench.lm.config import train_config
-    from workbench.lm.model import model_config
     from workbench.lm.data import parse_window
+    from workbench.lm.model import model_config
 
     try:
         mcfg = model_config(args.preset, args.model)
@@ -37,7 +38,9 @@ def _configs(args):
     tcfg = train_config(args.preset)
     changes = {k: v for k, v in {"steps": args.steps, "max_minutes": args.max_minutes, "batch_size": args.batch_size,
                                  "micro_batch": args.micro_batch, "lr": args.lr, "seed": args.seed,
-                                 "precision": args.precision}.items() if v is not None}
+                                 "precision": args.precision, "parallel": getattr(args, "parallel", None),
+                                 "activation_checkpointing": getattr(args, "activation_checkpointing", None),
+                                 "compile": getattr(args, "compile", None)}.items() if v is not None}
     if args.window is not None:
         changes["window_tokens"] = parse_window(args.window)
     try:
@@ -66,9 +69,13 @@ def cmd_train(args) -> None:
 
 
 def cmd_eval(args) -> None:
+    from workbench.core import validate
     from workbench.lm.evaluate import evaluate_runs
     from workbench.lm.model import checkpoint_meta
 
+    validate.seconds("--max-seconds", args.max_seconds, optional=True)
+    validate.count("--max-recordings", args.max_recordings, 1, optional=True)
+    validate.seconds("--bin-seconds", args.bin_seconds)
     runs = args.runs or [str(lm_run_dir(args.preset, m)) for m in ("griffin", "transformer")]
     metas = {run: checkpoint_meta(run) for run in runs}
     named = {}
@@ -108,20 +115,27 @@ def cmd_info(args) -> None:
 def cmd_sample(args) -> None:
     import numpy as np
 
+    from workbench.core import validate
+    from workbench.core.device import pick_device
     from workbench.core.io import atomic_path
     from workbench.lm.config import TOKENS_PER_SECOND
     from workbench.lm.data import TokenCorpus
     from workbench.lm.evaluate import held_out_tokens
-    from workbench.lm.generate import generate
-    from workbench.core.device import pick_device
+    from workbench.lm.generate import check_sampling, generate
     from workbench.lm.model import load_model
 
+    # every argument is checked before the model is loaded
+    validate.number("--prompt-seconds", args.prompt_seconds, 1 / TOKENS_PER_SECOND, validate.MAX_SAMPLE_SECONDS)
+    validate.number("--seconds", args.seconds, 1 / TOKENS_PER_SECOND, validate.MAX_SAMPLE_SECONDS)
+    validate.batch(args.batch)
+    check_sampling(args.temperature, args.top_k, args.top_p, args.seed, prefix="--")
+    path = validate.output_file("--out", args.out or Path(args.run) / "samples.npy", (".npy",))
     model, meta = load_model(args.run, pick_device(args.device))
     corpus = TokenCorpus(args.tokens or meta["tokens"])
     prompt = held_out_tokens(corpus, args.prompt_seconds, max_recordings=args.batch)
     out = generate(model, prompt, int(args.seconds * TOKENS_PER_SECOND), temperature=args.temperature,
-                   top_k=args.top_k, top_p=args.top_p, seed=args.seed, num_units=corpus.num_units).cpu().numpy()
-    path = Path(args.out or Path(args.run) / "samples.npy")
+                   top_k=args.top_k, top_p=args.top_p, seed=args.seed, num_units=corpus.num_units,
+                   progress=not args.json).cpu().numpy()
     with atomic_path(path) as tmp:
         np.save(tmp, out)
     emit(args, {"run": args.run, "samples": str(path), "shape": list(out.shape), "prompt_tokens": prompt.shape[1]},
@@ -152,6 +166,12 @@ def register(subparsers) -> None:
     p.add_argument("--vocab-size", type=int, default=None, help="the tokenizer's codebook size")
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     p.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard (optional package)")
+    p.add_argument("--parallel", default=None, choices=("ddp", "fsdp"), help="under torchrun: replicate the "
+                   "model (ddp) or shard it per residual block with FSDP2 (fsdp); default: the preset's")
+    p.add_argument("--activation-checkpointing", default=None, action=argparse.BooleanOptionalAction,
+                   help="recompute each residual block in the backward pass (default: the preset's)")
+    p.add_argument("--compile", default=None, action=argparse.BooleanOptionalAction,
+                   help="torch.compile each residual block (default: off)")
     add_output_args(p)
     p.set_defaults(func=cmd_train)
 
@@ -174,13 +194,14 @@ def register(subparsers) -> None:
     p = sub.add_parser("sample", help="continue held-out prompts with a trained model (tokens to .npy)")
     p.add_argument("--run", required=True)
     p.add_argument("--tokens", default=None)
-    p.add_argument("--prompt-seconds", type=float, default=4.0)
-    p.add_argument("--seconds", type=float, default=20.0)
-    p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prompt-seconds", type=float, default=4.0, help="prompt length, 0.04-3600 s (default 4)")
+    p.add_argument("--seconds", type=float, default=20.0, help="continuation length, 0.04-3600 s: at most an hour "
+                   "(90,000 tokens) per prompt, with a progress bar on stderr (default 20)")
+    p.add_argument("--batch", type=int, default=2, help="held-out prompts continued at once, 1-1024 (default 2)")
+    p.add_argument("--temperature", type=float, default=1.0, help="finite, >= 0 (0: greedy; default 1)")
+    p.add_argument("--top-k", type=int, default=None, help=">= 1 (default: off)")
+    p.add_argument("--top-p", type=float, default=None, help="in (0, 1] (default: off)")
+    p.add_argument("--seed", type=int, default=0, help="0 .. 2**63 - 1 (default 0)")
     p.add_argument("--out", default=None, help="output .npy (default RUN/samples.npy)")
     p.add_argument("--device", default=None)
     add_output_args(p)

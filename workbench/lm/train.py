@@ -7,28 +7,39 @@ such targets, so N processes under torchrun compute the same update as one proce
 and the held-out NLL on fixed crops.
 
 Run folder (`workbench.core.checkpoint`): metrics.jsonl, summary.json, checkpoint.json + checkpoints/
-(model.safetensors, state.pt, config.json with model_config / train_config).
+(model.safetensors, state.pt, config.json with model_config / train_config). With ``parallel="fsdp"``
+(`workbench.core.distributed`) each residual block is an FSDP unit and checkpoints hold DCP shards
+(``sharded/``) instead of model.safetensors, except the final one, which has both.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from workbench.core import checkpoint as ckpt
 from workbench.core.device import DistInfo, init_distributed
+from workbench.core.distributed import one_process_group
 from workbench.core.errors import UserError
-from workbench.core.train import EVAL_SEED, Run, Task, fit, read_metrics, write_summary
+from workbench.core.io import to_json
+from workbench.core.train import (
+    EVAL_SEED,
+    Run,
+    Task,
+    fit,
+    micro_slices,
+    read_metrics,
+    saved_train_config,
+    write_summary,
+)
 from workbench.lm.config import TOKENS_PER_SECOND, ModelConfig, TrainConfig
 from workbench.lm.data import Batch, TokenCorpus, sample_batch
-from workbench.core import checkpoint as ckpt
-from workbench.core.io import to_json
 from workbench.lm.model import HINT, SpeechLM, build_model, count_parameters
 
 __all__ = ["train", "train_or_reuse", "read_metrics", "nll_sum", "LMTask"]
@@ -48,6 +59,42 @@ def check_vocab(batch: Batch, vocab_size: int) -> None:
                         "pass a larger --vocab-size")
 
 
+def training_bytes(config: ModelConfig, micro: int, window: int) -> int:
+    """A rough upper estimate of the activation memory of one micro-batch's forward and backward: per layer
+    ~40 floats per token and channel, plus, per attention layer, the (b, n, t, t) scores and probabilities and the
+    (b, t, t) mask (training masks the local window inside a full t x t attention)."""
+    attention_layers = sum(kind == "attention" for kind in config.block_types)
+    scores = micro * window * window * (2 * 4 * config.num_heads + 1)
+    return int(40 * 4 * micro * window * config.width * config.num_layers + attention_layers * scores)
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Memory free for this process: the GPU's free memory, or MemAvailable from /proc/meminfo (None elsewhere)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_fits(config: ModelConfig, cfg: TrainConfig, train_tokens: int, micro: int, device: torch.device) -> None:
+    """Refuse, before any memory is taken, a training window longer than the training data or one whose
+    estimated activations (`training_bytes`) exceed 80% of the free memory."""
+    window = cfg.window_tokens
+    if window + 1 > train_tokens:
+        raise UserError(f"--window {window} tokens ({window / TOKENS_PER_SECOND:g} s) is longer than all the training "
+                        f"tokens together ({train_tokens}); use at most {train_tokens - 1} tokens")
+    need, free = training_bytes(config, micro, window), available_bytes(device)
+    if free is not None and need > 0.8 * free:
+        raise UserError(f"--window {window} tokens ({window / TOKENS_PER_SECOND:g} s) with micro batch {micro} needs "
+                        f"~{need / 2**30:.1f} GiB of activations, more than 80% of the {free / 2**30:.1f} GiB free; "
+                        "use a shorter --window or a smaller --micro-batch")
+
+
 class LMTask(Task):
     """Next-token prediction over packed long-form crops of a token corpus."""
 
@@ -61,6 +108,7 @@ class LMTask(Task):
             raise UserError(f"per-process batch {self.per_rank} is not divisible by micro batch {self.micro}")
         self.model, self.cfg, self.corpus, self.device = model, cfg, corpus, device
         self.train_recs = corpus.split("train")
+        check_fits(model.config, cfg, sum(r.num_tokens for r in self.train_recs), self.micro, device)
         held_out = corpus.split(corpus.held_out_split())
         self.eval_batch = sample_batch(corpus, held_out, np.random.default_rng([cfg.seed, EVAL_SEED]),
                                        cfg.eval_batches * cfg.batch_size, cfg.window_tokens)
@@ -71,8 +119,10 @@ class LMTask(Task):
         batch = sample_batch(self.corpus, self.train_recs, rng, self.cfg.batch_size, self.cfg.window_tokens)
         check_vocab(batch, self.model.config.vocab_size)
         self.targets = max(1, int(batch.mask.sum()))
-        mine = batch.rows(slice(info.rank * self.per_rank, (info.rank + 1) * self.per_rank)).to(self.device)
-        return [mine.rows(slice(j, j + self.micro)) for j in range(0, self.per_rank, self.micro)]
+        return [batch.rows(rows).to(self.device) for rows in micro_slices(self.cfg.batch_size, self.micro, info)]
+
+    def shard_units(self) -> list[torch.nn.Module]:
+        return list(self.model.blocks)
 
     def loss(self, model: torch.nn.Module, micro: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         return nll_sum(model, micro) / self.targets, {}
@@ -100,7 +150,11 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
               progress=progress, hint=HINT, tensorboard=tensorboard,
               meta={"model": model_config.kind, "preset": preset, "tokens": str(tokens_dir),
                     "synthetic": corpus.synthetic, "parameters": parameters})
-    loop = fit(task, cfg, run, device=device, info=info)
+    if cfg.parallel == "fsdp" and info.world == 1:  # FSDP needs a process group, even of one process
+        with one_process_group(device):
+            loop = fit(task, cfg, run, device=device, info=info)
+    else:
+        loop = fit(task, cfg, run, device=device, info=info)
     if not loop or loop.get("already_finished"):
         return loop
     return write_summary(out_dir, {
@@ -123,7 +177,8 @@ def train_or_reuse(out_dir: str | Path, model_config: ModelConfig, train_config:
         saved = ckpt.load_config(path)
         state = ckpt.load_state(path) if (path / "state.pt").is_file() else {}
         same = (_plain(saved.get("model_config")) == _plain(model_config.to_dict())
-                and _plain(saved.get("train_config")) == _plain(train_config.to_dict())
+                and _plain(saved_train_config(train_config, saved.get("train_config")))
+                == _plain(train_config.to_dict())
                 and saved.get("tokens") == str(tokens_dir) and state.get("finished"))
         if same:
             return {**json.loads((out_dir / "summary.json").read_text()), "reused": True}

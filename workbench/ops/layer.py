@@ -40,8 +40,8 @@ class BlockDiagonalLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., d) -> (..., d)
         x = x.unflatten(-1, (self.num_blocks, self.block_width))
-        y = torch.einsum("...hi,hij->...hj", x, self.w) + self.b
-        return y.flatten(-2)
+        y = torch.einsum("...hi,hij->...hj", x, self.w)
+        return (y + self.b.to(y.dtype)).flatten(-2)  # under bf16 autocast the fp32 bias must not promote y
 
 
 def rnn_param_init(a_param: torch.Tensor, min_rad: float = 0.9, max_rad: float = 0.999, eps: float = 1e-8) -> None:
