@@ -16,9 +16,13 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from workbench.core import validate
+from workbench.core.audio import MAX_SECONDS
 from workbench.core.cli import add_output_args, emit
 from workbench.core.config import override, pick_preset
 from workbench.core.errors import UserError
+
+PROMPT_READ_SECONDS = 60.0  # of a speaker prompt file, only the start is read (the prompt is a few seconds)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,13 +53,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s = sub.add_parser("synthesize", help="semantic tokens (or speech to resynthesize) + a speaker prompt -> audio")
     common(s)
     src = s.add_mutually_exclusive_group(required=True)
-    src.add_argument("--semantic", help="semantic tokens, a 1-D .npy (as `tokenizer encode` writes)")
-    src.add_argument("--audio", help="speech whose semantic tokens are resynthesized")
-    s.add_argument("--prompt", required=True, help="speaker prompt audio (its first prompt_seconds are used)")
+    src.add_argument("--semantic", help="semantic tokens, a 1-D .npy (as `tokenizer encode` writes); at most "
+                     f"{validate.MAX_SYNTH_SECONDS:g} s of them (90,000 tokens at 25 Hz)")
+    src.add_argument("--audio", help="speech whose semantic tokens are resynthesized (4-384 kHz, at most "
+                     f"{validate.MAX_SYNTH_SECONDS:g} s)")
+    s.add_argument("--prompt", required=True, help="speaker prompt audio (4-384 kHz; its first prompt_seconds are "
+                   f"used, at most the first {PROMPT_READ_SECONDS:g} s are read)")
     s.add_argument("--out", required=True, help="output audio (.wav or .flac)")
-    s.add_argument("--iterations", type=int, default=None, help="decoding iterations on the first level (default 16)")
-    s.add_argument("--temperature", type=float, default=None)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--iterations", type=int, default=None, help="decoding iterations on the first level, 1-1000 "
+                   "(default 16)")
+    s.add_argument("--temperature", type=float, default=None, help="sampling temperature, finite and >= 0 "
+                   "(0: greedy; default the model's, 1.0)")
+    s.add_argument("--seed", type=int, default=0, help="random seed, 0 .. 2**63 - 1")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     add_output_args(s)
     s.set_defaults(func=run_synthesize)
 
@@ -127,11 +137,16 @@ def _synthesizer(args, **decode_changes):
     return synth.with_decode(**changes) if changes else synth
 
 
-def _read_audio(path: str):
-    from workbench.core.audio import AudioError, load_audio
+def _read_audio(path: str, max_seconds: float = MAX_SECONDS, trim: bool = False):
+    import warnings
+
+    from workbench.core.audio import AudioConversionWarning, AudioError, load_audio
 
     try:
-        return load_audio(path)
+        with warnings.catch_warnings():
+            if trim:  # a long prompt file: using only its start is what a prompt is, not worth a warning
+                warnings.filterwarnings("ignore", "using its first", AudioConversionWarning)
+            return load_audio(path, max_seconds=max_seconds, trim=trim)
     except AudioError as err:
         raise UserError(str(err)) from None
 
@@ -143,19 +158,28 @@ def run_synthesize(args: argparse.Namespace) -> int:
 
     from workbench.core.audio import save_audio
 
+    # every argument is checked before a model is loaded or a sample read
+    validate.output_file("--out", args.out, (".wav", ".flac"))
+    validate.count("--iterations", args.iterations, 1, 1000, optional=True)
+    if args.temperature is not None:
+        validate.temperature(args.temperature)
+    validate.seed(args.seed)
+    if args.semantic:
+        validate.input_file("--semantic", args.semantic, "semantic tokens file (.npy)")
     synth = _synthesizer(args, first_level_iterations=args.iterations, temperature=args.temperature)
     if args.semantic:
         try:
-            semantic = np.load(args.semantic)
+            semantic = np.load(args.semantic, mmap_mode="r")  # the length is checked before the tokens are read
         except (OSError, ValueError) as err:
-            raise UserError(f"{args.semantic}: not a .npy array of semantic tokens ({err})") from None
+            raise UserError(f"{args.semantic}: not a .npy array of semantic tokens ({' '.join(str(err).split())})") from None
+        semantic = synth.check_semantic(semantic, args.semantic)
         length = None
     else:
-        source = _read_audio(args.audio)
+        source = _read_audio(args.audio, max_seconds=validate.MAX_SYNTH_SECONDS)
         semantic, length = synth.semantic_tokens(source), len(source)
-    prompt = synth.prompt(_read_audio(args.prompt))
+    prompt = synth.prompt(_read_audio(args.prompt, max_seconds=PROMPT_READ_SECONDS, trim=True))
     started = time.perf_counter()
-    wav = synth.synthesize(semantic, prompt, args.seed)[:length]  # resynthesis: the source's length
+    wav = synth.synthesize(semantic, prompt, args.seed, progress=not (args.quiet or args.json))[:length]
     wall = time.perf_counter() - started
     save_audio(args.out, wav, synth.rates.sample_rate)
     seconds = len(wav) / synth.rates.sample_rate

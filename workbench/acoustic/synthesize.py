@@ -20,6 +20,7 @@ from workbench.acoustic.model import SoundStorm
 from workbench.acoustic.train import check_compatible, load_acoustic, load_codec_and_tokenizer, rates_of_meta
 from workbench.acoustic.windowed import Prompt, make_prompt, synthesize_codes
 from workbench.codec.stream import decode_long, encode_long
+from workbench.core import validate
 from workbench.core.errors import UserError
 from workbench.tokenizer.windowed import tokenize_windowed
 
@@ -46,6 +47,10 @@ class Synthesizer:
         return synth
 
     def with_decode(self, **changes) -> "Synthesizer":
+        if "temperature" in changes:
+            changes["temperature"] = validate.temperature(changes["temperature"], "temperature")
+        if "first_level_iterations" in changes:
+            validate.count("iterations", changes["first_level_iterations"], 1, 1000)
         other = object.__new__(Synthesizer)
         other.__dict__.update(self.__dict__, decode=dataclasses.replace(self.decode, **changes))
         return other
@@ -67,11 +72,19 @@ class Synthesizer:
                             f"{self.decode.prompt_seconds:g} s are needed")
         return make_prompt(self.semantic_tokens(audio), self.codes(audio), self.rates, need)
 
+    @property
+    def max_tokens(self) -> int:
+        """The longest semantic stream synthesized at once: MAX_SYNTH_SECONDS (an hour) of tokens."""
+        return int(validate.MAX_SYNTH_SECONDS * self.rates.semantic_rate)
+
     def check_semantic(self, tokens: np.ndarray, name: str = "semantic tokens") -> np.ndarray:
         tokens = np.asarray(tokens)
         vocab = self.model.cfg.semantic_vocab
         if tokens.ndim != 1 or tokens.size == 0:
             raise UserError(f"{name}: expected a non-empty 1-D array of tokens, got shape {tokens.shape}")
+        if tokens.size > self.max_tokens:
+            raise UserError(f"{name}: {tokens.size} tokens ({tokens.size / self.rates.semantic_rate:.0f} s); at most "
+                            f"{self.max_tokens} ({validate.MAX_SYNTH_SECONDS:g} s) are synthesized at once")
         if not np.issubdtype(tokens.dtype, np.integer):
             raise UserError(f"{name}: tokens must be integers, got {tokens.dtype}")
         if tokens.min() < 0 or tokens.max() >= vocab:
@@ -82,18 +95,19 @@ class Synthesizer:
     # -- synthesis -------------------------------------------------------------------------------------------
     @torch.inference_mode()
     def synthesize_codes(self, streams: Sequence[np.ndarray], prompts: Sequence[Prompt], seed: int = 0,
-                         trace: DecodeTrace | None = None) -> list[np.ndarray]:
+                         trace: DecodeTrace | None = None, progress: bool = False) -> list[np.ndarray]:
         streams = [self.check_semantic(s, f"semantic stream {i}") for i, s in enumerate(streams)]
         fn = self.model.level_logits
-        generator = torch.Generator(self.device).manual_seed(seed)
+        generator = torch.Generator(self.device).manual_seed(validate.seed(seed, "seed"))
         return synthesize_codes(fn, streams, prompts, self.rates, self.levels, self.model.mask_id, self.decode,
-                                generator, trace, self.device)
+                                generator, trace, self.device, progress=progress)
 
     def audio(self, codes: np.ndarray, chunk_seconds: float = 10.0) -> np.ndarray:
         """Codes (q, frames) -> waveform, through the codec's chunked (exact, bounded-memory) decoder."""
         return decode_long(self.codec, torch.from_numpy(np.asarray(codes)), chunk_seconds).numpy()
 
-    def synthesize(self, semantic: np.ndarray, prompt: Prompt, seed: int = 0) -> np.ndarray:
-        """Semantic tokens (s,) in the voice of `prompt` -> waveform of s semantic frames."""
-        codes = self.synthesize_codes([semantic], [prompt], seed)[0]
+    def synthesize(self, semantic: np.ndarray, prompt: Prompt, seed: int = 0, progress: bool = False) -> np.ndarray:
+        """Semantic tokens (s,) in the voice of `prompt` -> waveform of s semantic frames (at most an hour:
+        `max_tokens`); `progress` shows a bar of windows on stderr."""
+        codes = self.synthesize_codes([semantic], [prompt], seed, progress=progress)[0]
         return self.audio(codes)[: len(semantic) * self.rates.semantic_hop]

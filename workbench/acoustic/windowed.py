@@ -77,9 +77,13 @@ def make_prompt(semantic_tokens: np.ndarray, codes: np.ndarray, rates: Rates, pr
 
 def synthesize_codes(logits_fn: LogitsFn, streams: Sequence[np.ndarray], prompts: Sequence[Prompt], rates: Rates,
                      levels: int, mask_id: int, cfg: DecodeConfig, generator: torch.Generator | None = None,
-                     trace: DecodeTrace | None = None, device: str | torch.device = "cpu") -> list[np.ndarray]:
+                     trace: DecodeTrace | None = None, device: str | torch.device = "cpu",
+                     progress: bool = False) -> list[np.ndarray]:
     """Codes (q, frames) for each semantic token stream (s,), in the voice of its prompt. `trace`, if given,
-    records the passes of the first batch of windows (for the notebook's picture)."""
+    records the passes of the first batch of windows (for the notebook's picture); `progress` shows a bar of
+    windows on stderr."""
+    from tqdm.auto import tqdm
+
     if len(streams) != len(prompts):
         raise ValueError(f"{len(streams)} semantic streams but {len(prompts)} prompts")
     window = rates.seconds_to_frames(cfg.window_seconds)
@@ -88,12 +92,15 @@ def synthesize_codes(logits_fn: LogitsFn, streams: Sequence[np.ndarray], prompts
     outs = [np.full((levels, plan[-1].end), mask_id, dtype=np.int64) for plan in plans]
     iterations = cfg.iterations(levels)
     first = True
+    bar = tqdm(total=sum(len(p) for p in plans), desc="synthesizing", unit="window", disable=not progress)
     for k in range(max(len(p) for p in plans)):  # window k of a stream needs its window k - 1 done
         ready = [(i, k) for i in range(len(plans)) if k < len(plans[i])]
         for g in range(0, len(ready), cfg.batch_windows):
             _decode_group(logits_fn, ready[g: g + cfg.batch_windows], streams, prompts, plans, outs, rates, levels,
                           mask_id, iterations, cfg, generator, trace if first else None, device)
             first = False
+            bar.update(len(ready[g: g + cfg.batch_windows]))
+    bar.close()
     return outs
 
 

@@ -14,6 +14,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from workbench.core import validate
+from workbench.core.audio import MAX_SECONDS
 from workbench.core.cli import add_output_args, emit
 from workbench.core.config import override, pick_preset
 from workbench.core.errors import UserError
@@ -49,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     e = sub.add_parser("encode", help="audio file -> codes (.npz)")
     common(e)
-    e.add_argument("input")
+    e.add_argument("input", help=f"audio (wav/flac/ogg/mp3, 4-384 kHz, at most {MAX_SECONDS / 3600:g} h; "
+                   "converted to 16 kHz mono)")
     e.add_argument("--out", required=True, help="codes file (.npz)")
     e.add_argument("--n-q", type=int, default=None, help="quantizer levels to keep (default all): the bitrate")
     e.add_argument("--chunk-seconds", type=float, default=None)
@@ -58,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     d = sub.add_parser("decode", help="codes (.npz) -> 16 kHz wav")
     common(d)
-    d.add_argument("codes")
+    d.add_argument("codes", help=f"codes written by `codec encode` (at most {MAX_SECONDS / 3600:g} h of audio)")
     d.add_argument("--out", required=True, help="output audio (.wav or .flac)")
     d.add_argument("--chunk-seconds", type=float, default=None)
     add_output_args(d)
@@ -119,23 +122,25 @@ def _load(args):
 def run_encode(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from workbench.core.audio import AudioError, load_audio
     from workbench.codec.config import EvalConfig
     from workbench.codec.stream import encode_long
+    from workbench.core.audio import AudioError, load_audio
     from workbench.core.io import atomic_path
 
+    out = validate.output_file("--out", args.out, (".npz",))
+    validate.count("--n-q", args.n_q, 1, optional=True)
+    validate.seconds("--chunk-seconds", args.chunk_seconds, 3600.0, optional=True)
     codec, meta = _load(args)
+    if args.n_q is not None and args.n_q > codec.cfg.num_quantizers:
+        raise UserError(f"--n-q {args.n_q}: this codec has levels 1..{codec.cfg.num_quantizers}")
     try:
-        wav = load_audio(args.input)
+        wav = load_audio(args.input, max_seconds=MAX_SECONDS)
     except AudioError as err:
         raise UserError(str(err)) from None
     try:
         codes = encode_long(codec, wav, args.n_q, args.chunk_seconds or EvalConfig().chunk_seconds)
     except ValueError as err:
         raise UserError(str(err)) from None
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        raise UserError(f"--out {out}: codes are written as .npz")
     with atomic_path(out) as tmp:
         np.savez(tmp, codes=codes.numpy().astype(np.int16), num_samples=len(wav), sample_rate=codec.cfg.sample_rate,
                  hop=codec.hop, codebook_size=codec.cfg.codebook_size)
@@ -156,16 +161,24 @@ def read_codes(path: str | Path) -> dict:
         with np.load(path) as z:
             data = {k: z[k] for k in ("codes", "num_samples", "sample_rate", "hop", "codebook_size")}
     except Exception as err:
-        raise UserError(f"{path}: not a codes file written by `codec encode` ({err})") from None
+        raise UserError(f"{path}: not a codes file written by `codec encode` ({' '.join(str(err).split())})") from None
     return data
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    from workbench.core.audio import save_audio
     from workbench.codec.config import EvalConfig
     from workbench.codec.stream import decode_long
+    from workbench.core.audio import save_audio
 
+    validate.output_file("--out", args.out, (".wav", ".flac"))
+    validate.seconds("--chunk-seconds", args.chunk_seconds, 3600.0, optional=True)
     data = read_codes(args.codes)
+    rate = max(int(data["sample_rate"]), 1)
+    frames = data["codes"].shape[-1] if data["codes"].ndim else 0
+    seconds = max(int(data["num_samples"]), frames * max(int(data["hop"]), 1)) / rate
+    if data["codes"].ndim != 2 or seconds > MAX_SECONDS + 1:
+        raise UserError(f"{args.codes}: codes of shape {data['codes'].shape} for {seconds:.0f} s; at most "
+                        f"{MAX_SECONDS:.0f} s ({MAX_SECONDS / 3600:g} h) are decoded at once")
     codec, _ = _load(args)
     if int(data["hop"]) != codec.hop or int(data["codebook_size"]) != codec.cfg.codebook_size:
         raise UserError(f"{args.codes} was encoded with hop {int(data['hop'])} and {int(data['codebook_size'])} codes; "

@@ -3,6 +3,11 @@
 All audio inside the workbench is mono float32 at 16 kHz. `load_audio` converts what can be converted
 safely (stereo is averaged, another sample rate is resampled; each with a warning) and refuses the rest
 (missing, empty, truncated or non-audio files, NaN/inf samples, all-silence) with an `AudioError`.
+
+Bounds, checked from the header before any sample is decoded or resampled (so a small file declaring 1 Hz never
+becomes hours of 16 kHz audio): the sample rate must lie in [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE] Hz, and the
+audio may last at most `max_seconds` (default MAX_SECONDS, 2 hours; commands state theirs in `--help`): longer
+audio is refused, or with ``trim=True`` only its first `max_seconds` are read.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from workbench.core.io import atomic_path
 
 SAMPLE_RATE = 16_000
 SILENCE_PEAK = 1e-4  # peak |x| below this (about -80 dBFS) counts as silence
+MIN_SAMPLE_RATE = 4_000  # below this there is no speech to speak of (and resampling up would multiply the data)
+MAX_SAMPLE_RATE = 384_000
+MAX_SECONDS = 2 * 3600.0  # the default duration cap of `load_audio`
 
 
 class AudioError(ValueError):
@@ -29,10 +37,13 @@ class AudioConversionWarning(UserWarning):
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, *, resample: bool = True,
-               allow_silence: bool = False) -> np.ndarray:
+               allow_silence: bool = False, max_seconds: float | None = MAX_SECONDS, trim: bool = False) -> np.ndarray:
     """Read `path` as mono float32 at `sample_rate`.
 
-    Raises AudioError for anything unusable; warns (AudioConversionWarning) when it downmixes or resamples.
+    The header is read first: a sample rate outside [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE] is refused, and audio
+    longer than `max_seconds` (None: no cap) is refused or, with `trim`, cut to its first `max_seconds` -- in
+    both cases before anything is decoded, so memory stays bounded by the cap.
+    Raises AudioError for anything unusable; warns (AudioConversionWarning) when it downmixes, resamples or trims.
     """
     path = Path(path)
     if not path.exists():
@@ -42,10 +53,44 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, *, resam
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
     try:
-        wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        info = sf.info(str(path))
     except Exception as err:  # libsndfile's errors are terse; name the file and what we expected
-        raise AudioError(f"{path}: not a readable audio file ({err})") from None
+        raise AudioError(f"{path}: not a readable audio file ({one_line(err)})") from None
+    check_rate(info.samplerate, str(path))
+    frames = int(info.frames)
+    if frames <= 0:
+        raise AudioError(f"{path}: contains no audio frames")
+    if max_seconds is not None and frames > max_seconds * info.samplerate:
+        if not trim:
+            raise AudioError(f"{path}: {_clock(frames / info.samplerate)} long ({frames} frames at "
+                             f"{info.samplerate} Hz); at most {_clock(max_seconds)} is accepted here")
+        frames = max(1, int(max_seconds * info.samplerate))
+        warnings.warn(f"{path}: using its first {max_seconds:g} s of {info.frames / info.samplerate:.1f} s",
+                      AudioConversionWarning, stacklevel=2)
+    try:
+        wav, sr = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
+    except Exception as err:
+        raise AudioError(f"{path}: not a readable audio file ({one_line(err)})") from None
     return check_audio(wav, sr, sample_rate, name=str(path), resample=resample, allow_silence=allow_silence)
+
+
+def check_rate(sr: int, name: str = "audio") -> int:
+    """A sample rate the workbench can convert: [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE] Hz, else AudioError."""
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+        where = "below" if sr < MIN_SAMPLE_RATE else "above"
+        bound = MIN_SAMPLE_RATE if sr < MIN_SAMPLE_RATE else MAX_SAMPLE_RATE
+        raise AudioError(f"{name}: sample rate {sr} Hz is {where} {bound} Hz (accepted: {MIN_SAMPLE_RATE}-"
+                         f"{MAX_SAMPLE_RATE} Hz)")
+    return sr
+
+
+def one_line(err: Exception) -> str:
+    return " ".join(str(err).split())  # libsndfile's messages can span lines; a refusal is one line
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d} (h:mm:ss)"
 
 
 def check_audio(wav: np.ndarray, sr: int, sample_rate: int = SAMPLE_RATE, *, name: str = "audio",
@@ -58,6 +103,7 @@ def check_audio(wav: np.ndarray, sr: int, sample_rate: int = SAMPLE_RATE, *, nam
         raise AudioError(f"{name}: expected (frames,) or (frames, channels), got shape {wav.shape}")
     if wav.shape[0] == 0:
         raise AudioError(f"{name}: contains no audio frames")
+    check_rate(int(sr), name)
     if not np.isfinite(wav).all():
         raise AudioError(f"{name}: contains NaN or infinite samples")
     if wav.shape[1] > 1:
@@ -94,5 +140,5 @@ def audio_duration(path: str | os.PathLike) -> float:
     try:
         info = sf.info(str(path))
     except Exception as err:
-        raise AudioError(f"{path}: not a readable audio file ({err})") from None
+        raise AudioError(f"{path}: not a readable audio file ({one_line(err)})") from None
     return info.frames / info.samplerate

@@ -20,14 +20,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     info = data.add_parser("info", help="summarise a corpus folder (SynthBooks, LibriSpeech(-Long), any audio)")
     info.add_argument("path")
-    info.add_argument("--kind", default="auto", help="auto | synthbooks | librispeech | librispeech-long | folder")
+    info.add_argument("--kind", default="auto", help="auto | synthbooks | librispeech | librispeech-long | folder "
+                      "(audio at 4-384 kHz; unreadable files are one error naming the file)")
     add_output_args(info)
     info.set_defaults(func=_info)
 
 
 def _build(args: argparse.Namespace) -> None:
+    from workbench.core import validate
     from workbench.data.corpus import build_preset
 
+    validate.count("--jobs", args.jobs, 1, 256, optional=True)
+    if args.seed is not None:
+        validate.seed(args.seed)
     overrides = {"seed": args.seed} if args.seed is not None else {}
     out = args.out or f"data/build/{args.preset}"
     stats = build_preset(args.preset, out, jobs=args.jobs, progress=not args.json, **overrides)
@@ -45,7 +50,11 @@ def _human_stats(s: dict) -> str:
 
 
 def _info(args: argparse.Namespace) -> None:
+    from workbench.core.errors import UserError
     from workbench.data.loaders import open_dataset
 
-    dataset = open_dataset(args.path, kind=args.kind)
+    try:
+        dataset = open_dataset(args.path, kind=args.kind)
+    except (OSError, ValueError) as err:  # AudioError is a ValueError; FileNotFoundError an OSError
+        raise UserError(" ".join(str(err).split())) from None
     emit(args, dataset.summary())

@@ -32,10 +32,11 @@ import numpy as np
 
 from workbench.core.audio import SAMPLE_RATE, save_audio
 from workbench.core.config import pick_preset
+from workbench.core.io import atomic_write_json, atomic_write_text
 from workbench.data.synth import Rendering, render
 from workbench.data.texts import Chapter, read_all, words
-from workbench.data.voices import VOICES, Voice, have_mbrola, voice as voice_named
-from workbench.core.io import atomic_write_json, atomic_write_text
+from workbench.data.voices import VOICES, Voice, have_mbrola
+from workbench.data.voices import voice as voice_named
 
 
 @dataclass(frozen=True)

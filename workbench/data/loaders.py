@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import numpy as np
 import soundfile as sf
 
-from workbench.core.audio import SAMPLE_RATE, AudioError, check_audio
+from workbench.core.audio import SAMPLE_RATE, AudioError, check_audio, check_rate, one_line
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 KINDS = ("synthbooks", "librispeech", "librispeech-long", "folder")
@@ -56,7 +56,7 @@ class Recording:
         except AudioError:
             raise
         except Exception as err:
-            raise AudioError(f"{self.audio}: not a readable audio file ({err})") from None
+            raise AudioError(f"{self.audio}: not a readable audio file ({one_line(err)})") from None
         return check_audio(wav, sr, sample_rate, name=str(self.audio), allow_silence=True)
 
     def alignment_data(self) -> dict[str, Any]:
@@ -129,11 +129,14 @@ def open_dataset(path: str | os.PathLike, kind: str = "auto", split: str | None 
     """Open a corpus folder of any supported layout. Unreadable audio is an error naming the file, or, with
     `skip_bad`, a warning and the file left out."""
     root = Path(path)
+    if kind != "auto" and kind not in KINDS:
+        raise ValueError(f"unknown corpus kind {kind!r}; kinds: auto, {', '.join(KINDS)}")
+    if root.is_file():
+        raise FileNotFoundError(f"{root}: is a file; a corpus is a folder (of audio files, or built by "
+                                "`python -m workbench data build`)")
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such corpus folder")
     kind = detect_kind(root) if kind == "auto" else kind
-    if kind not in KINDS:
-        raise ValueError(f"unknown corpus kind {kind!r}; kinds: {', '.join(KINDS)}")
     if kind == "synthbooks":
         recordings = _synthbooks(root, split)
     else:
@@ -150,23 +153,32 @@ def _synthbooks(root: Path, split: str | None) -> list[Recording]:
     manifest = "segments.jsonl" if split and split.endswith("-segments") else "manifest.jsonl"
     want = split.removesuffix("-segments") if split else None
     out = []
-    for line in (root / manifest).read_text().splitlines():
-        row = json.loads(line)
-        if want and row["split"] != want:
+    if not (root / manifest).is_file():
+        raise ValueError(f"{root / manifest}: no such file; a SynthBooks corpus folder has manifest.jsonl "
+                         "(built by `python -m workbench data build`)")
+    for i, line in enumerate((root / manifest).read_text().splitlines()):
+        if not line.strip():
             continue
-        out.append(Recording(row["id"], root / row["audio"], row["duration"], row["speaker"], row["split"],
-                             row.get("text"), alignment=root / row["alignment"], extra=row))
+        try:
+            row = json.loads(line)
+            if want and row["split"] != want:
+                continue
+            out.append(Recording(row["id"], root / row["audio"], row["duration"], row["speaker"], row["split"],
+                                 row.get("text"), alignment=root / row["alignment"], extra=row))
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{root / manifest}: line {i + 1} is not a manifest row ({one_line(err)})") from None
     return out
 
 
 def _header_duration(path: Path, skip_bad: bool) -> float | None:
     try:
         info = sf.info(str(path))
+        check_rate(info.samplerate, str(path))
         if info.frames <= 0:
             raise AudioError(f"{path}: contains no audio frames")
         return info.frames / info.samplerate
     except Exception as err:
-        message = str(err) if isinstance(err, AudioError) else f"{path}: not a readable audio file ({err})"
+        message = str(err) if isinstance(err, AudioError) else f"{path}: not a readable audio file ({one_line(err)})"
         if not skip_bad:
             raise AudioError(message) from None
         warnings.warn(f"skipping {message}", stacklevel=3)

@@ -44,7 +44,7 @@ def parse_window(text: str | int) -> int:
     s = str(text).strip().lower()
     try:
         tokens = round(float(s[:-1]) * TOKENS_PER_SECOND) if s.endswith("s") else int(s)
-    except ValueError:
+    except (ValueError, OverflowError):  # 'nans', 'infs'
         raise UserError(f"bad window {text!r}: give tokens (e.g. 750) or seconds (e.g. 30s)") from None
     if tokens < 2:
         raise UserError(f"window {text!r} is shorter than 2 tokens")

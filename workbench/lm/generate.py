@@ -7,12 +7,14 @@ with every token. Sampling is batched and seeded: temperature (0 = greedy), top-
 
 from __future__ import annotations
 
+import sys
 from typing import Callable, Iterator
 
 import torch
 
-from workbench.lm.model import ModelCache, SpeechLM
+from workbench.core import validate
 from workbench.core.device import autocast
+from workbench.lm.model import ModelCache, SpeechLM
 
 
 def sample_next(logits: torch.Tensor, generator: torch.Generator | None = None, temperature: float = 1.0,
@@ -49,6 +51,7 @@ def stream(model: SpeechLM, prompt: torch.Tensor, max_new_tokens: int, *, temper
     the cache's size over time with it)."""
     if prompt.dim() != 2 or prompt.shape[1] < 1:
         raise ValueError(f"prompt must be (batch, time) with at least one token, got {tuple(prompt.shape)}")
+    check_sampling(temperature, top_k, top_p, seed)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     if cache is None:
@@ -66,8 +69,31 @@ def stream(model: SpeechLM, prompt: torch.Tensor, max_new_tokens: int, *, temper
                     observe(cache)
 
 
-def generate(model: SpeechLM, prompt: torch.Tensor, max_new_tokens: int, **sampling) -> torch.Tensor:
-    """The prompt followed by `max_new_tokens` sampled tokens: (b, t0 + max_new_tokens)."""
-    new = list(stream(model, prompt, max_new_tokens, **sampling))
+def check_sampling(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                   seed: int = 0, prefix: str = "") -> None:
+    """UserError (one line naming the setting and its range) unless temperature is finite and >= 0, top_k is
+    None or >= 1, top_p is None or in (0, 1], and seed in [0, 2**63 - 1]. `prefix`: "--" for CLI flags."""
+    validate.temperature(temperature, f"{prefix}temperature")
+    validate.top_k(top_k, f"{prefix}top{'-' if prefix else '_'}k")
+    validate.top_p(top_p, f"{prefix}top{'-' if prefix else '_'}p")
+    validate.seed(seed, f"{prefix}seed")
+
+
+def generate(model: SpeechLM, prompt: torch.Tensor, max_new_tokens: int, progress: bool = False,
+             **sampling) -> torch.Tensor:
+    """The prompt followed by `max_new_tokens` sampled tokens: (b, t0 + max_new_tokens), written into one
+    preallocated tensor (memory: the output itself, plus the model's cache). `progress`: a tqdm bar of tokens on
+    stderr."""
+    from tqdm.auto import tqdm
+
+    validate.count("max_new_tokens", max_new_tokens, 0)
     device = next(model.parameters()).device
-    return torch.cat([prompt.to(device)] + [t[:, None] for t in new], dim=1)
+    b, t0 = prompt.shape[0], prompt.shape[-1]
+    out = torch.empty(b, t0 + max_new_tokens, dtype=torch.long, device=device)
+    out[:, :t0] = prompt.to(device)
+    bar = tqdm(total=max_new_tokens, desc="sampling", unit="token", disable=not progress, file=sys.stderr)
+    for i, token in enumerate(stream(model, prompt, max_new_tokens, **sampling)):
+        out[:, t0 + i] = token
+        bar.update(1)
+    bar.close()
+    return out

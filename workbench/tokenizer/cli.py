@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from workbench.core import validate
 from workbench.core.cli import add_output_args, emit
 from workbench.core.config import override, pick_preset
 from workbench.core.errors import UserError
@@ -18,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     train = cmds.add_parser("train", help="train the MFCC k-means baseline and the learned (HuBERT-style) tokenizer")
     train.add_argument("--preset", default="laptop", help="smoke | laptop | paper (default laptop)")
-    train.add_argument("--corpus", default=None, help="corpus folder (default data/build/<preset>)")
+    train.add_argument("--corpus", default=None, help="a SynthBooks-Long corpus folder with a train split "
+                       "(default data/build/<preset>)")
     train.add_argument("--out", default=None, help="output folder (default runs/tokenizer/<preset>); gets mfcc_kmeans/ and learned/")
     train.add_argument("--max-minutes", type=float, default=None, help="wall-clock training budget")
     train.add_argument("--num-units", type=int, default=None, help="codebook size K")
@@ -30,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     enc = cmds.add_parser("encode", help="encode a corpus into unit files for the language model")
     enc.add_argument("--tokenizer", required=True, help="a saved tokenizer folder (e.g. runs/tokenizer/laptop/learned)")
-    enc.add_argument("--corpus", required=True, help="corpus folder (SynthBooks, LibriSpeech(-Long) or any audio)")
+    enc.add_argument("--corpus", required=True, help="corpus folder (SynthBooks, LibriSpeech(-Long) or any audio at "
+                     "4-384 kHz); an unreadable, NaN or all-silence file stops the run with one error naming it")
     enc.add_argument("--out", required=True, help="output folder (e.g. data/build/tokens/laptop)")
     enc.add_argument("--splits", nargs="*", default=None, help="only these splits (default: all)")
     add_output_args(enc)
@@ -52,6 +55,25 @@ def _corpus(path: str | Path) -> Path:
     return p
 
 
+def _check_training_corpus(corpus: Path) -> None:
+    """Tokenizer training reads a SynthBooks-Long corpus: its train split (manifest.jsonl) and, for the
+    cross-speaker loss, the train chapters' alignments. A plain folder of audio has neither."""
+    import json
+
+    manifest = corpus / "manifest.jsonl"
+    hint = "build one: python -m workbench data build --preset smoke --out DIR"
+    if not manifest.is_file():
+        raise UserError(f"--corpus {corpus}: not a SynthBooks-Long corpus (no manifest.jsonl); tokenizer training "
+                        f"needs its train split and alignments ({hint})")
+    try:
+        splits = {json.loads(line).get("split") for line in manifest.read_text().splitlines() if line.strip()}
+    except (ValueError, AttributeError):
+        raise UserError(f"{manifest}: not a corpus manifest (one JSON object a line)") from None
+    if "train" not in splits:
+        raise UserError(f"--corpus {corpus}: its manifest.jsonl has no train split (found: "
+                        f"{', '.join(sorted(map(str, splits))) or 'nothing'}); {hint}")
+
+
 def _train(args: argparse.Namespace) -> None:
     from workbench.tokenizer.config import PRESETS
     from workbench.tokenizer.train import train_tokenizers
@@ -60,11 +82,19 @@ def _train(args: argparse.Namespace) -> None:
     changes = {k: v for k, v in (("max_minutes", args.max_minutes), ("num_units", args.num_units),
                                  ("steps", args.steps),
                                  ("parallel_weight", args.parallel_weight)) if v is not None}
+    validate.number("--max-minutes", args.max_minutes, 0.0, None, lo_open=True, optional=True)
+    validate.count("--num-units", args.num_units, 2, 65_536, optional=True)
+    validate.count("--steps", args.steps, 1, optional=True)
+    validate.number("--parallel-weight", args.parallel_weight, 0.0, None, optional=True)
     config = override(config, **changes)
     corpus = _corpus(args.corpus or corpus_dir(args.preset))
+    _check_training_corpus(corpus)
     out = Path(args.out or run_dir("tokenizer", args.preset))
     log = (lambda m: None) if args.json else (lambda m: print(m, flush=True))
-    tokenizers = train_tokenizers(corpus, config, log=log, cache_dir=out)
+    try:
+        tokenizers = train_tokenizers(corpus, config, log=log, cache_dir=out)
+    except ValueError as err:  # AudioError included: names the file
+        raise UserError(" ".join(str(err).split())) from None
     payload = {}
     for name, tok in tokenizers.items():
         tok.save(out / name)
@@ -90,6 +120,8 @@ def _encode(args: argparse.Namespace) -> None:
     from workbench.tokenizer.encode import encode_corpus
 
     tok = _load(args.tokenizer)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out}: is a file; name a folder for the unit files")
     try:
         summary = encode_corpus(tok, _corpus(args.corpus), args.out, args.splits, progress=not args.json)
     except (AudioError, ValueError) as err:

@@ -7,7 +7,10 @@ Output layout (what workbench.lm reads):
     DIR/tokens.json      which tokenizer (kind, K, fingerprint), corpus, hours, encode speed
 
 Every file is written atomically and the manifest last. Re-running with the same tokenizer keeps the unit files
-already written (resumable); a different tokenizer (other fingerprint) starts over.
+already written (resumable); a different tokenizer (other fingerprint) starts over. A recording that cannot be
+encoded (unreadable, NaN, all silence) stops the run with an AudioError naming it, and what this run wrote is
+removed again (no ``tokens.json {"complete": false}`` is left behind); an interrupted run (Ctrl-C, a kill)
+keeps its files for the next run to reuse.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from workbench.core.audio import SILENCE_PEAK, AudioError
 from workbench.core.io import atomic_path, atomic_write_json, atomic_write_text
 from workbench.data.loaders import open_dataset
 from workbench.tokenizer.model import Tokenizer, fingerprint
@@ -39,25 +43,42 @@ def encode_corpus(tokenizer: Tokenizer, corpus_dir: str | os.PathLike, out_dir: 
         raise ValueError(f"{corpus_dir}: no recordings in split(s) {list(splits or [])}")
     print_ = fingerprint(tokenizer)
     meta_path = out / "tokens.json"
-    reuse = meta_path.exists() and json.loads(meta_path.read_text()).get("fingerprint") == print_
+    reuse = _fingerprint_of(meta_path) == print_
+    written: list[Path] = []
     if not reuse:  # claim the folder first: files left by an interrupted run are then known to be this tokenizer's
+        if (out / "manifest.jsonl").exists():  # another tokenizer's manifest: its units are about to be replaced
+            (out / "manifest.jsonl").unlink()
         atomic_write_json(meta_path, {"fingerprint": print_, "complete": False})
+        written.append(meta_path)
     rows, seconds, wall, reused = [], 0.0, 0.0, 0
-    for rec in tqdm(recordings, desc=f"encoding ({tokenizer.kind})", unit="recording", disable=not progress):
-        split = rec.split or "all"
-        rel = Path(split) / f"{rec.id}.npy"
-        if reuse and (out / rel).exists():
-            units = np.load(out / rel)
-            reused += 1
-        else:
-            started = time.perf_counter()
-            units = tokenize_windowed(tokenizer, AudioSource.of(rec)).astype(np.int32)
-            wall += time.perf_counter() - started
-            seconds += rec.duration
-            with atomic_path(out / rel) as tmp:
-                np.save(tmp, units)
-        rows.append({"id": rec.id, "split": split, "path": str(rel), "num_tokens": int(len(units)),
-                     "speaker": rec.speaker})
+    try:
+        for rec in tqdm(recordings, desc=f"encoding ({tokenizer.kind})", unit="recording", disable=not progress):
+            split = rec.split or "all"
+            rel = Path(split) / f"{rec.id}.npy"
+            if reuse and (out / rel).exists():
+                units = np.load(out / rel)
+                reused += 1
+            else:
+                started = time.perf_counter()
+                source = _PeakSource(AudioSource.of(rec))
+                units = tokenize_windowed(tokenizer, source).astype(np.int32)
+                if source.peak < SILENCE_PEAK:
+                    raise AudioError(f"{rec.audio}: is all silence (peak below {SILENCE_PEAK:g}); there is "
+                                     "nothing to encode")
+                wall += time.perf_counter() - started
+                seconds += rec.duration
+                with atomic_path(out / rel) as tmp:
+                    np.save(tmp, units)
+                written.append(out / rel)
+            rows.append({"id": rec.id, "split": split, "path": str(rel), "num_tokens": int(len(units)),
+                         "speaker": rec.speaker})
+    except Exception:  # a bad file: take back what this run wrote (an interrupt keeps it, to resume)
+        for path in reversed(written):
+            path.unlink(missing_ok=True)
+        for folder in sorted({p.parent for p in written} | {out}, key=lambda d: len(d.parts), reverse=True):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
     summary = {
         "tokenizer": tokenizer.kind, "num_units": tokenizer.num_units, "fingerprint": print_, "token_rate_hz": 25.0,
         "corpus": str(corpus_dir), "recordings": len(rows), "reused": reused,
@@ -69,3 +90,26 @@ def encode_corpus(tokenizer: Tokenizer, corpus_dir: str | os.PathLike, out_dir: 
     atomic_write_json(meta_path, summary)
     atomic_write_text(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     return summary
+
+
+def _fingerprint_of(meta_path: Path) -> str | None:
+    """The fingerprint a token folder's tokens.json records (None: no file, or not one this module wrote)."""
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return None
+    return meta.get("fingerprint") if isinstance(meta, dict) else None
+
+
+class _PeakSource:
+    """An AudioSource that remembers the largest |sample| read (all-silence is refused after encoding, without
+    a second pass over the file)."""
+
+    def __init__(self, source: AudioSource):
+        self.source, self.num_samples, self.peak = source, source.num_samples, 0.0
+
+    def read(self, start: int, length: int) -> np.ndarray:
+        chunk = self.source.read(start, length)
+        if len(chunk):
+            self.peak = max(self.peak, float(np.abs(chunk).max()))
+        return chunk
