@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import REAL_SPEECH
 
 from workbench.core.config import override
 from workbench.tokenizer import features as feat
@@ -18,7 +19,6 @@ from workbench.tokenizer.kmeans import kmeans
 from workbench.tokenizer.model import Tokenizer, TokenizerError
 from workbench.tokenizer.train import train_tokenizers
 from workbench.tokenizer.windowed import AudioSource, _window_audio, plan_windows, tokenize_windowed
-from conftest import REAL_SPEECH
 
 
 def speech(seconds: float) -> np.ndarray:
@@ -300,3 +300,15 @@ def test_cli_clear_errors(trained, tmp_path, capsys):
     code, _, err = run_cli(capsys, "tokenizer", "encode", "--tokenizer", str(out / "mfcc_kmeans"), "--corpus",
                            str(corpus), "--out", str(tmp_path / "t"))
     assert code == 2 and "bad.wav" in err and "not a readable audio file" in err
+
+
+def test_unit_audio_plays_exactly_the_frames_of_a_unit():
+    from workbench.tokenizer.config import FRAME
+    from workbench.tokenizer.notebook import unit_audio
+
+    audio = np.repeat(np.arange(6, dtype=np.float32), FRAME)  # frame f holds the value f
+    units = np.array([3, 1, 3, 2, 3, 0])
+    sound = unit_audio(audio, units, 3, gap_s=0.0)
+    assert len(sound) == 3 * FRAME
+    assert [float(sound[k * FRAME + FRAME // 2]) for k in range(3)] == [0.0, 2.0, 4.0]  # frames 0, 2, 4, unfaded mid
+    assert len(unit_audio(audio, units, 7)) == 0

@@ -79,6 +79,13 @@ phones = [p for p in example.alignment_data()["phones"] if p[2] <= seconds]
 units = {name: tok.units(audio).numpy() for name, tok in tokenizers.items()}
 figures.units_figure(audio, phones, units, title=f"{example.id} ({example.speaker}, held out)").show()
 audio_player(audio)"""),
+    ("markdown", """In JupyterLab, explore: pick a held-out recording and a start time to redraw the units, and pick a unit to
+hear what it sounds like in that excerpt (its 40 ms frames, one after another). A headless run shows the figure
+above instead."""),
+    ("code", """explorer = figures.recording_explorer([r for r in open_dataset(corpus_dir).recordings if r.split == "test"],
+                                      tokenizers)
+if explorer is not None:
+    display(explorer)"""),
     ("markdown", """## Measurements
 On the held-out speakers' dev+test chapters: **PNMI** and **phone purity** (pause frames excluded), **codebook
 usage** and **bitrate**, encode **speed** (x real time, end-to-end from the audio file); on the parallel set: the

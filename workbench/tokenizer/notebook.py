@@ -1,4 +1,5 @@
-"""Figures for the tokenization notebook (plotly): units over a spectrogram, invariance, windowing."""
+"""What the tokenization notebook shows (plotly): units over a spectrogram, invariance, windowing; and, in
+JupyterLab, an explorer to pick a recording and listen to what one unit sounds like across it."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from workbench.core.audio import SAMPLE_RATE
 from workbench.tokenizer import features as feat
-from workbench.tokenizer.config import TOKEN_RATE
+from workbench.tokenizer.config import FRAME, TOKEN_RATE
 
 
 def units_figure(audio: np.ndarray, phones: Sequence[Sequence[Any]], units: dict[str, np.ndarray], title: str = "",
@@ -105,3 +107,55 @@ def windows_figure(windows: Sequence[Any], total_frames: int, agreement: np.ndar
 
 def _length(windows) -> int:
     return windows[1].start - windows[0].start + 2 * (windows[0].keep_to - windows[1].start)
+
+
+def unit_audio(audio: np.ndarray, units: np.ndarray, unit: int, max_frames: int = 75, gap_s: float = 0.06
+               ) -> np.ndarray:
+    """The 40 ms frames of `audio` that carry `unit` (the first `max_frames`), each faded in and out and set
+    apart by a short silence: what the unit sounds like in this recording. Empty if the unit does not occur."""
+    frames = np.flatnonzero(np.asarray(units) == unit)[:max_frames]
+    fade = np.hanning(2 * (FRAME // 8))
+    ramp = np.concatenate([fade[: FRAME // 8], np.ones(FRAME - 2 * (FRAME // 8)), fade[FRAME // 8:]])
+    gap = np.zeros(round(gap_s * SAMPLE_RATE), dtype=np.float32)
+    pieces = []
+    for f in frames:
+        piece = audio[f * FRAME: (f + 1) * FRAME]
+        if len(piece) == FRAME:
+            pieces += [(piece * ramp).astype(np.float32), gap]
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+
+
+def recording_explorer(recordings: Sequence[Any], tokenizers: dict[str, Any], seconds: float = 6.0):
+    """Pick a recording, a start time and a tokenizer: redraws the units over the spectrogram and plays the
+    excerpt; pick a unit: plays its frames (`unit_audio`). None without ipywidgets (the static figure stands in
+    for it, as under papermill)."""
+    try:
+        import ipywidgets as widgets
+        from IPython.display import display
+    except ImportError:
+        return None
+    from workbench.core.plots import audio_player
+
+    by_id = {r.id: r for r in recordings}
+
+    def draw(recording: str, start: float, tokenizer: str, unit: int) -> None:
+        rec = by_id[recording]
+        start = min(start, max(0.0, rec.duration - seconds))
+        audio = rec.load(start, min(seconds, rec.duration))
+        phones = [(p, a - start, b - start) for p, a, b in rec.alignment_data()["phones"]
+                  if a >= start and b <= start + seconds] if rec.alignment else []
+        units = {name: tok.units(audio).numpy() for name, tok in tokenizers.items()}
+        units_figure(audio, phones, units, title=f"{rec.id} ({rec.speaker}) from {start:.1f} s").show()
+        display(audio_player(audio))
+        sound = unit_audio(audio, units[tokenizer], unit)
+        print(f"unit {unit} of {tokenizer}: {len(sound) and int((units[tokenizer] == unit).sum())} frames here")
+        if len(sound):
+            display(audio_player(sound))
+
+    first = next(iter(tokenizers.values()))
+    return widgets.interactive(
+        draw, recording=widgets.Dropdown(options=list(by_id), description="recording"),
+        start=widgets.FloatSlider(value=0.0, min=0.0, max=max(r.duration for r in recordings), step=0.5,
+                                  description="start (s)"),
+        tokenizer=widgets.Dropdown(options=list(tokenizers), description="tokenizer"),
+        unit=widgets.IntSlider(value=0, min=0, max=first.num_units - 1, description="unit"))
