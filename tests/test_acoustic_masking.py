@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from workbench.acoustic.config import DecodeConfig
-from workbench.acoustic.data import Rates, sample_batch, Pair, upsample_semantic
+from workbench.acoustic.data import Pair, Rates, sample_batch, upsample_semantic
 from workbench.acoustic.decode import DecodeTrace, decode_levels, masked_count_after
 from workbench.acoustic.masking import cosine_ratio, training_mask
 from workbench.acoustic.windowed import Prompt, make_prompt, plan_windows, synthesize_codes

@@ -9,6 +9,7 @@ import json
 
 import pytest
 import torch
+from run_logs import records, strict, without_time
 from safetensors.torch import load_file
 
 from workbench.acoustic.config import PRESETS
@@ -16,7 +17,6 @@ from workbench.acoustic.synthesize import Synthesizer
 from workbench.acoustic.train import AcousticTask, default_paths, train
 from workbench.core.config import override
 from workbench.core.paths import codec_dir
-from run_logs import records, strict, without_time
 
 SMOKE = PRESETS["smoke"]
 PRESET = dataclasses.replace(SMOKE, train=override(SMOKE.train, steps=6, checkpoint_every=3, eval_every=4, log_every=1))

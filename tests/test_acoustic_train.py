@@ -29,7 +29,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def smoke_codec(tmp_path_factory, smoke_corpus):
     from workbench.codec.config import PRESETS as CODEC
-
     from workbench.codec.train import train as train_codec
 
     out = tmp_path_factory.mktemp("codec") / "run"

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import REAL_SPEECH
 
 from workbench.core.audio import AudioConversionWarning, AudioError, load_audio, save_audio
-from conftest import REAL_SPEECH
 
 
 def test_real_flac_loads_at_16k():

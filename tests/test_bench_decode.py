@@ -9,11 +9,19 @@ import pytest
 import torch
 
 from workbench import cli
-from workbench.bench.decode import (PRESETS, _LiveBytes, extend, find_max_batch, integrate, run_decode_bench,
-                                    state_bytes, step_peak_bytes)
+from workbench.bench.decode import (
+    PRESETS,
+    _LiveBytes,
+    extend,
+    find_max_batch,
+    integrate,
+    run_decode_bench,
+    state_bytes,
+    step_peak_bytes,
+)
 from workbench.core.config import override
-from workbench.lm.model import build_model, model_config
 from workbench.lm.generate import stream
+from workbench.lm.model import build_model, model_config
 
 
 def _positive(value: object) -> bool:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import REAL_SPEECH
-from workbench.core.audio import load_audio
 from workbench.codec import baselines
 from workbench.codec.metrics import align, measure, mel_distance
+from workbench.core.audio import load_audio
 
 
 @pytest.fixture(scope="module")

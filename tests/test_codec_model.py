@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.core.errors import UserError
 from workbench.codec.config import PRESETS, ModelConfig
 from workbench.codec.model import Codec
 from workbench.codec.quantizer import ResidualVectorQuantizer, VectorQuantizer
 from workbench.codec.stream import decode_long, encode_long, reconstruct
+from workbench.core.errors import UserError
 
 TINY = ModelConfig(channels=2, decoder_channels=2, dim=8, dilations=(1,), codebook_size=16, num_quantizers=3)
 

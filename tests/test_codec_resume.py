@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from run_logs import records, strict, without_time
 
 from workbench.cli import UserError, main
 from workbench.codec.config import PRESETS
 from workbench.codec.train import CodecTask, load_codec, train
 from workbench.core.config import override
-from run_logs import records, strict, without_time
 
 SMOKE = PRESETS["smoke"]
 # adversarial from step 2, so the discriminator's optimizer is part of what must resume exactly

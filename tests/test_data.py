@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REAL_SPEECH
 
 from workbench.core.audio import AudioError
 from workbench.data.corpus import PRESETS, plan, segment_bounds
@@ -13,7 +14,6 @@ from workbench.data.loaders import open_dataset
 from workbench.data.synth import align_words, render
 from workbench.data.texts import normalise, read_all, read_book, split_sentences
 from workbench.data.voices import VOICES, have_mbrola, voice
-from conftest import REAL_SPEECH
 
 
 def test_books_parse_into_chapters_without_front_or_back_matter():

@@ -164,7 +164,7 @@ def test_stream_speech_renders_each_chunk(smoke_tokens, griffin_run, smoke_acous
 
 def test_the_page_loads_in_headless_chromium(smoke_tokens, griffin_run):
     """The app's page in a real browser: its components are there and nothing logs an error."""
-    from test_report import load_in_chromium
+    from chromium import load_in_chromium
 
     app = build_app("smoke", tokenizer_dir=smoke_tokens["tokenizer"], lm_run=griffin_run)
     url = _serve(app)
@@ -186,7 +186,7 @@ def test_a_click_streams_audio_that_plays_while_the_rest_is_generated(smoke_toke
     """Chromium driven through DevTools: click Continue; the streamed continuation starts playing (its
     currentTime moves) while the page still says it is generating, and no error is logged. The smoke models
     are much faster than a laptop's, so the acoustic stage is slowed to a second per chunk."""
-    from test_report import devtools_page
+    from chromium import devtools_page
 
     from workbench.pipeline import demo
 

@@ -10,9 +10,20 @@ import numpy as np
 import pytest
 
 from workbench.core.audio import SAMPLE_RATE, load_audio
-from workbench.eval.longform import (JUDGE_URL_ENV, audio_bins, bin_edges, collapse_onset_s, judge_pair,
-                                     loop_onset_s, parse_verdict, repeated_ngrams, runs, semantic_coherence,
-                                     speaker_similarity_over_time, token_measures)
+from workbench.eval.longform import (
+    JUDGE_URL_ENV,
+    audio_bins,
+    bin_edges,
+    collapse_onset_s,
+    judge_pair,
+    loop_onset_s,
+    parse_verdict,
+    repeated_ngrams,
+    runs,
+    semantic_coherence,
+    speaker_similarity_over_time,
+    token_measures,
+)
 
 REAL = Path(__file__).parent / "fixtures" / "real-speech"
 RATE = 25

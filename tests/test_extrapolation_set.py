@@ -6,8 +6,14 @@ import pytest
 
 from workbench.eval.longform import collapse_onset_s, loop_onset_s, token_measures
 from workbench.eval.stats import excludes, mean_interval, share_interval, slope
-from workbench.pipeline.extrapolate import (ExtrapolationConfig, bin_intervals, choose_prompts, claims,
-                                            extrapolation_config, stream_plan)
+from workbench.pipeline.extrapolate import (
+    ExtrapolationConfig,
+    bin_intervals,
+    choose_prompts,
+    claims,
+    extrapolation_config,
+    stream_plan,
+)
 
 RATE = 25
 

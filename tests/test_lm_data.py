@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from workbench.core.errors import UserError
-from workbench.lm.data import (SYNTHETIC_PRESETS, SyntheticConfig, TokenCorpus, parse_window, sample_batch,
-                               write_synthetic_tokens)
+from workbench.lm.data import (
+    SYNTHETIC_PRESETS,
+    SyntheticConfig,
+    TokenCorpus,
+    parse_window,
+    sample_batch,
+    write_synthetic_tokens,
+)
 
 
 @pytest.fixture(scope="module")

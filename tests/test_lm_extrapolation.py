@@ -8,9 +8,9 @@ import dataclasses
 import pytest
 
 from workbench.lm.config import ModelConfig, train_config
-from workbench.lm.model import matched_transformer
 from workbench.lm.data import SYNTHETIC_PRESETS, write_synthetic_tokens
 from workbench.lm.evaluate import evaluate_runs
+from workbench.lm.model import matched_transformer
 from workbench.lm.train import train
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from workbench.lm.config import ModelConfig
-from workbench.lm.model import build_model, count_parameters, model_config, transformer_like
 from workbench.lm.generate import generate, sample_next
+from workbench.lm.model import build_model, count_parameters, model_config, transformer_like
 
 WINDOW = 8
 TINY = ModelConfig(vocab_size=32, width=16, num_layers=3, num_heads=2, attention_window=WINDOW)

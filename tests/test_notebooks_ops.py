@@ -9,8 +9,8 @@ import nbformat
 import pytest
 import torch
 
-from workbench.pipeline.notebooks import run_notebook
 from workbench.ops import notebook as primer
+from workbench.pipeline.notebooks import run_notebook
 
 
 def test_impulse_response_is_geometric_with_the_gates_decay() -> None:

@@ -12,8 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workbench.ops import rglru, rglru_step
-from workbench.ops import build
+from workbench.ops import build, rglru, rglru_step
 from workbench.ops.reference import gates, rglru_reference, rglru_step_reference
 
 FP32_TOL = 1e-5

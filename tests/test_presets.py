@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from workbench import cli
-from workbench.acoustic.model import SoundStorm, count_parameters as acoustic_parameters
+from workbench.acoustic.model import SoundStorm
+from workbench.acoustic.model import count_parameters as acoustic_parameters
 from workbench.codec.model import Codec
 from workbench.core.config import PRESET_NAMES
 from workbench.lm.model import build_model, count_parameters
@@ -33,7 +34,7 @@ def test_paper_models_build_on_the_meta_device():
                                                                configs["tokenizer"].num_units))
         tok = Tokenizer("learned", configs["tokenizer"], torch.zeros(()), torch.ones(()),
                         encoder=Encoder(configs["tokenizer"]))
-    assert codec_cfg.kbps() == 6.0 and acoustic_parameters(storm) > 100e6
+    assert codec_cfg.kbps() == 6.0 and acoustic_parameters(storm) > 100e6 and acoustic_parameters(codec) > 1e6
     assert tok.num_units == 32768 and sum(p.numel() for p in tok.encoder.parameters()) > 1e6
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from workbench.core.cli import add_output_args, emit
-from workbench.core.errors import UserError
 from workbench.core.config import override, pick_preset
+from workbench.core.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -21,8 +21,8 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-from workbench.core.audio import SAMPLE_RATE, resample_audio
 from workbench.codec.metrics import fit_length
+from workbench.core.audio import SAMPLE_RATE, resample_audio
 
 TOOLS = {"codec2-3200": ("c2enc", "c2dec"), "opus-6k": ("opusenc", "opusdec"), "identity": ()}
 

@@ -16,7 +16,8 @@ from workbench.codec.train import load_codec, train
 from workbench.core.audio import SAMPLE_RATE
 from workbench.core.config import override, pick_preset
 from workbench.core.device import pick_device
-from workbench.core.paths import codec_dir as default_codec_dir, corpus_dir as default_corpus_dir
+from workbench.core.paths import codec_dir as default_codec_dir
+from workbench.core.paths import corpus_dir as default_corpus_dir
 from workbench.core.plots import log_mel
 from workbench.core.train import read_metrics
 from workbench.data.corpus import build_preset

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from workbench.core.device import autocast, pick_device
 from workbench.lm.config import TOKENS_PER_SECOND
 from workbench.lm.data import TokenCorpus
 from workbench.lm.model import SpeechLM, load_model
-from workbench.core.device import autocast, pick_device
 
 
 @torch.no_grad()

@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -25,7 +26,6 @@ from workbench.core.config import pick_preset
 from workbench.core.nn import RMSNorm
 from workbench.lm.config import ATTENTION, GRIFFIN_PRESETS, MODELS, RECURRENT, ModelConfig
 from workbench.lm.modules import BlockCache, ResidualBlock
-
 
 HINT = "train one first: python -m workbench lm train"
 

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench.lm.config import ATTENTION, RECURRENT, ModelConfig
 from workbench.core.nn import RMSNorm, apply_rope, init_linear
+from workbench.lm.config import ATTENTION, RECURRENT, ModelConfig
 from workbench.lm.layers import MLP, Conv1D, segment_ids
 from workbench.ops.layer import RGLRU
 

@@ -23,8 +23,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from workbench.core.audio import SAMPLE_RATE, AudioError, check_audio, load_audio
 from workbench.core import paths
+from workbench.core.audio import SAMPLE_RATE, AudioError, check_audio, load_audio
 from workbench.core.errors import UserError
 
 MIN_PROMPT_S = 2.0
@@ -52,8 +52,8 @@ def load_pipeline(preset: str = "laptop", *, tokenizer_dir: str | Path | None = 
     """The tokenizer and the Griffin run of `preset`, checked to belong together, and the acoustic stage where
     there is one for them. Each missing piece of the first two is a UserError naming the command that makes it;
     without the acoustic stage the pipeline runs to tokens and says why there is no audio."""
-    from workbench.pipeline.extrapolate import acoustic_renderer, find_run
     from workbench.lm.model import load_model
+    from workbench.pipeline.extrapolate import acoustic_renderer, find_run
     from workbench.tokenizer.model import Tokenizer, TokenizerError, fingerprint
 
     tok_path = Path(tokenizer_dir or paths.tokenizer_dir(preset))

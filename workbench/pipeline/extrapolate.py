@@ -34,21 +34,27 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from workbench.core.audio import SAMPLE_RATE
 from workbench.core.cli import add_output_args, emit
 from workbench.core.config import Config, override, pick_preset
+from workbench.core.device import pick_device
 from workbench.core.errors import UserError
-from workbench.core.audio import SAMPLE_RATE
-from workbench.eval.stats import excludes, mean_interval, share_interval, slope
-from workbench.eval.longform import (JUDGE_NOT_CONFIGURED, JUDGE_URL_ENV, collapse_onset_s, judge_pair,
-                                     loop_onset_s, token_measures)
 from workbench.core.io import reports_dir
 from workbench.core.paths import lm_run_dir
+from workbench.eval.longform import (
+    JUDGE_NOT_CONFIGURED,
+    JUDGE_URL_ENV,
+    collapse_onset_s,
+    judge_pair,
+    loop_onset_s,
+    token_measures,
+)
+from workbench.eval.stats import excludes, mean_interval, share_interval, slope
 from workbench.lm.config import TOKENS_PER_SECOND, train_config
-from workbench.lm.model import SpeechLM, load_model, model_config
 from workbench.lm.data import TokenCorpus, resolve_tokens
 from workbench.lm.evaluate import position_nll
 from workbench.lm.generate import stream
-from workbench.core.device import pick_device
+from workbench.lm.model import SpeechLM, load_model, model_config
 from workbench.lm.train import train
 
 DEFAULT_RUNS = Path("runs/lm")
@@ -622,7 +628,6 @@ def speed_figure(payload: dict[str, Any]):
 def tokens_figure(payload: dict[str, Any]):
     """The units themselves as a raster (unit id against time) over the last seconds of each continuation
     (`units_end` of the payload): a loop shows as a repeating pattern, a stuck unit as a flat line."""
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     shown = payload["units_end"]["streams"]
@@ -641,7 +646,6 @@ def tokens_figure(payload: dict[str, Any]):
 def minute_figure(streams: dict[str, np.ndarray], prompt_tokens: int, minute: int, seconds: float = 20.0):
     """The units of the first stream of each model (and the real continuation) from `minute` into the
     continuation, `seconds` long: step through a 16-minute stream and see where it holds or falls apart."""
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     start = prompt_tokens + minute * 60 * TOKENS_PER_SECOND
@@ -681,7 +685,6 @@ def minute_explorer(streams: dict[str, np.ndarray], prompt_tokens: int):
 
 def audio_figure(payload: dict[str, Any]):
     """SC-L and speaker similarity over time of every measured clip (continuations and the ground truth)."""
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("SC-L: similarity to the prompt's transcript",

@@ -18,8 +18,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from workbench.tokenizer.config import TOKEN_RATE
 from workbench.eval.units import entropy_bits
+from workbench.tokenizer.config import TOKEN_RATE
 
 PAUSE = "_"
 
