@@ -126,8 +126,8 @@ def unit_audio(audio: np.ndarray, units: np.ndarray, unit: int, max_frames: int 
 
 
 def recording_explorer(recordings: Sequence[Any], tokenizers: dict[str, Any], seconds: float = 6.0):
-    """Pick a recording, a start time and a tokenizer: redraws the units over the spectrogram and plays the
-    excerpt; pick a unit: plays its frames (`unit_audio`). None without ipywidgets (the static figure stands in
+    """Pick a recording, a start time and a tokenizer: redraws the units over the spectrogram (without the
+    phone labels of the static figure) and plays the excerpt; pick a unit: plays its frames (`unit_audio`). None without ipywidgets (the static figure stands in
     for it, as under papermill)."""
     try:
         import ipywidgets as widgets
@@ -142,10 +142,9 @@ def recording_explorer(recordings: Sequence[Any], tokenizers: dict[str, Any], se
         rec = by_id[recording]
         start = min(start, max(0.0, rec.duration - seconds))
         audio = rec.load(start, min(seconds, rec.duration))
-        phones = [(p, a - start, b - start) for p, a, b in rec.alignment_data()["phones"]
-                  if a >= start and b <= start + seconds] if rec.alignment else []
         units = {name: tok.units(audio).numpy() for name, tok in tokenizers.items()}
-        units_figure(audio, phones, units, title=f"{rec.id} ({rec.speaker}) from {start:.1f} s").show()
+        # no phone labels here: a figure with one annotation per phone redraws for ~40 s inside a widget's output
+        units_figure(audio, [], units, title=f"{rec.id} ({rec.speaker}) from {start:.1f} s").show()
         display(audio_player(audio))
         sound = unit_audio(audio, units[tokenizer], unit)
         print(f"unit {unit} of {tokenizer}: {len(sound) and int((units[tokenizer] == unit).sum())} frames here")
@@ -153,8 +152,9 @@ def recording_explorer(recordings: Sequence[Any], tokenizers: dict[str, Any], se
             display(audio_player(sound))
 
     first = next(iter(tokenizers.values()))
+    # drawn on request ("Run Interact"), not when built: a headless run (papermill) never waits on it
     return widgets.interactive(
-        draw, recording=widgets.Dropdown(options=list(by_id), description="recording"),
+        draw, {"manual": True, "manual_name": "show"}, recording=widgets.Dropdown(options=list(by_id), description="recording"),
         start=widgets.FloatSlider(value=0.0, min=0.0, max=max(r.duration for r in recordings), step=0.5,
                                   description="start (s)"),
         tokenizer=widgets.Dropdown(options=list(tokenizers), description="tokenizer"),
