@@ -116,6 +116,14 @@ def test_app_serves_one_request_over_loopback(smoke_tokens, griffin_run, tmp_pat
         assert continuation is None or _playlist_seconds(continuation) == 0  # no acoustic model: nothing plays
         with pytest.raises(Exception, match="no prompt"):  # a UserError arrives as the UI's error message
             client.predict(None, None, 3.0, 2.0, 1.0, 0, api_name="/continue_speech")
+        with pytest.raises(Exception, match=r"seed .*2\*\*63"):  # not Gradio's generic "upstream" error
+            client.predict(recording, None, 3.0, 2.0, 1.0, 2**70, api_name="/continue_speech")
+        nan = tmp_path / "nan.wav"
+        sf.write(nan, np.full(3 * SAMPLE_RATE, np.nan, dtype=np.float32), SAMPLE_RATE, subtype="FLOAT")
+        from gradio_client import handle_file
+
+        with pytest.raises(Exception, match="NaN"):  # the upload is read by our loader, not decoded by Gradio
+            client.predict(None, handle_file(str(nan)), 3.0, 2.0, 1.0, 0, api_name="/continue_speech")
     finally:
         app.close()
 
@@ -242,3 +250,16 @@ def test_continuation_is_rendered_in_the_prompts_voice(smoke_tokens, griffin_run
     out = continue_speech(pipe, wav, seconds=2.0, seed=1)
     assert out["audio"] is not None and abs(len(out["audio"]) - 2 * SAMPLE_RATE) < 0.05 * SAMPLE_RATE
     assert np.isfinite(out["audio"]).all() and "acoustic stage" in out["note"]
+
+
+def test_uploads_are_read_by_the_projects_loader(tmp_path, smoke_tokens, griffin_run):
+    pipe = load_pipeline("smoke", tokenizer_dir=smoke_tokens["tokenizer"], lm_run=griffin_run)
+    nan, empty, long = tmp_path / "nan.wav", tmp_path / "empty.wav", tmp_path / "long.wav"
+    sf.write(nan, np.full(SAMPLE_RATE, np.nan, dtype=np.float32), SAMPLE_RATE, subtype="FLOAT")
+    empty.write_bytes(b"")
+    sf.write(long, 0.1 * np.sin(np.arange(60 * SAMPLE_RATE) / 7).astype(np.float32), SAMPLE_RATE)
+    with pytest.raises(UserError, match="NaN"):
+        prompt_audio(pipe, None, str(nan), 5.0)
+    with pytest.raises(UserError, match="empty"):
+        prompt_audio(pipe, None, str(empty), 5.0)
+    assert len(prompt_audio(pipe, None, str(long), 5.0)) == 5 * SAMPLE_RATE  # a minute is trimmed to the prompt

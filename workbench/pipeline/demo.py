@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from workbench.core import paths
+from workbench.core import paths, validate
 from workbench.core.audio import SAMPLE_RATE, AudioError, check_audio, load_audio
 from workbench.core.errors import UserError
 
@@ -103,8 +103,8 @@ def prompt_audio(pipe: Pipeline, recording: str | None, upload: tuple[int, np.nd
     if not MIN_PROMPT_S <= prompt_seconds <= MAX_PROMPT_S:
         raise UserError(f"prompt length {prompt_seconds} s: choose {MIN_PROMPT_S:g}-{MAX_PROMPT_S:g} s")
     try:
-        if isinstance(upload, (str, Path)):
-            wav = load_audio(upload)
+        if isinstance(upload, (str, Path)):  # the app's uploads: a file read by our loader, its checks apply
+            wav = load_audio(upload, max_seconds=MAX_PROMPT_S, trim=True)  # only the prompt's seconds are read
         elif upload is not None:
             sr, data = upload
             data = np.asarray(data)
@@ -250,9 +250,10 @@ def build_app(preset: str = "laptop", **paths: Any):
         """A generator: the continuation's audio streams chunk by chunk (the first seconds play while the rest is
         generated), the units plot and the note follow each chunk."""
         try:
+            seed = validate.seed(int(seed) if isinstance(seed, float) and seed.is_integer() else seed, "seed")
             pipe = pipeline()
             wav = prompt_audio(pipe, recording or None, upload, float(prompt_seconds))
-            updates = stream_updates(stream_speech(pipe, wav, float(seconds), float(temperature), int(seed)))
+            updates = stream_updates(stream_speech(pipe, wav, float(seconds), float(temperature), seed))
             for k, (audio, new_chunk, result) in enumerate(updates):
                 yield ((SAMPLE_RATE, wav) if k == 0 else gr.skip(), audio,
                        tokens_figure(result) if new_chunk else gr.skip(), result["note"])
@@ -266,7 +267,8 @@ def build_app(preset: str = "laptop", **paths: Any):
         with gr.Row():
             recording = gr.Dropdown(choices, value=choices[0] if choices else None, label="held-out recording",
                                     allow_custom_value=True)
-            upload = gr.Audio(sources=["upload", "microphone"], type="numpy", label="or your own prompt (2-30 s)")
+            # a file path, not Gradio's decoding: the upload goes through workbench.core.audio.load_audio
+            upload = gr.Audio(sources=["upload", "microphone"], type="filepath", label="or your own prompt (2-30 s)")
         with gr.Row():
             prompt_seconds = gr.Slider(MIN_PROMPT_S, 10, value=5, step=0.5, label="prompt seconds")
             seconds = gr.Slider(1, MAX_CONTINUATION_S, value=10, step=1, label="continuation seconds")
