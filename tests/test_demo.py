@@ -93,16 +93,20 @@ def _serve(app):
     return f"http://127.0.0.1:{port}/"
 
 
-def test_app_serves_one_request_over_loopback(smoke_tokens, griffin_run, tmp_path, one_torch_thread):
+def _client(app, tmp_path, smoke_tokens, griffin_run):
+    """A gradio_client on the app served over loopback, and the first held-out recording to prompt it with."""
     from gradio_client import Client
 
+    client = Client(_serve(app), verbose=False, download_files=str(tmp_path))
+    pipe = load_pipeline("smoke", tokenizer_dir=smoke_tokens["tokenizer"], lm_run=griffin_run)
+    return client, sorted(pipe.held_out)[0]
+
+
+def test_app_serves_one_request_over_loopback(smoke_tokens, griffin_run, tmp_path, one_torch_thread):
     app = build_app("smoke", tokenizer_dir=smoke_tokens["tokenizer"], lm_run=griffin_run)
     assert app._queue.max_size == QUEUE_SIZE  # a bounded queue in front of one running continuation
-    url = _serve(app)
     try:
-        client = Client(url, verbose=False, download_files=str(tmp_path))
-        recording = sorted(load_pipeline("smoke", tokenizer_dir=smoke_tokens["tokenizer"],
-                                         lm_run=griffin_run).held_out)[0]
+        client, recording = _client(app, tmp_path, smoke_tokens, griffin_run)
         # 5 s stream in two chunks (2 s, then the rest): each arrives as its own update
         job = client.submit(recording, None, 3.0, 5.0, 1.0, 0, api_name="/continue_speech")
         updates = list(job)
@@ -131,14 +135,9 @@ def test_app_serves_one_request_over_loopback(smoke_tokens, griffin_run, tmp_pat
 def test_streamed_audio_arrives_while_it_is_generated(smoke_tokens, griffin_run, smoke_acoustic, tmp_path,
                                                       one_torch_thread):
     """With the acoustic stage: the continuation's audio grows chunk by chunk in the client (an HLS playlist)."""
-    from gradio_client import Client
-
     app = build_app("smoke", tokenizer_dir=smoke_tokens["tokenizer"], lm_run=griffin_run, acoustic_run=smoke_acoustic)
-    url = _serve(app)
     try:
-        client = Client(url, verbose=False, download_files=str(tmp_path))
-        recording = sorted(load_pipeline("smoke", tokenizer_dir=smoke_tokens["tokenizer"],
-                                         lm_run=griffin_run).held_out)[0]
+        client, recording = _client(app, tmp_path, smoke_tokens, griffin_run)
         job = client.submit(recording, None, 3.0, 5.0, 1.0, 0, api_name="/continue_speech")
         updates = list(job)
         heard = [_playlist_seconds(update[1]) for update in updates]
