@@ -1,5 +1,7 @@
 """Long-form extrapolation job: cache traces (Griffin constant, the Transformer growing), settings, missing runs."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -64,6 +66,16 @@ def test_continuations_are_rendered_and_measured(tmp_path, smoke_tokens, smoke_a
         assert len(entry["speaker_similarity"]) == 3  # 5 s bins
     assert audio["griffin"]["offset_s"] == 0 and audio["griffin_end"]["offset_s"] == 15.0
     assert payload["llm_judge"]["status"] == "skipped" and payload["llm_judge"]["winner"] is None
+    # the voice over the whole set: every stream of both models rendered in its own prompt's voice
+    set_ = payload["set"]
+    for name in ("griffin", "transformer"):
+        streams = set_["streams"][name]
+        assert len(streams) == 4 and all(len(s["speaker_similarity"]) == 3 for s in streams)  # 15 s in 5 s bins
+        assert all("tokens" not in s for s in streams)
+        bins = set_["summary"][name]["speaker_similarity"]
+        assert [b["n"] for b in bins] == [4, 4, 4] and all(-1 <= b["mean"] <= 1 for b in bins)
+        assert set_["claims"]["drift"][name]["speaker_similarity"]["verdict"] in ("flat", "drifts")
+    json.dumps(payload)  # no arrays left in the payload
 
 
 def test_render_is_refused_for_tokens_of_another_tokenizer(tmp_path, smoke_acoustic):

@@ -417,7 +417,7 @@ def run_extrapolation(preset: str, cfg: ExtrapolationConfig, *, runs: str | Path
             members[name].append({"prompt": rec_k.id, "speaker": rec_k.speaker, "seed": item["seed"],
                                   "minutes": item["minutes"][name], "measures": bins,
                                   "loop_onset_s": loop_onset_s(bins), "collapse_onset_s": collapse_onset_s(bins),
-                                  "tokens_per_s": out["tokens_per_s"]})
+                                  "tokens_per_s": out["tokens_per_s"], "tokens": out["tokens"][len(prompt_k):]})
             streams[name if k == 0 else f"{name}-{k}"] = out["tokens"]
             if k == 0:
                 sizes = [c["cache_bytes"] for c in out["cache"]]
@@ -441,7 +441,8 @@ def run_extrapolation(preset: str, cfg: ExtrapolationConfig, *, runs: str | Path
                 payload["ground_truth"] = {"seconds": (len(real) - len(prompt_k)) / TOKENS_PER_SECOND,
                                            "measures": bins, "loop_onset_s": loop_onset_s(bins),
                                            "collapse_onset_s": collapse_onset_s(bins)}
-    payload["set"] = set_statistics(members, cfg, [p[0] for p in prompts])
+    payload["set"] = set_statistics({n: [{k: v for k, v in m.items() if k != "tokens"} for m in ms]
+                                     for n, ms in members.items()}, cfg, [p[0] for p in prompts])
     tail = round(UNITS_SHOWN_S * TOKENS_PER_SECOND)
     firsts = {n: s for n, s in streams.items() if n in ("griffin", "transformer", "ground_truth")}
     payload["units_end"] = {"seconds": UNITS_SHOWN_S,
@@ -462,8 +463,44 @@ def run_extrapolation(preset: str, cfg: ExtrapolationConfig, *, runs: str | Path
     else:
         payload["audio"].update(render_continuations(render, firsts, len(prompt), prompt_wav, cfg,
                                                      reports_dir(reports), log))
+        voice_over_set(render, members, payload["audio"], prompts, token_dir, cfg, log)
+        payload["set"] = set_statistics(members, cfg, [p[0] for p in prompts])
     payload["llm_judge"] = judge_verdict(payload["audio"])
     return payload, streams
+
+
+def voice_over_set(render: Callable[..., np.ndarray], members: dict[str, list[dict[str, Any]]],
+                   first_audio: dict[str, Any], prompts: list, token_dir: Path, cfg: ExtrapolationConfig,
+                   log: Callable[[str], None] = print) -> None:
+    """Speaker similarity to the prompt over time for every stream of the set (the first `audio_minutes` of
+    each, rendered in its own prompt's voice), added to each member as "speaker_similarity"; the first stream's
+    comes from its full audio measures. Streams whose prompt has no audio are left without."""
+    from workbench.eval.longform import speaker_similarity_over_time
+
+    voices: dict[str, np.ndarray | None] = {}
+    for rec, _, _ in prompts:
+        audio_rec = corpus_recording(token_dir, rec.id)
+        try:
+            voices[rec.id] = None if audio_rec is None else audio_rec.load(0.0, cfg.prompt_seconds)
+        except ValueError:
+            voices[rec.id] = None
+    head = round(cfg.audio_minutes * 60 * TOKENS_PER_SECOND)
+    for name, streams in members.items():
+        for k, member in enumerate(streams):
+            if name != "ground_truth" and k == 0:
+                entry = first_audio.get(name) or {}
+                if entry.get("status") == "ok":
+                    member["speaker_similarity"] = entry["speaker_similarity"]
+                continue
+            voice = voices.get(member["prompt"])
+            if voice is None or name == "ground_truth" or "tokens" not in member:
+                continue
+            log(f"voice of {name} stream {k + 1}/{len(streams)} ({member['prompt']}, seed {member['seed']})")
+            wav = render(member["tokens"][:head], voice, seed=cfg.seed)
+            member["speaker_similarity"] = speaker_similarity_over_time(wav, voice, bin_seconds=cfg.bin_seconds)
+    for streams in members.values():
+        for member in streams:
+            member.pop("tokens", None)
 
 
 # ------------------------------------------------------------------------------------- the set's claims
@@ -477,6 +514,10 @@ def set_statistics(members: dict[str, list[dict[str, Any]]], cfg: ExtrapolationC
     """Per model: every stream's bins, each measure per bin as a mean with its 95% interval over the streams
     that reach that bin, and the long-form claims stated as tests over the set."""
     summary = {name: {key: bin_intervals(streams, key) for key in SET_MEASURES} for name, streams in members.items()}
+    for name, streams in members.items():
+        voiced = [s for s in streams if s.get("speaker_similarity")]
+        if voiced:
+            summary[name]["speaker_similarity"] = bin_intervals(voiced, "similarity", field="speaker_similarity")
     return {
         "prompts": [{"recording": r.id, "speaker": r.speaker, "seconds": r.num_tokens / TOKENS_PER_SECOND}
                     for r in recordings],
@@ -486,12 +527,13 @@ def set_statistics(members: dict[str, list[dict[str, Any]]], cfg: ExtrapolationC
     }
 
 
-def bin_intervals(streams: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """Bin by bin: the measure's mean, 95% interval and count across the streams that reach the bin."""
-    longest = max((s["measures"] for s in streams), key=len, default=[])
+def bin_intervals(streams: list[dict[str, Any]], key: str, field: str = "measures") -> list[dict[str, Any]]:
+    """Bin by bin: the measure's mean, 95% interval and count across the streams that reach the bin (`field`:
+    the streams' per-bin token measures, or their "speaker_similarity" bins)."""
+    longest = max((s[field] for s in streams), key=len, default=[])
     out = []
     for i, b in enumerate(longest):
-        values = [s["measures"][i].get(key) for s in streams if len(s["measures"]) > i]
+        values = [s[field][i].get(key) for s in streams if len(s[field]) > i]
         out.append({"from_s": b["from_s"], "to_s": b["to_s"], **mean_interval(values)})
     return out
 
@@ -501,6 +543,8 @@ def claims(members: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     - drift: per stream, the least-squares slope of each collapse-sensitive measure per minute; a model's
       measure is "flat" when the 95% interval of its mean slope holds 0, "drifts" when it excludes 0,
       "undetermined" with fewer than two streams;
+    - the voice: the same slope test on each stream's speaker similarity to its prompt, where streams were
+      rendered (reported beside the token measures, not part of the flat-vs-drifting statement);
     - failures: the share of streams that loop or collapse, per model, with its Wilson interval."""
     drift: dict[str, Any] = {}
     for name, streams in members.items():
@@ -511,9 +555,17 @@ def claims(members: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             interval = mean_interval(slopes)
             verdict = {None: "undetermined", True: "drifts", False: "flat"}[excludes(interval)]
             drift[name][key] = {"slope_per_minute": interval, "verdict": verdict}
+    for name, streams in members.items():  # the voice: does similarity to the prompt fall as the stream goes on?
+        voiced = [s["speaker_similarity"] for s in streams if s.get("speaker_similarity")]
+        if voiced:
+            interval = mean_interval([slope([(b["from_s"] + b["to_s"]) / 120 for b in v],
+                                            [b.get("similarity") for b in v]) for v in voiced])
+            verdict = {None: "undetermined", True: "drifts", False: "flat"}[excludes(interval)]
+            drift[name]["speaker_similarity"] = {"slope_per_minute": interval, "verdict": verdict}
     failures = {name: {what: share_interval(sum(s[f"{what}_onset_s"] is not None for s in streams), len(streams))
                        for what in ("loop", "collapse")} for name, streams in members.items()}
-    griffin, transformer = drift.get("griffin", {}), drift.get("transformer", {})
+    griffin = {k: v for k, v in drift.get("griffin", {}).items() if k in DRIFT_MEASURES}
+    transformer = {k: v for k, v in drift.get("transformer", {}).items() if k in DRIFT_MEASURES}
     flat = all(v["verdict"] == "flat" for v in griffin.values()) if griffin else None
     drifts = any(v["verdict"] == "drifts" for v in transformer.values()) if transformer else None
     undetermined = any(v["verdict"] == "undetermined" for m in (griffin, transformer) for v in m.values())
