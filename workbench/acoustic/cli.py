@@ -18,7 +18,7 @@ from pathlib import Path
 
 from workbench.core import validate
 from workbench.core.audio import MAX_SECONDS
-from workbench.core.cli import add_output_args, emit
+from workbench.core.cli import add_output_args, emit, trained_line
 from workbench.core.config import override, pick_preset
 from workbench.core.errors import UserError
 
@@ -102,11 +102,8 @@ def run_train(args: argparse.Namespace) -> int:
                     args.tokenizer or paths["tokenizer"], args.pairs or paths["pairs"], resume=args.resume,
                     device=args.device, progress=False if args.quiet or args.json else None, preset_name=args.preset)
     def human(s: dict) -> str:
-        if s.get("already_finished"):
-            return f"{s.get('out', s['run'])} had already finished at step {s.get('steps')}; nothing to do"
-        start = "resumed" if s["initial_eval_loss"] is None else f"{s['initial_eval_loss']:.3f}"
-        return (f"trained {s['steps']} steps ({s['stopped_by']}) in {s['elapsed_s']:.0f} s -> {s['out']}; "
-                f"held-out masked loss {start} -> {s['final_eval_loss']:.3f}, accuracy {s['final_eval_accuracy']:.3f}")
+        return trained_line(s, "masked loss", s.get("initial_eval_loss"), s.get("final_eval_loss"),
+                            f", accuracy {s.get('final_eval_accuracy', 0.0):.3f}")
 
     emit(args, summary, human)
     return 0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from workbench.core import validate
 from workbench.core.audio import MAX_SECONDS
-from workbench.core.cli import add_output_args, emit
+from workbench.core.cli import add_output_args, emit, trained_line
 from workbench.core.config import override, pick_preset
 from workbench.core.errors import UserError
 from workbench.core.paths import codec_dir, corpus_dir
@@ -105,11 +105,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _trained(s: dict) -> str:
-    if s.get("already_finished"):
-        return f"{s.get('out', s['run'])} had already finished at step {s.get('steps')}; nothing to do"
-    start = "resumed" if s["initial_eval_mel"] is None else f"{s['initial_eval_mel']:.3f}"
-    return (f"trained {s['steps']} steps ({s['stopped_by']}) in {s['elapsed_s']:.0f} s -> {s['out']}; "
-            f"held-out mel loss {start} -> {s['final_eval_mel']:.3f}")
+    return trained_line(s, "mel loss", s.get("initial_eval_mel"), s.get("final_eval_mel"))
 
 
 def _load(args):

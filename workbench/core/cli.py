@@ -30,6 +30,18 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], human: Callable[[dic
         print(human(payload) if human else json.dumps(payload, indent=2, default=str))
 
 
+def trained_line(summary: dict[str, Any], figure: str, initial: float | None, final: float | None,
+                 extra: str = "") -> str:
+    """The one-line human summary of a training command: steps, why it stopped, time, where, and the held-out
+    `figure` from its start (or "resumed") to its end; a resumed run that had already finished says so."""
+    where = summary.get("out", summary.get("run"))
+    if summary.get("already_finished"):
+        return f"{where} had already finished at step {summary.get('steps')}; nothing to do"
+    start = "resumed" if initial is None else f"{initial:.3f}"
+    return (f"trained {summary['steps']} steps ({summary['stopped_by']}) in {summary['elapsed_s']:.0f} s -> {where}; "
+            f"held-out {figure} {start} -> {final:.3f}{extra}")
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run a parsed command's handler: a UserError becomes one line on stderr and exit status 2."""
     try:
