@@ -9,8 +9,10 @@ setup:
 	@bash scripts/setup.sh
 
 # Build the embedded corpus and execute every notebook at $(PRESET), leaving numbers + notebooks in $(REPORTS).
+# What was made with the same settings, code and inputs is reused; FRESH=1 remakes everything.
+FRESH ?=
 reproduce: setup
-	$(PY) -m workbench reproduce --preset $(PRESET) --reports $(REPORTS)
+	$(PY) -m workbench reproduce --preset $(PRESET) --reports $(REPORTS)$(if $(FRESH), --fresh)
 
 test: setup
 	$(PY) -m pytest -q

@@ -4,10 +4,11 @@ import each other; no cycle anywhere; every stage package has the same files for
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
+
+from workbench.core import reuse
 
 PACKAGE = Path(__file__).resolve().parent.parent / "workbench"
 
@@ -25,28 +26,13 @@ STAGES = ("tokenizer", "lm", "codec", "acoustic")
 STAGE_FILES = ("config.py", "model.py", "data.py", "train.py", "evaluate.py", "cli.py", "notebook.py", "README.md")
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts = parts[:-1]
-    return ".".join(parts)
-
-
 def modules() -> dict[str, Path]:
-    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+    return reuse.modules()
 
 
 def imports_of(path: Path, known: set[str]) -> list[tuple[str, int]]:
     """Workbench modules imported anywhere in `path` (a `from pkg import sub` counts as importing `pkg.sub`)."""
-    found = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found += [(a.name, node.lineno) for a in node.names if a.name.startswith("workbench")]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("workbench"):
-            for alias in node.names:
-                sub = f"{node.module}.{alias.name}"
-                found.append((sub if sub in known else node.module, node.lineno))
-    return found
+    return reuse.imports_in(path.read_text(), known)
 
 
 def layer_of(module: str) -> str | None:
@@ -55,8 +41,7 @@ def layer_of(module: str) -> str | None:
 
 
 def graph() -> dict[str, list[tuple[str, int]]]:
-    mods = modules()
-    return {name: imports_of(path, set(mods)) for name, path in mods.items()}
+    return reuse.import_graph()
 
 
 def test_every_module_belongs_to_a_layer():

@@ -101,7 +101,7 @@ def test_reproduce_sets_the_variable_per_notebook_and_writes_the_page(tmp_path, 
     monkeypatch.setattr(notebooks, "available_notebooks", lambda: ["00_corpus", "01_tokenization"])
     monkeypatch.delenv(progress.ENV, raising=False)
     reports = tmp_path / "reports"
-    reproduce.run(argparse.Namespace(preset="smoke", reports=str(reports), only=None))
+    reproduce.run(argparse.Namespace(preset="smoke", reports=str(reports), only=None, fresh=False))
     assert seen == [str((reports / f"progress-{n}.jsonl").resolve()) for n in ("00_corpus", "01_tokenization")]
     assert progress.ENV not in os.environ  # restored
     err = capsys.readouterr().err
@@ -122,7 +122,7 @@ def test_a_failing_notebook_still_leaves_run_json_and_the_page(tmp_path, monkeyp
     monkeypatch.setattr(notebooks, "run_notebook", broken)
     monkeypatch.setattr(notebooks, "available_notebooks", lambda: ["00_corpus"])
     with pytest.raises(RuntimeError, match="cell 3"):
-        reproduce.run(argparse.Namespace(preset="smoke", reports=str(tmp_path), only=None))
+        reproduce.run(argparse.Namespace(preset="smoke", reports=str(tmp_path), only=None, fresh=False))
     assert json.loads((tmp_path / "run.json").read_text())["failed"] == "00_corpus"
     assert (tmp_path / "index.html").is_file()
 

@@ -12,12 +12,13 @@ from workbench.acoustic.config import PRESETS
 from workbench.acoustic.decode import DecodeTrace
 from workbench.acoustic.synthesize import Synthesizer
 from workbench.acoustic.train import default_paths, train
+from workbench.core import reuse
 from workbench.core.config import override, pick_preset
 from workbench.core.device import pick_device
 from workbench.core.plots import log_mel
 from workbench.core.train import read_metrics
 from workbench.tokenizer.config import PRESETS as TOKENIZER_PRESETS
-from workbench.tokenizer.train import train_tokenizers
+from workbench.tokenizer.train import train_or_load as tokenizers_train_or_load
 
 
 def train_or_load(preset: str, corpus_dir: Path, codec_dir: str | Path, tokenizer_dir: str | Path | None = None,
@@ -27,16 +28,20 @@ def train_or_load(preset: str, corpus_dir: Path, codec_dir: str | Path, tokenize
     what is missing first: the tokenizer (the preset's `tokenizer train`), then SoundStorm on this codec."""
     paths = default_paths(preset)
     tokenizer_dir = Path(tokenizer_dir or paths["tokenizer"])
-    if not (tokenizer_dir / "tokenizer.json").is_file():
-        tok_cfg = pick_preset(TOKENIZER_PRESETS, preset, "tokenizer")
-        train_tokenizers(corpus_dir, tok_cfg, log=lambda m: None, cache_dir=tokenizer_dir.parent)["learned"].save(tokenizer_dir)
+    if not (tokenizer_dir / "tokenizer.json").is_file():  # the preset's tokenizers, as notebook 01 trains them
+        tokenizers_train_or_load(corpus_dir, pick_preset(TOKENIZER_PRESETS, preset, "tokenizer"), tokenizer_dir.parent,
+                      log=lambda m: None)
     run = Path(acoustic_dir or paths["run"])
-    if not (run / "checkpoint.json").is_file():
-        config = pick_preset(PRESETS, preset, "acoustic")
-        if max_minutes:
-            config = dataclasses.replace(config, train=override(config.train, max_minutes=max_minutes))
-        train(run, config, corpus_dir, codec_dir, tokenizer_dir, pairs_dir or run / "pairs", device=device,
-              progress=False, preset_name=preset)
+    config = pick_preset(PRESETS, preset, "acoustic")
+    if max_minutes:
+        config = dataclasses.replace(config, train=override(config.train, max_minutes=max_minutes))
+    parts = {"config": config.to_dict(), "corpus": reuse.input_fingerprint(corpus_dir),
+             "codec": reuse.input_fingerprint(codec_dir), "tokenizer": reuse.input_fingerprint(tokenizer_dir),
+             "code": reuse.code_version("workbench.acoustic.train")}
+    reuse.make(run, parts, lambda resume: train(run, config, corpus_dir, codec_dir, tokenizer_dir,
+                                                pairs_dir or run / "pairs", resume=resume, device=device,
+                                                progress=False, preset_name=preset),
+               what="SoundStorm", resumable=lambda d: (d / "checkpoint.json").is_file())
     return Synthesizer.load(run, codec_dir, tokenizer_dir, device=pick_device(device))
 
 

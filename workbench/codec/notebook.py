@@ -13,6 +13,7 @@ from workbench.codec.metrics import align
 from workbench.codec.model import Codec
 from workbench.codec.stream import reconstruct
 from workbench.codec.train import load_codec, train
+from workbench.core import reuse
 from workbench.core.audio import SAMPLE_RATE
 from workbench.core.config import override, pick_preset
 from workbench.core.device import pick_device
@@ -33,12 +34,16 @@ def corpus_for(preset: str, corpus_dir: str | Path | None = None) -> Path:
 
 def train_or_load(preset: str, corpus_dir: Path, codec_dir: str | Path | None = None,
                   max_minutes: float | None = None, device: str | None = None) -> tuple[Codec, dict, Path]:
-    """The codec in `codec_dir` (default runs/codec/<preset>), trained first if there is none there."""
+    """The codec in `codec_dir` (default runs/codec/<preset>): reused if it was made from these settings, this
+    code and this corpus, resumed if that run was interrupted, else trained there (`workbench.core.reuse`)."""
     config: CodecPreset = pick_preset(PRESETS, preset, "codec")
     run = Path(codec_dir or default_codec_dir(preset))
-    if not (run / "checkpoint.json").is_file():
-        cfg = override(config.train, max_minutes=max_minutes) if max_minutes else config.train
-        train(run, config.model, cfg, corpus_dir, device=device, progress=False, preset=preset)
+    cfg = override(config.train, max_minutes=max_minutes) if max_minutes else config.train
+    parts = {"model": config.model.to_dict(), "train": cfg.to_dict(), "corpus": reuse.input_fingerprint(corpus_dir),
+             "code": reuse.code_version("workbench.codec.train")}
+    reuse.make(run, parts, lambda resume: train(run, config.model, cfg, corpus_dir, resume=resume, device=device,
+                                                progress=False, preset=preset),
+               what="the codec", resumable=lambda d: (d / "checkpoint.json").is_file())
     codec, meta = load_codec(run, pick_device(device))
     return codec, meta, run
 

@@ -46,13 +46,28 @@ def report(stage: str, done: float, total: float | None = None, unit: str = "", 
             eta_s = estimate_left(done, total, elapsed_s, budget_s)
         record = {"t": round(now, 3), "pid": os.getpid(), "stage": str(stage), "done": done, "total": total,
                   "unit": str(unit), "elapsed_s": _finite(elapsed_s), "eta_s": _finite(eta_s), "note": str(note)}
-        line = (json.dumps(record, default=str) + "\n").encode()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)  # one write on an O_APPEND descriptor: whole lines, even from several processes
-        finally:
-            os.close(fd)
+        _append(path, record)
         _last_written[stage] = now
+    except Exception:  # noqa: BLE001 -- progress must never stop the work it reports on
+        pass
+
+
+def _append(path: str, record: dict[str, Any]) -> None:
+    line = (json.dumps(record, default=str) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)  # one write on an O_APPEND descriptor: whole lines, even from several processes
+    finally:
+        os.close(fd)
+
+
+def announce(text: str) -> None:
+    """A line the terminal of `reproduce` prints as it comes (what was reused, resumed or made), beside the
+    progress lines that are thinned to one every few seconds. A no-op unless $WORKBENCH_PROGRESS is set."""
+    try:
+        path = os.environ.get(ENV)
+        if path:
+            _append(path, {"t": round(time.time(), 3), "pid": os.getpid(), "announce": str(text)})
     except Exception:  # noqa: BLE001 -- progress must never stop the work it reports on
         pass
 
@@ -155,6 +170,12 @@ class ProgressPrinter:
     def poll(self) -> str | None:
         """Read what is new; print the newest record if `every_s` has passed since the last line printed."""
         records, self.offset = read_new(self.path, self.offset)
+        for record in records:
+            if "announce" in record:
+                line = f"[{self.prefix}] {record['announce']}"
+                print(line, file=self.out or sys.stderr, flush=True)
+                self.printed.append(line)
+        records = [r for r in records if "announce" not in r]
         if records:
             self.pending = records[-1]
         now = time.monotonic()

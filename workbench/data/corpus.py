@@ -33,6 +33,7 @@ import numpy as np
 from workbench.core.audio import SAMPLE_RATE, save_audio
 from workbench.core.config import pick_preset
 from workbench.core.io import atomic_write_json, atomic_write_text
+from workbench.core.reuse import write_stamp
 from workbench.data.synth import Rendering, render
 from workbench.data.texts import Chapter, read_all, words
 from workbench.data.voices import VOICES, Voice, have_mbrola
@@ -138,6 +139,9 @@ def build_corpus(config: CorpusConfig, out: str | os.PathLike, jobs: int | None 
     stats.update(config=dataclasses.asdict(config), path=str(out), mbrola=exact,
                  build_seconds=round(time.time() - started, 2), workers=workers)
     atomic_write_json(out / "corpus.json", stats)
+    # a corpus is what its settings make (a partial build is finished, a finished recording never rewritten): its
+    # stamp is its settings, which downstream reuse reads (`workbench.core.reuse.input_fingerprint`)
+    write_stamp(out, {"config": dataclasses.asdict(config)}, finished=True)
     return stats
 
 

@@ -15,7 +15,6 @@ Run folder (`workbench.core.checkpoint`): metrics.jsonl, summary.json, checkpoin
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.core import checkpoint as ckpt
+from workbench.core import reuse
 from workbench.core.device import DistInfo, init_distributed
 from workbench.core.distributed import one_process_group
 from workbench.core.errors import UserError
@@ -169,22 +169,30 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
 
 def train_or_reuse(out_dir: str | Path, model_config: ModelConfig, train_config: TrainConfig,
                    tokens_dir: str | Path, **kwargs) -> dict:
-    """The finished run in `out_dir` if it was trained with exactly these settings on these tokens (its summary,
-    with "reused": True); otherwise train one there afresh, replacing what is there (notebook 03 uses this)."""
+    """The run in `out_dir` if it was made from these settings, this code and these tokens (its summary, with
+    "reused": True); an interrupted one is resumed; anything else is trained afresh there (`workbench.core.reuse`;
+    notebook 03 and `extrapolate` use this). A finished run from before stamps is adopted if its saved settings
+    and tokens are these."""
     out_dir = Path(out_dir)
-    if (out_dir / "checkpoint.json").is_file() and (out_dir / "summary.json").is_file():
-        path = ckpt.latest_checkpoint(out_dir)
+    parts = {"model": model_config.to_dict(), "train": train_config.to_dict(),
+             "tokens": reuse.input_fingerprint(tokens_dir), "code": reuse.code_version("workbench.lm.train")}
+
+    def same_settings(folder: Path) -> bool:
+        if not ((folder / "checkpoint.json").is_file() and (folder / "summary.json").is_file()):
+            return False
+        path = ckpt.latest_checkpoint(folder)
         saved = ckpt.load_config(path)
         state = ckpt.load_state(path) if (path / "state.pt").is_file() else {}
-        same = (_plain(saved.get("model_config")) == _plain(model_config.to_dict())
-                and _plain(saved_train_config(train_config, saved.get("train_config")))
-                == _plain(train_config.to_dict())
-                and saved.get("tokens") == str(tokens_dir) and state.get("finished"))
-        if same:
-            return {**json.loads((out_dir / "summary.json").read_text()), "reused": True}
-        print(f"{out_dir} holds a run with other settings: training afresh", file=sys.stderr)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    return train(out_dir, model_config, train_config, tokens_dir, **kwargs)
+        return bool(_plain(saved.get("model_config")) == _plain(model_config.to_dict())
+                    and _plain(saved_train_config(train_config, saved.get("train_config")))
+                    == _plain(train_config.to_dict())
+                    and saved.get("tokens") == str(tokens_dir) and state.get("finished"))
+
+    action = reuse.make(out_dir, parts, lambda resume: train(out_dir, model_config, train_config, tokens_dir,
+                                                            resume=resume, **kwargs),
+                        what=f"the {model_config.kind} LM", resumable=lambda d: (d / "checkpoint.json").is_file(),
+                        adopt=same_settings, log=lambda line: print(line, file=sys.stderr))
+    return {**json.loads((out_dir / "summary.json").read_text()), "reused": action == "reuse"}
 
 
 def _plain(value):

@@ -55,7 +55,7 @@ from workbench.lm.data import TokenCorpus, resolve_tokens
 from workbench.lm.evaluate import position_nll
 from workbench.lm.generate import stream
 from workbench.lm.model import SpeechLM, load_model, model_config
-from workbench.lm.train import train
+from workbench.lm.train import train_or_reuse
 
 DEFAULT_RUNS = Path("runs/lm")
 UNITS_SHOWN_S = 20.0  # the end of each stream, kept in the JSON for the unit raster
@@ -171,7 +171,7 @@ def train_or_load(preset: str, models: tuple[str, ...] = ("griffin", "transforme
             if vocab > mcfg.vocab_size:
                 raise UserError(f"{token_dir} has {vocab} units but the {preset} LM's vocabulary is "
                                 f"{mcfg.vocab_size}: use the tokenizer of the same preset")
-            train(run, mcfg, train_config(preset), token_dir, preset=preset, progress=False)
+            train_or_reuse(run, mcfg, train_config(preset), token_dir, preset=preset, progress=False)
         model, meta = load_model(run, dev)
         meta = {**meta, "trained_now": found[name] is None}
         if Path(meta["tokens"]).resolve() != token_dir.resolve():

@@ -8,6 +8,13 @@ While a notebook runs, its stages report progress (`workbench.core.progress`) in
 ``<reports>/progress-<notebook>.jsonl`` (the kernel inherits ``WORKBENCH_PROGRESS``), and a thread prints the
 newest line at most every 10 s, with the time the whole run has left: the stage's own estimate plus the
 expected minutes of the notebooks still to come (`expected_minutes`, from the presets' budgets).
+
+Reuse and resume: after each notebook, ``<reports>/reuse.json`` records its fingerprint (`notebook_parts`: the
+notebook's bytes, its parameters, the code version of every workbench module its cells import, and the stamps
+of the corpus, tokens and models it reads, `workbench.core.reuse`) and the files it wrote. A notebook whose
+fingerprint and files are there is reused, not run: a second `reproduce` takes seconds, and an interrupted one
+continues with the notebook it stopped in, whose training resumes from its last checkpoint (the stages' own
+stamps). ``--fresh`` remakes everything once.
 """
 
 from __future__ import annotations
@@ -54,6 +61,53 @@ def stage_configs(preset: str) -> dict[str, object]:
     }
 
 
+def notebook_reads(name: str, preset: str) -> list[Path]:
+    """The stage outputs (corpus, tokens, models) notebook `name` reads at `preset` by default: their stamps are
+    part of its fingerprint, so a model retrained elsewhere makes the notebooks that show it run again."""
+    from workbench.core import paths
+
+    corpus, tokens, tokenizer = paths.corpus_dir(preset), paths.tokens_dir(preset), paths.run_dir("tokenizer", preset)
+    lms = [paths.lm_run_dir(preset, "griffin"), paths.lm_run_dir(preset, "transformer")]
+    codec, acoustic = paths.codec_dir(preset), paths.acoustic_dir(preset)
+    return {
+        "00_corpus": [corpus],
+        "01_tokenization": [corpus, tokenizer, tokens],
+        "03_griffin_training": [tokens, *lms],
+        "04_acoustic_synthesis": [corpus, tokenizer, codec, acoustic],
+        "05_extrapolation_16min": [corpus, tokens, tokenizer, *lms, codec, acoustic],
+    }.get(name, [])
+
+
+def notebook_parts(name: str, preset: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """What notebook `name`'s results are made of (see the module docstring); its fingerprint decides reuse."""
+    import hashlib
+
+    from workbench.core.reuse import code_version_of_source, input_fingerprint
+    from workbench.pipeline.notebooks import NOTEBOOK_DIR
+
+    raw = (NOTEBOOK_DIR / f"{name}.ipynb").read_bytes()
+    cells = json.loads(raw)["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    return {"notebook": hashlib.sha256(raw).hexdigest()[:16], "parameters": parameters,
+            "code": code_version_of_source(code),
+            "inputs": {str(p): input_fingerprint(p) for p in notebook_reads(name, preset)}}
+
+
+REUSE_FILE = "reuse.json"
+RUN_FILES = ("run.json", "index.html", REUSE_FILE)  # written by reproduce itself, not by a notebook
+
+
+def reusable(record: dict[str, Any] | None, parts: dict[str, Any], reports: Path) -> bool:
+    from workbench.core.reuse import fingerprint
+
+    return bool(record) and record.get("fingerprint") == fingerprint(parts) and all(
+        (reports / f).is_file() for f in record.get("outputs", []))
+
+
+def _snapshot(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.is_file()}
+
+
 HEARTBEAT_S = 60.0  # a notebook whose stages report nothing still says it is running, this often
 
 # Minutes each notebook spends outside its stages' wall-clock budgets (building, encoding, evaluating, the
@@ -95,18 +149,28 @@ def _settings(configs: dict[str, Any]) -> dict[str, Any]:
     return {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in configs.items()}
 
 
+def _read_records(path: Path) -> dict[str, Any]:
+    try:
+        records = json.loads(path.read_text())
+        return records if isinstance(records, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="build the corpus and run every notebook into the report folder")
     p.add_argument("--preset", default="laptop", help="smoke | laptop | paper (default laptop)")
     p.add_argument("--reports", default="reports/latest", help="report folder (default reports/latest)")
     p.add_argument("--only", nargs="*", default=None, help="run only these notebooks (e.g. 00_corpus)")
+    p.add_argument("--fresh", action="store_true",
+                   help="remake everything (corpus tokens, models, measurements) instead of reusing it")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from workbench.core import progress
+    from workbench.core import progress, reuse
     from workbench.core.io import atomic_write_json, to_json
     from workbench.pipeline.notebooks import available_notebooks, run_notebook
     from workbench.pipeline.report import write_report_page
@@ -120,18 +184,33 @@ def run(args: argparse.Namespace) -> int:
         names = [n for n in names if n in args.only]
     reports = Path(args.reports)
     reports.mkdir(parents=True, exist_ok=True)
+    if args.fresh:  # every stage stamped before now is made again, once (the kernels inherit this)
+        os.environ[reuse.FRESH_ENV] = str(time.time())
+    parameters = {"preset": args.preset, "reports": str(reports)}
+    records = {} if args.fresh else _read_records(reports / REUSE_FILE)
     expected = expected_minutes(args.preset, configs)
-    plan = [expected.get(n) for n in names]
+    reused_now = {n for n in names if reusable(records.get(n), notebook_parts(n, args.preset, parameters), reports)}
+    plan = [0.0 if n in reused_now else expected.get(n) for n in names]
     total = None if None in plan else sum(plan)
     say = lambda text: print(f"[reproduce] {text}", file=sys.stderr, flush=True)  # noqa: E731
     say(f"{len(names)} notebooks at preset {args.preset!r} into {reports}/; expected "
         + (f"~{progress.clock(total * 60)} (the stages' budgets + overheads)" if total is not None else
            "time unknown (a stage without a wall-clock budget)"))
     timings: dict[str, float] = {}
+    reused: dict[str, dict[str, Any]] = {}
     started_run, failed = time.time(), None
     try:
         for i, name in enumerate(names):
             started = time.time()
+            record = records.get(name)
+            if reusable(record, notebook_parts(name, args.preset, parameters), reports):
+                reused[name] = record
+                timings[name] = 0.0
+                say(f"{name} ({i + 1}/{len(names)}) reused: its notebook, code, settings and inputs are those of "
+                    f"the run made {record['made']} in {progress.clock(record['seconds'])} "
+                    f"(fingerprint {record['fingerprint']}; --fresh remakes it)")
+                continue
+            files_before = _snapshot(reports)
             rest = plan[i + 1:]
             after_s = None if None in rest else 60 * sum(rest)
             left = "" if None in plan[i:] else f", run ~{progress.clock(60 * sum(plan[i:]))} left"
@@ -143,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 with progress.ProgressPrinter(log, f"reproduce {name}", after_s=after_s, heartbeat_s=HEARTBEAT_S,
                                               expected_s=None if plan[i] is None else 60 * plan[i]):
-                    run_notebook(name, reports, {"preset": args.preset, "reports": str(reports)})
+                    run_notebook(name, reports, parameters)
             except BaseException:
                 failed = name
                 raise
@@ -153,10 +232,19 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     os.environ[progress.ENV] = before
                 timings[name] = round(time.time() - started, 1)
+            after = _snapshot(reports)
+            records[name] = {
+                "fingerprint": reuse.fingerprint(notebook_parts(name, args.preset, parameters)),
+                "outputs": sorted(f for f, t in after.items() if files_before.get(f) != t and f not in RUN_FILES
+                                  and not f.startswith("progress-")),
+                "seconds": timings[name], "made": time.strftime("%Y-%m-%d %H:%M:%S")}
+            atomic_write_json(reports / REUSE_FILE, records)
             say(f"{name} done in {progress.clock(timings[name])}")
     finally:
         run_info = {
             "preset": args.preset, "notebooks": timings, "total_seconds": round(sum(timings.values()), 1),
+            "reused": {n: {"seconds_when_made": r["seconds"], "made": r["made"]} for n, r in reused.items()},
+            "fresh": bool(args.fresh),
             "expected_minutes": {n: expected.get(n) for n in names}, "failed": failed,
             "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started_run)),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),

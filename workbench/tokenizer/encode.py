@@ -26,6 +26,7 @@ import torch
 
 from workbench.core.audio import SILENCE_PEAK, AudioError
 from workbench.core.io import atomic_path, atomic_write_json, atomic_write_text
+from workbench.core.reuse import input_fingerprint, write_stamp
 from workbench.data.loaders import open_dataset
 from workbench.tokenizer.model import Tokenizer, fingerprint
 from workbench.tokenizer.windowed import AudioSource, tokenize_windowed
@@ -89,6 +90,9 @@ def encode_corpus(tokenizer: Tokenizer, corpus_dir: str | os.PathLike, out_dir: 
     }
     atomic_write_json(meta_path, summary)
     atomic_write_text(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    # what downstream reuse reads (`workbench.core.reuse.input_fingerprint`): these units of this corpus
+    write_stamp(out, {"tokenizer": print_, "corpus": input_fingerprint(corpus_dir),
+                      "splits": sorted(splits) if splits else None}, finished=True)
     return summary
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from workbench.core import reuse
 from workbench.core.device import DistInfo
 from workbench.core.train import Run, Task, fit
 from workbench.data.loaders import open_dataset
@@ -37,7 +38,7 @@ from workbench.tokenizer.config import TokenizerConfig
 from workbench.tokenizer.data import IGNORE, ParallelSet, crop_batch, sample_audio
 from workbench.tokenizer.encoder import Encoder, span_mask
 from workbench.tokenizer.kmeans import assign, kmeans
-from workbench.tokenizer.model import KINDS, Tokenizer, TokenizerError
+from workbench.tokenizer.model import KINDS, Tokenizer
 
 
 def batched(fn: Callable[[torch.Tensor], torch.Tensor], audio: torch.Tensor, size: int = 16) -> torch.Tensor:
@@ -223,17 +224,16 @@ def _thin(history: list[dict], keep: int = 400) -> list[dict]:
 
 def train_or_load(corpus_dir, config: TokenizerConfig, out_dir: str | os.PathLike,
                   log: Callable[[str], None] = print) -> dict[str, Tokenizer]:
-    """Both tokenizers from `out_dir` if they were trained there with this config on this corpus; else train
-    them and save them there."""
+    """Both tokenizers from `out_dir` if they were made there from this config, this code and this corpus
+    (`workbench.core.reuse`); else train them and save them there. Training is not resumable part-way (k-means
+    and two HuBERT iterations): an interrupted one starts again."""
     out = Path(out_dir)
-    try:
-        toks = {kind: Tokenizer.load(out / kind) for kind in KINDS}
-        if all(t.config == config and t.training.get("corpus") == str(corpus_dir) for t in toks.values()):
-            log(f"loaded the tokenizers trained earlier from {out}")
-            return toks
-    except TokenizerError:
-        pass
-    toks = train_tokenizers(corpus_dir, config, log, cache_dir=out)
-    for kind, tok in toks.items():
-        tok.save(out / kind)
-    return toks
+    parts = {"config": config.to_dict(), "corpus": reuse.input_fingerprint(corpus_dir),
+             "code": reuse.code_version("workbench.tokenizer.train")}
+
+    def build(resume: bool) -> None:
+        for kind, tok in train_tokenizers(corpus_dir, config, log, cache_dir=out).items():
+            tok.save(out / kind)
+
+    reuse.make(out, parts, build, what="the tokenizers", resumable=lambda d: False, log=log)
+    return {kind: Tokenizer.load(out / kind) for kind in KINDS}
