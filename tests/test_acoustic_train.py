@@ -216,3 +216,30 @@ def test_sixteen_minutes_end_to_end_with_the_smoke_model(smoke_run):
     assert max(t for _, _, t in seen) == prompt_frames + 400
     wav = synth.audio(codes, chunk_seconds=60.0)
     assert len(wav) == tokens * 640 and np.isfinite(wav).all()
+
+
+def test_the_listening_explorer_plays_the_chosen_voice_and_bitrate(smoke_run, smoke_corpus, smoke_codec,
+                                                                    smoke_tokenizer):
+    """Notebook 04's explorer: the players for a clip, in its own or the other held-out voice, through the codec
+    at the chosen number of levels; bad choices are refused."""
+    from workbench.acoustic.evaluate import eval_clips
+    from workbench.acoustic.notebook import listening_set, synthesis_explorer
+
+    root, _ = smoke_run
+    synth = Synthesizer.load(root / "run", smoke_codec, smoke_tokenizer)
+    clip = eval_clips(smoke_corpus, 1, SMOKE.eval.clip_seconds, synth.decode.prompt_seconds)[0]
+    own = listening_set(synth, clip, "own", levels=1)
+    other = listening_set(synth, clip, "other", levels=synth.levels, seed=1)
+    assert list(own)[:2] == ["original", f"codec, {synth.codec.cfg.kbps(1):.1f} kbps"]
+    assert f"prompt ({clip.speaker})" in own and f"prompt ({clip.other_speaker})" in other
+    for sounds in (own, other):
+        assert all(np.isfinite(a).all() for a in sounds.values())
+        assert len(sounds[list(sounds)[-1]]) == len(clip.audio) == len(sounds[list(sounds)[1]])
+    assert not np.allclose(own[list(own)[1]], other[list(other)[1]])  # 1 level vs all levels
+    with pytest.raises(ValueError, match="levels"):
+        listening_set(synth, clip, "own", levels=99)
+    with pytest.raises(ValueError, match="voice"):
+        listening_set(synth, clip, "mine")
+    explorer = synthesis_explorer(synth, [clip])
+    assert explorer is not None and [w.description for w in explorer.children[:4]] == [
+        "clip", "prompt voice", "codec levels", "seed"]

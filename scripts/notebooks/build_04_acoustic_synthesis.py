@@ -137,6 +137,18 @@ audio_players({"original": clip.audio, "codec reconstruction": reconstruct(synth
                f"prompt ({clip.speaker})": clip.prompt, f"SoundStorm, prompt {clip.speaker}": own,
                f"other prompt ({clip.other_speaker})": clip.other_prompt,
                f"SoundStorm, prompt {clip.other_speaker}": other})"""),
+    ("markdown", """### Explore: any held-out clip, either voice, any bitrate
+
+In JupyterLab, pick a clip, the prompt's voice (the clip's own speaker or the other held-out one), the codec's
+number of levels and a seed, then press *synthesize*: the original, the codec's reconstruction at that bitrate,
+the prompt and SoundStorm's resynthesis play side by side. (Under papermill nothing is drawn here; the players
+above stand in.)"""),
+    ("code", """from IPython.display import display
+
+explorer = storm.synthesis_explorer(synth, eval_clips(corpus, 4, ACOUSTIC_PRESETS[preset].eval.clip_seconds,
+                                                      synth.decode.prompt_seconds))
+if explorer is not None:
+    display(explorer)"""),
     ("markdown", """## Measure: does the prompt control the voice, and are the words kept?
 
 Speaker similarity (resemblyzer d-vectors, cosine) of the resynthesis to its prompt and to the other held-out

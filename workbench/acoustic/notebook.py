@@ -12,6 +12,7 @@ from workbench.acoustic.config import PRESETS
 from workbench.acoustic.decode import DecodeTrace
 from workbench.acoustic.synthesize import Synthesizer
 from workbench.acoustic.train import default_paths, train
+from workbench.codec.stream import reconstruct
 from workbench.core import reuse
 from workbench.core.config import override, pick_preset
 from workbench.core.device import pick_device
@@ -100,3 +101,56 @@ def summary_table(payload: dict):
     fig = go.Figure(go.Table(header=dict(values=["measure", "value"]), cells=dict(values=[keys, values])))
     fig.update_layout(title=f"acoustic eval: {payload['clips']} clips of held-out speakers", height=80 + 24 * len(keys))
     return fig
+
+
+def listening_set(synth: Synthesizer, clip, voice: str = "own", levels: int | None = None, seed: int = 0
+                  ) -> dict[str, np.ndarray]:
+    """What the explorer plays for one held-out `clip`: the original, the codec's reconstruction at `levels`
+    (all by default), the prompt and SoundStorm's resynthesis of the clip's semantic tokens in that prompt's
+    voice (`voice`: "own" -- another stretch of the clip's speaker -- or "other": the other held-out speaker)."""
+    if voice not in ("own", "other"):
+        raise ValueError(f"voice must be 'own' or 'other', got {voice!r}")
+    levels = synth.levels if levels is None else int(levels)
+    if not 1 <= levels <= synth.codec.cfg.num_quantizers:
+        raise ValueError(f"levels must be 1..{synth.codec.cfg.num_quantizers}, got {levels}")
+    prompt, speaker = (clip.prompt, clip.speaker) if voice == "own" else (clip.other_prompt, clip.other_speaker)
+    n = len(clip.audio)
+    resynthesis = synth.synthesize(synth.semantic_tokens(clip.audio), synth.prompt(prompt), seed=seed)[:n]
+    return {"original": clip.audio,
+            f"codec, {synth.codec.cfg.kbps(levels):.1f} kbps": reconstruct(synth.codec, clip.audio, levels),
+            f"prompt ({speaker})": prompt, f"SoundStorm in {speaker}'s voice": resynthesis}
+
+
+def synthesis_explorer(synth: Synthesizer, clips: list):
+    """Pick a held-out clip, the prompt's voice, the codec's bitrate and a seed, then "synthesize": plays the
+    `listening_set` side by side with the clip's semantic tokens. None without ipywidgets; under papermill the
+    static players above stand in for it (it draws only on request, so a headless run never waits on it)."""
+    try:
+        import ipywidgets as widgets
+        from IPython.display import display
+    except ImportError:
+        return None
+    from workbench.core.plots import audio_player
+
+    by_id = {c.id: c for c in clips}
+
+    def draw(clip: str, voice: str, levels: int, seed: int) -> None:
+        item = by_id[clip]
+        print(f"{item.id} ({item.speaker}): {item.text!r}")
+        sounds = listening_set(synth, item, voice, levels, seed)
+        players = []
+        for name, audio in sounds.items():
+            out = widgets.Output()
+            with out:
+                print(name)
+                display(audio_player(audio))
+            players.append(out)
+        display(widgets.HBox(players))
+
+    return widgets.interactive(
+        draw, {"manual": True, "manual_name": "synthesize"},
+        clip=widgets.Dropdown(options=list(by_id), description="clip"),
+        voice=widgets.ToggleButtons(options=["own", "other"], description="prompt voice"),
+        levels=widgets.IntSlider(value=synth.levels, min=1, max=synth.codec.cfg.num_quantizers,
+                                 description="codec levels"),
+        seed=widgets.IntText(value=0, description="seed"))
