@@ -13,7 +13,7 @@ import importlib
 from workbench.core.cli import run_command
 from workbench.core.errors import UserError
 
-__all__ = ["COMMANDS", "UserError", "build_parser", "main"]
+__all__ = ["COMMANDS", "SUBCOMMANDS", "UserError", "build_parser", "main"]
 
 # command name -> module holding its `register(subparsers)`; imported lazily so `--help` stays fast.
 COMMANDS = {
@@ -28,6 +28,11 @@ COMMANDS = {
     "reproduce": "workbench.pipeline.reproduce",
     "report": "workbench.pipeline.report",
 }
+# subcommands of a stage's command that span stages (the layering keeps them out of the stage's cli.py): name ->
+# module holding `register_under(subparsers)`, called once the commands above exist
+SUBCOMMANDS = {
+    "lm probes": "workbench.pipeline.probes",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS.values():
         importlib.import_module(module).register(sub)
+    for module in SUBCOMMANDS.values():
+        importlib.import_module(module).register_under(sub)
     return parser
 
 

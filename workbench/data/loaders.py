@@ -9,6 +9,12 @@
 
 Each gives a `SpeechDataset` of `Recording`s. Training takes random crops of a given duration from long
 recordings (reading only the crop from disk); evaluation takes contiguous segments.
+
+Real speech (the non-SynthBooks kinds) gets phone/word alignments attached (`Recording.alignment`) from an
+alignment folder made by `python -m workbench data align` (``<root>/alignments`` is found by itself; any other
+folder is named with `alignments=`). `speaker_split` splits a LibriSpeech-layout corpus by speaker, and
+`join_chapter` / `write_longform` join a chapter's consecutive utterances into long-form recordings (see
+workbench/data/README.md).
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ class Recording:
     split: str | None = None
     text: str | None = None
     offset: float = 0.0
-    alignment: Path | None = None  # JSON with words/sentences/phones (SynthBooks only)
+    alignment: Path | None = None  # JSON with words/sentences/phones (SynthBooks; real speech once aligned)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def load(self, start: float = 0.0, duration: float | None = None, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -125,9 +131,10 @@ def detect_kind(root: Path) -> str:
 
 
 def open_dataset(path: str | os.PathLike, kind: str = "auto", split: str | None = None,
-                 skip_bad: bool = False) -> SpeechDataset:
+                 skip_bad: bool = False, alignments: str | os.PathLike | None = None) -> SpeechDataset:
     """Open a corpus folder of any supported layout. Unreadable audio is an error naming the file, or, with
-    `skip_bad`, a warning and the file left out."""
+    `skip_bad`, a warning and the file left out. Real speech: recordings with an alignment in `alignments`
+    (default ``<root>/alignments`` if it exists; made by `workbench data align`) get it as `.alignment`."""
     root = Path(path)
     if kind != "auto" and kind not in KINDS:
         raise ValueError(f"unknown corpus kind {kind!r}; kinds: auto, {', '.join(KINDS)}")
@@ -143,6 +150,7 @@ def open_dataset(path: str | os.PathLike, kind: str = "auto", split: str | None 
         recordings = _scan(root, kind, skip_bad)
         if split:
             recordings = [r for r in recordings if r.split == split]
+        _attach_alignments(root, recordings, alignments)
     if not recordings:
         raise ValueError(f"{root}: no audio found (looked for {kind} layout)")
     return SpeechDataset(kind, root, recordings)
@@ -207,3 +215,211 @@ def _scan(root: Path, kind: str, skip_bad: bool) -> list[Recording]:
         split = rel[-4] if kind != "folder" and len(rel) >= 4 else None
         out.append(Recording(path.stem, path, duration, speaker, split, text))
     return out
+
+
+def _attach_alignments(root: Path, recordings: list[Recording], alignments: str | os.PathLike | None) -> None:
+    """Point each recording at ``<alignments>/<its path under root>.json`` where that file exists."""
+    if alignments is None:
+        folder = root / "alignments"
+        if not folder.is_dir():
+            return
+    else:
+        folder = Path(alignments)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: no such alignment folder (made by `python -m workbench data align`)")
+    for rec in recordings:
+        candidate = folder / rec.audio.relative_to(root).with_suffix(".json")
+        if candidate.is_file():
+            rec.alignment = candidate
+
+
+# ----------------------------------------------------------- real read speech: speaker splits, long-form joins
+
+@dataclass(frozen=True)
+class SpeakerSplit:
+    """Disjoint train / dev / test speakers."""
+
+    train: tuple[str, ...]
+    dev: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def split_of(self, speaker: str | None) -> str | None:
+        for name in ("train", "dev", "test"):
+            if speaker in getattr(self, name):
+                return name
+        return None
+
+    def apply(self, dataset: SpeechDataset) -> SpeechDataset:
+        """The dataset with every recording's `split` set from its speaker (the recordings are copies)."""
+        from dataclasses import replace
+
+        return SpeechDataset(dataset.kind, dataset.root,
+                             [replace(r, split=self.split_of(r.speaker)) for r in dataset.recordings])
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"train": list(self.train), "dev": list(self.dev), "test": list(self.test)}
+
+
+def _speaker_rank(speaker: str, seed: int) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"{seed}:{speaker}".encode()).hexdigest()
+
+
+def read_speaker_genders(root: Path) -> dict[str, str]:
+    """LibriSpeech's SPEAKERS.TXT (``id | F/M | subset | minutes | name``) in `root` or a parent; {} if none."""
+    for folder in (root, *root.parents[:2]):
+        path = folder / "SPEAKERS.TXT"
+        if path.is_file():
+            out = {}
+            for line in path.read_text(errors="replace").splitlines():
+                parts = [p.strip() for p in line.split("|")]
+                if not line.startswith(";") and len(parts) >= 2 and parts[1] in ("F", "M"):
+                    out[parts[0]] = parts[1]
+            return out
+    return {}
+
+
+def speaker_split(dataset: SpeechDataset | str | os.PathLike, dev: int = 3, test: int = 3,
+                  seed: int = 0) -> SpeakerSplit:
+    """Split a corpus's speakers into disjoint train / dev / test sets, deterministically.
+
+    Speakers are ranked by sha256(f"{seed}:{speaker}") (so the rank of a speaker does not depend on which other
+    speakers are present, nor on Python's hash seed). Where LibriSpeech's SPEAKERS.TXT gives genders, test and
+    then dev draw alternately from the female and male queues (starting with the larger), so each held-out set
+    has both genders; the rest train. Mini-LibriSpeech (20 speakers, 12 F / 8 M) at 3/3: 14 train (8 F, 6 M),
+    dev 2 F + 1 M, test 2 F + 1 M."""
+    if not isinstance(dataset, SpeechDataset):
+        dataset = open_dataset(dataset)
+    speakers = sorted({r.speaker for r in dataset.recordings if r.speaker})
+    if dev < 0 or test < 0 or dev + test >= len(speakers):
+        raise ValueError(f"{dataset.root}: cannot hold out {dev} dev + {test} test speakers of {len(speakers)} "
+                         "(at least one must remain for training)")
+    genders = read_speaker_genders(Path(dataset.root))
+    queues: dict[str, list[str]] = {}
+    for spk in sorted(speakers, key=lambda s: _speaker_rank(s, seed)):
+        queues.setdefault(genders.get(spk, "?"), []).append(spk)
+    order = sorted(queues, key=lambda g: (-len(queues[g]), g))
+    held: dict[str, list[str]] = {"test": [], "dev": []}
+    for name, count in (("test", test), ("dev", dev)):
+        k = 0
+        while len(held[name]) < count:
+            queue = queues[order[k % len(order)]]
+            if queue:
+                held[name].append(queue.pop(0))
+            k += 1
+    train = sorted(s for q in queues.values() for s in q)
+    return SpeakerSplit(tuple(train), tuple(sorted(held["dev"])), tuple(sorted(held["test"])))
+
+
+def _utterance_number(rec: Recording) -> int | None:
+    tail = rec.id.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def chapter_runs(dataset: SpeechDataset, max_seconds: float | None = None) -> list[list[Recording]]:
+    """Each chapter's (speaker/chapter folder's) recordings in utterance order, cut into runs of consecutive
+    utterances (a gap in the numbering starts a new run; so does `max_seconds` of audio)."""
+    chapters: dict[tuple[str, str], list[Recording]] = {}
+    for rec in dataset.recordings:
+        chapters.setdefault((str(rec.speaker), rec.audio.parent.name), []).append(rec)
+    runs = []
+    for key in sorted(chapters):
+        recs = sorted(chapters[key], key=lambda r: (_utterance_number(r) is None, _utterance_number(r) or 0, r.id))
+        run: list[Recording] = []
+        for rec in recs:
+            if run:
+                a, b = _utterance_number(run[-1]), _utterance_number(rec)
+                too_long = max_seconds is not None and sum(r.duration for r in run) + rec.duration > max_seconds
+                if a is None or b is None or b != a + 1 or too_long:
+                    runs.append(run)
+                    run = []
+            run.append(rec)
+        if run:
+            runs.append(run)
+    return runs
+
+
+def join_chapter(recordings: list[Recording], gap: float = 0.0) -> tuple[np.ndarray, dict[str, Any]]:
+    """Consecutive utterances joined into one recording: (audio, alignment dict in the corpus's JSON format).
+
+    The audio is the utterances back to back (`gap` seconds of silence between them); each utterance becomes
+    one sentence span; its words and phones (where it has an alignment) are shifted by its start. Utterances
+    without an alignment are listed under ``unaligned`` as [id, start, end] and hold no phones (frame labels
+    treat that time as outside any phone, which the phone metrics leave out)."""
+    if not recordings:
+        raise ValueError("nothing to join")
+    pieces, sentences, words, phones, unaligned, texts = [], [], [], [], [], []
+    t = 0.0
+    pad = np.zeros(int(round(gap * SAMPLE_RATE)), np.float32)
+    for k, rec in enumerate(recordings):
+        if k and gap > 0:
+            pieces.append(pad)
+            phones.append(["_", round(t, 4), round(t + len(pad) / SAMPLE_RATE, 4)])
+            t += len(pad) / SAMPLE_RATE
+        audio = rec.load()
+        length = len(audio) / SAMPLE_RATE
+        shift = lambda spans: [[x, round(s + t, 4), round(e + t, 4)] for x, s, e in spans]  # noqa: E731
+        text = (rec.text or "").strip()
+        texts.append(text)
+        if rec.alignment is not None:
+            meta = rec.alignment_data()
+            words += shift(meta.get("words", []))
+            phones += shift(meta.get("phones", []))
+        else:
+            unaligned.append([rec.id, round(t, 4), round(t + length, 4)])
+        sentences.append([text, round(t, 4), round(t + length, 4)])
+        pieces.append(audio)
+        t += length
+    audio = np.concatenate(pieces)
+    first = recordings[0]
+    return audio, {
+        "id": None, "speaker": first.speaker, "chapter": first.audio.parent.name,
+        "utterances": [r.id for r in recordings], "sample_rate": SAMPLE_RATE,
+        "duration": round(len(audio) / SAMPLE_RATE, 4), "num_words": len(words),
+        "exact_alignment": False, "text": " ".join(x for x in texts if x),
+        "sentences": sentences, "words": words, "phones": phones, "unaligned": unaligned,
+    }
+
+
+def write_longform(dataset: SpeechDataset, out: str | os.PathLike, split: SpeakerSplit | None = None,
+                   max_seconds: float | None = None, fmt: str = "flac", gap: float = 0.0,
+                   progress: bool = True) -> list[dict[str, Any]]:
+    """Join every chapter's consecutive utterances (`chapter_runs`) and write each as
+    ``<out>/[<split>/]<speaker>/<chapter>/<id>.<fmt>`` with its transcript (``.txt``) beside it and its alignment
+    at ``<out>/alignments/<same path>.json``: the LibriSpeech-Long layout, so `open_dataset(out)` reads it back
+    (kind ``librispeech-long``, ``split`` from the folder, alignments attached). Every file is written
+    atomically; a recording whose alignment file exists is kept. Returns one row per recording."""
+    from tqdm.auto import tqdm
+
+    from workbench.core.audio import save_audio
+    from workbench.core.io import atomic_write_json, atomic_write_text
+
+    if fmt not in ("flac", "wav"):
+        raise ValueError(f"format {fmt!r}: flac or wav")
+    out = Path(out)
+    runs = chapter_runs(dataset, max_seconds)
+    counts: dict[tuple[str, str], int] = {}
+    for run in runs:
+        key = (str(run[0].speaker), run[0].audio.parent.name)
+        counts[key] = counts.get(key, 0) + 1
+    rows, part = [], {}
+    for run in tqdm(runs, desc="joining chapters", unit="chapter", disable=not progress):
+        speaker, chapter = str(run[0].speaker), run[0].audio.parent.name
+        k = part[(speaker, chapter)] = part.get((speaker, chapter), -1) + 1
+        rid = f"{speaker}-{chapter}" + (f"-p{k:02d}" if counts[(speaker, chapter)] > 1 else "")
+        which = split.split_of(run[0].speaker) if split else None
+        rel = Path(*([which] if which else []), speaker, chapter, f"{rid}.{fmt}")
+        align_path = (out / "alignments" / rel).with_suffix(".json")
+        if align_path.is_file():
+            meta = json.loads(align_path.read_text())
+        else:
+            audio, meta = join_chapter(run, gap)
+            meta.update(id=rid, split=which, audio=str(rel))
+            save_audio(out / rel, audio)
+            atomic_write_text((out / rel).with_suffix(".txt"), meta["text"] + "\n")
+            atomic_write_json(align_path, meta)  # last: its presence marks the recording finished
+        rows.append({"id": rid, "split": which, "speaker": speaker, "audio": str(out / rel),
+                     "alignment": str(align_path), "duration": meta["duration"],
+                     "utterances": len(meta["utterances"]), "unaligned": len(meta["unaligned"])})
+    return rows
