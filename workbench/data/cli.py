@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "mbrola timings on --limit (default 12) synthetic utterances per held-out voice "
                        "-> align_synthetic.json")
     align.add_argument("--seed", type=int, default=0, help="--measure: which sentences (default 0)")
+    align.add_argument("--voices", default="us1-h,us3-h",
+                       help="--measure: corpus voices to render, comma-separated (default the held-out us1-h,us3-h)")
     add_output_args(align)
     align.set_defaults(func=_align)
 
@@ -104,7 +106,11 @@ def _align(args: argparse.Namespace) -> None:
         if args.dataset:
             raise UserError("--measure aligns synthetic speech; give either --measure or --dataset, not both")
         validate.seed(args.seed)
-        result = measure_synthetic(count=args.limit or 12, seed=args.seed, progress=not args.json)
+        voices = tuple(v.strip() for v in args.voices.split(",") if v.strip())
+        try:
+            result = measure_synthetic(count=args.limit or 12, voices=voices, seed=args.seed, progress=not args.json)
+        except ValueError as err:  # an unknown voice
+            raise UserError(str(err)) from None
         emit(args, result, _human_measure, report_name="align_synthetic.json")
         return
     if not args.dataset:
