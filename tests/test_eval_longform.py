@@ -3,6 +3,8 @@ over time on real speech; the LLM judge's parsing, request and skip path (a loop
 
 import json
 import threading
+import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -165,7 +167,15 @@ class _Judge(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _Judge.seen.append((self.path, self.headers.get("Authorization"), body))
         reply = _Judge.replies.pop(0)
-        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
+        if isinstance(reply, tuple):  # ("raw", bytes) | ("sleep", seconds)
+            kind, value = reply
+            if kind == "sleep":
+                time.sleep(value)
+                reply = '{"winner": "A"}'
+            else:
+                data = value
+        if isinstance(reply, str):
+            data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -207,6 +217,45 @@ def test_judge_asks_both_orders_and_needs_agreement(judge_server, monkeypatch):
     _Judge.replies[:] = ["no idea"]
     out = judge_pair("p", "x", "y", url=judge_server)
     assert out["status"] == "error" and "verdict" in out["reason"]
+
+
+def test_judge_refuses_malformed_oversized_and_slow_replies(judge_server):
+    """Each bad answer is an error entry with its reason, never an exception or a hang."""
+    from workbench.eval.longform import MAX_REPLY_BYTES
+
+    cases = [
+        (("raw", b"<html>502 Bad Gateway</html>"), "not JSON"),
+        (("raw", b'{"choices": []}'), "choices[0]"),
+        (("raw", json.dumps({"choices": [{"message": {"content": ["A"]}}]}).encode()), "non-text"),
+        (("raw", b'{"x": "' + b"a" * (MAX_REPLY_BYTES + 10) + b'"}'), "more than"),
+        (("sleep", 3.0), "timed out"),
+    ]
+    for reply, reason in cases:
+        _Judge.replies[:] = [reply]
+        started = time.monotonic()
+        out = judge_pair("p", "x", "y", url=judge_server, timeout=1.0)
+        assert out["status"] == "error" and out["winner"] is None and reason in out["reason"], (reason, out)
+        assert time.monotonic() - started < 2.9  # the timeout, not the server's sleep
+    # the reply after a failure in the second order: both orders are asked, one fails -> an error, not half a verdict
+    _Judge.replies[:] = ['{"winner": "A"}', ("raw", b"garbage")]
+    out = judge_pair("p", "x", "y", url=judge_server, timeout=1.0)
+    assert out["status"] == "error" and len(_Judge.seen) >= 2
+
+
+def test_judge_speaks_plain_http_only_to_loopback(monkeypatch):
+    """Transcripts and the API key never cross a network in the clear: http is refused before any connection
+    unless the host is this machine; https is allowed anywhere."""
+    from workbench.eval.longform import check_endpoint
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a connection was attempted")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    for url in ("http://10.0.0.5:8000/v1", "http://judge.example.org/v1", "ftp://127.0.0.1/v1", "127.0.0.1:8000"):
+        out = judge_pair("p", "x", "y", url=url)
+        assert out["status"] == "error" and "loopback" in out["reason"], url
+    for url in ("http://127.0.0.1:8000/v1", "http://localhost/v1", "http://[::1]:8000/v1", "https://judge.example.org/v1"):
+        assert check_endpoint(url) == url
 
 
 def test_judge_unreachable_endpoint_is_an_error_entry():

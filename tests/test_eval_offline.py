@@ -64,3 +64,24 @@ def test_same_voice_is_more_similar_than_another_voice(smoke_corpus):
     assert cosine(e, e) == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(ValueError, match="too little"):
         speaker_embedding(female[0][: SAMPLE_RATE // 8])
+
+
+def test_naturalness_proxy_ranks_clean_speech_above_noise_and_silence():
+    """DNSMOS (speechmos's ONNX models, offline): clean real speech scores well above the same speech under white
+    noise and above silence; per-bin rows follow the bins; bad input is refused."""
+    from workbench.eval.naturalness import dnsmos, naturalness_over_time
+
+    speech = np.tile(load_audio(REAL / "LJ001-0001.wav"), 3)[: 12 * SAMPLE_RATE]
+    noisy = speech + 0.05 * np.random.default_rng(0).standard_normal(len(speech)).astype(np.float32)
+    clean, dirty = dnsmos(speech), dnsmos(noisy)
+    silent = dnsmos(np.zeros(10 * SAMPLE_RATE, dtype=np.float32))
+    assert set(clean) == {"ovrl", "sig", "bak", "p808"}
+    assert clean["ovrl"] > 2.8 and clean["ovrl"] - dirty["ovrl"] > 0.8 and clean["ovrl"] - silent["ovrl"] > 0.8
+    bins = naturalness_over_time(np.concatenate([speech, np.zeros(SAMPLE_RATE, dtype=np.float32)]), bin_seconds=6.0)
+    assert [(b["from_s"], b["to_s"]) for b in bins] == [(0.0, 6.0), (6.0, 13.0)]  # a 1 s last bin joins
+    assert all(b["ovrl"] > 2.5 for b in bins)
+    for bad, match in ((speech[:SAMPLE_RATE], "at least"), (np.full(3 * SAMPLE_RATE, np.nan, np.float32), "NaN")):
+        with pytest.raises(ValueError, match=match):
+            dnsmos(bad)
+    with pytest.raises(ValueError, match="16 kHz"):
+        dnsmos(speech, sample_rate=44100)

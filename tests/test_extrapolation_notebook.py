@@ -25,6 +25,14 @@ def test_05_extrapolation_smoke(tmp_path, smoke_tokens):
     truth = payload["audio"]["ground_truth"]
     assert truth["status"] == "ok" and truth["speaker_similarity"][0]["similarity"] > 0.7
     assert any(b["words"] > 3 for b in truth["sc_l"])
+    # the naturalness proxy per bin of the real continuation: real (synthetic-voice) speech, well above silence
+    assert [b["from_s"] for b in truth["naturalness"]] == [b["from_s"] for b in truth["speaker_similarity"]]
+    assert all(2.0 < b["ovrl"] <= 5.0 for b in truth["naturalness"] if b["ovrl"] is not None)
+    # SC-L's floor, written by the run: other held-out recordings (not the prompt's), scored like a bin
+    floor = payload["sc_l_floor"]
+    assert floor["status"] == "ok" and floor["n"] >= 1, floor
+    assert all(p["recording"] != payload["prompt"]["recording"] for p in floor["passages"])
+    assert -1 <= floor["mean"] <= 1
     assert payload["audio"]["continuations"]["status"] == "skipped"
     assert payload["llm_judge"]["status"] == "skipped" and payload["llm_judge"]["reason"]
     units = payload["units_end"]["streams"]  # the raster's data: the last 20 s (the real recording is shorter)

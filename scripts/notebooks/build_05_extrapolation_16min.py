@@ -102,20 +102,36 @@ if explorer is not None:
     display(explorer)
 for minute in sorted({0, X.last_minute(first, payload["prompt"]["tokens"])}):
     X.minute_figure(first, payload["prompt"]["tokens"], minute).show()"""),
-    ("markdown", """## Audio: semantic coherence (SC-L) and speaker similarity over time
+    ("markdown", """## Audio: semantic coherence (SC-L), speaker similarity and naturalness over time
 
-SC-L: each bin's ASR transcript (pocketsphinx) embedded with MiniLM, cosine to the prompt's transcript. Speaker
-similarity: resemblyzer cosine of each bin to the prompt. The continuations are rendered by the acoustic stage
-(SoundStorm + codec) in the prompt's voice -- the first minutes of each, and the last minute of Griffin's 16 --
-and measured beside the real continuation, the ceiling. Where that cannot run (no trained acoustic model, tokens
-of another tokenizer) the reason is printed and only the ground truth is measured."""),
+SC-L: each bin's ASR transcript (pocketsphinx) embedded with MiniLM, cosine to the prompt's transcript. Its
+**floor** is measured in the same run: passages of *other* held-out recordings (other texts), each as long as a
+bin, scored the same way -- a continuation's SC-L says something about its meaning only above that band.
+Speaker similarity: resemblyzer cosine of each bin to the prompt. Naturalness: DNSMOS P.835 OVRL per bin, an
+offline MOS predictor standing in for the paper's human N-MOS-T (**a proxy**: it hears a vocoder's buzz, not
+whether the words make sense). The continuations are rendered by the acoustic stage (SoundStorm + codec) in the
+prompt's voice -- the first minutes of each, and the last minute of Griffin's 16 -- and measured beside the real
+continuation, the ceiling. Where that cannot run (no trained acoustic model, tokens of another tokenizer) the
+reason is printed and only the ground truth is measured."""),
     ("code", """for name, entry in payload["audio"].items():
     print(f"{name}: {entry['status']}" + (f" -- {entry['reason']}" if entry.get("reason") else ""))
     for b in entry.get("sc_l") or []:
         print(f"   {b['from_s']:.0f}-{b['to_s']:.0f}s  SC-L {b['similarity'].get('prompt')}  heard: {b['transcript'][:70]!r}")
+floor = payload.get("sc_l_floor") or {}
+print("SC-L floor:", floor.get("status"), floor.get("reason") or f"{floor.get('mean')} (n={floor.get('n')})")
 print("LLM judge:", payload["llm_judge"]["status"], "--", payload["llm_judge"]["reason"])
 if any(e.get("status") == "ok" for e in payload["audio"].values()):
     X.audio_figure(payload).show()"""),
+    ("markdown", """Over the whole set: every stream rendered in its own prompt's voice (its first minutes), the mean with its
+95% band and each stream faintly behind it; the real continuations are the ceiling."""),
+    ("code", """streams_of = (payload.get("set") or {}).get("streams", {})
+for field, key, title, yaxis in (
+        ("speaker_similarity", "similarity", "Speaker similarity to the prompt, over the set", "cosine"),
+        ("naturalness", "ovrl", "Naturalness proxy (DNSMOS OVRL, not human N-MOS-T), over the set", "MOS 1-5")):
+    if any(s.get(field) for ss in streams_of.values() for s in ss):
+        X.measure_figure(payload, key, title, yaxis, field=field).show()
+    else:
+        print(f"no {field.replace('_', ' ')} over the set in this run (no rendered audio)")"""),
     ("code", """from IPython.display import display
 
 from workbench.core.audio import load_audio

@@ -33,6 +33,7 @@ import json
 import os
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Callable, Mapping, Sequence
 
@@ -253,21 +254,47 @@ def parse_verdict(reply: str) -> dict[str, str]:
     raise ValueError(f"cannot find a verdict (A, B or tie) in the judge's reply: {reply[:200]!r}")
 
 
+MAX_REPLY_BYTES = 1 << 20  # a chat completion is a few kB; more is a misconfigured or hostile endpoint
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def check_endpoint(url: str) -> str:
+    """The judge's base URL, if it may be used: https anywhere, plain http only to this machine (transcripts
+    and a bearer token never cross a network in the clear). Anything else is a ValueError naming the URL."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "https" and parsed.hostname:
+        return url
+    if parsed.scheme == "http" and parsed.hostname in LOOPBACK_HOSTS:
+        return url
+    raise ValueError(f"judge URL {url!r}: use https, or plain http only to a loopback address "
+                     f"({', '.join(LOOPBACK_HOSTS)})")
+
+
 def chat(url: str, model: str, messages: list[dict[str, str]], api_key: str | None = None,
          timeout: float = 60.0) -> str:
-    """One OpenAI-compatible chat completion (POST {url}/chat/completions, temperature 0): the reply text."""
-    endpoint = url.rstrip("/") + "/chat/completions"
+    """One OpenAI-compatible chat completion (POST {url}/chat/completions, temperature 0): the reply text. A reply
+    over `MAX_REPLY_BYTES`, not JSON, or without a message is a ValueError; a slow one a timeout (OSError)."""
+    endpoint = check_endpoint(url).rstrip("/") + "/chat/completions"
     body = json.dumps({"model": model, "messages": messages, "temperature": 0}).encode()
     headers = {"Content-Type": "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     request = urllib.request.Request(endpoint, data=body, headers=headers, method="POST")
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        payload = json.loads(response.read().decode())
+        raw = response.read(MAX_REPLY_BYTES + 1)
+    if len(raw) > MAX_REPLY_BYTES:
+        raise ValueError(f"{endpoint} answered with more than {MAX_REPLY_BYTES} bytes")
     try:
-        return payload["choices"][0]["message"]["content"]
+        payload = json.loads(raw.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError(f"{endpoint} answered with something that is not JSON: {raw[:200]!r}") from None
+    try:
+        content = payload["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError):
         raise ValueError(f"{endpoint} answered without choices[0].message.content: {str(payload)[:200]}") from None
+    if not isinstance(content, str):
+        raise ValueError(f"{endpoint} answered with a non-text message: {str(content)[:200]}")
+    return content
 
 
 def judge_pair(prompt_text: str, a: str, b: str, *, names: tuple[str, str] = ("a", "b"),

@@ -318,7 +318,17 @@ def measure_audio(wav: np.ndarray, prompt_wav: np.ndarray, cfg: ExtrapolationCon
         measured = audio_measures(wav, prompt_wav, bin_seconds=min(cfg.bin_seconds, seconds))
     except ValueError as err:  # unreadable audio (AudioError), a prompt without speech for a speaker embedding
         return {"status": "error", "reason": str(err), **extra}
-    return {"status": "ok", "offset_s": offset_s, **extra, **measured}
+    return {"status": "ok", "offset_s": offset_s, **extra, **measured, **naturalness(wav, cfg)}
+
+
+def naturalness(wav: np.ndarray, cfg: ExtrapolationConfig) -> dict[str, Any]:
+    """{"naturalness": DNSMOS per bin} (the proxy of N-MOS-T), or {"naturalness_note": why not}."""
+    from workbench.eval import naturalness as proxy
+
+    why = proxy.available()
+    if why:
+        return {"naturalness": None, "naturalness_note": why}
+    return {"naturalness": proxy.naturalness_over_time(wav, bin_seconds=min(cfg.bin_seconds, len(wav) / SAMPLE_RATE))}
 
 
 def render_continuations(render: Callable[..., np.ndarray], streams: dict[str, np.ndarray], prompt_tokens: int,
@@ -465,39 +475,95 @@ def run_extrapolation(preset: str, cfg: ExtrapolationConfig, *, runs: str | Path
                                                      reports_dir(reports), log))
         voice_over_set(render, members, payload["audio"], prompts, token_dir, cfg, log)
         payload["set"] = set_statistics(members, cfg, [p[0] for p in prompts])
+    payload["sc_l_floor"] = sc_l_floor(token_dir, corpus, rec, payload["audio"]["ground_truth"].get("prompt_transcript"),
+                                       cfg, log)
     payload["llm_judge"] = judge_verdict(payload["audio"])
     return payload, streams
+
+
+FLOOR_PASSAGES = 4
+
+
+def sc_l_floor(token_dir: Path, corpus: TokenCorpus, prompt_rec, prompt_text: str | None, cfg: ExtrapolationConfig,
+               log: Callable[[str], None] = print) -> dict[str, Any]:
+    """SC-L's own floor in this run: the similarity of the prompt's transcript to *unrelated* real speech --
+    `FLOOR_PASSAGES` passages of other held-out recordings (other texts), each as long as an SC-L bin, from their
+    middle -- scored exactly as a continuation's bin. A continuation's SC-L means something only above it."""
+    from workbench.eval.longform import semantic_coherence
+
+    if not prompt_text or not prompt_text.strip():
+        return {"status": "skipped", "reason": "no prompt transcript (no audio, or ASR heard nothing)"}
+    prompt_audio = corpus_recording(token_dir, prompt_rec.id)
+    own_text = (prompt_audio.text or "")[:200] if prompt_audio is not None else ""
+    candidates = []
+    for rec in sorted(corpus.split(corpus.held_out_split()), key=lambda r: (-r.num_tokens, r.id)):
+        audio_rec = corpus_recording(token_dir, rec.id)
+        if audio_rec is None or rec.id == prompt_rec.id or audio_rec.duration < cfg.bin_seconds + 1.0:
+            continue
+        if own_text and (audio_rec.text or "")[:200] == own_text:  # the same chapter in another voice
+            continue
+        candidates.append(audio_rec)
+    if not candidates:
+        return {"status": "skipped", "reason": f"no other held-out recording of at least {cfg.bin_seconds:g} s"}
+    passages = []
+    for audio_rec in candidates[:FLOOR_PASSAGES]:
+        start = (audio_rec.duration - cfg.bin_seconds) / 2
+        log(f"SC-L floor: {cfg.bin_seconds:g} s of {audio_rec.id} from {start:.0f} s")
+        try:
+            wav = audio_rec.load(start, cfg.bin_seconds)
+            (scored,) = semantic_coherence(wav, {"prompt": prompt_text}, bin_seconds=cfg.bin_seconds + 1.0)
+        except ValueError as err:
+            passages.append({"recording": audio_rec.id, "similarity": None, "note": str(err)})
+            continue
+        passages.append({"recording": audio_rec.id, "speaker": audio_rec.speaker, "from_s": round(start, 2),
+                         "seconds": cfg.bin_seconds, "similarity": scored["similarity"]["prompt"],
+                         "words": scored["words"]})
+    return {"status": "ok", "passages": passages, **mean_interval([p["similarity"] for p in passages])}
 
 
 def voice_over_set(render: Callable[..., np.ndarray], members: dict[str, list[dict[str, Any]]],
                    first_audio: dict[str, Any], prompts: list, token_dir: Path, cfg: ExtrapolationConfig,
                    log: Callable[[str], None] = print) -> None:
-    """Speaker similarity to the prompt over time for every stream of the set (the first `audio_minutes` of
-    each, rendered in its own prompt's voice), added to each member as "speaker_similarity"; the first stream's
-    comes from its full audio measures. Streams whose prompt has no audio are left without."""
+    """Speaker similarity to the prompt and the naturalness proxy over time for every stream of the set (the first
+    `audio_minutes` of each, rendered in its own prompt's voice), added to each member as "speaker_similarity"
+    and "naturalness"; the first stream's come from its full audio measures, the real continuations' from their
+    recordings. Streams whose prompt has no audio are left without."""
     from workbench.eval.longform import speaker_similarity_over_time
 
     voices: dict[str, np.ndarray | None] = {}
+    real: dict[str, np.ndarray | None] = {}
     for rec, _, _ in prompts:
         audio_rec = corpus_recording(token_dir, rec.id)
         try:
             voices[rec.id] = None if audio_rec is None else audio_rec.load(0.0, cfg.prompt_seconds)
+            real[rec.id] = None if audio_rec is None else audio_rec.load(
+                cfg.prompt_seconds, min(cfg.audio_minutes * 60, audio_rec.duration - cfg.prompt_seconds))
         except ValueError:
-            voices[rec.id] = None
+            voices[rec.id] = real[rec.id] = None
     head = round(cfg.audio_minutes * 60 * TOKENS_PER_SECOND)
     for name, streams in members.items():
         for k, member in enumerate(streams):
-            if name != "ground_truth" and k == 0:
+            if k == 0:
                 entry = first_audio.get(name) or {}
                 if entry.get("status") == "ok":
                     member["speaker_similarity"] = entry["speaker_similarity"]
+                    member["naturalness"] = entry.get("naturalness")
                 continue
             voice = voices.get(member["prompt"])
-            if voice is None or name == "ground_truth" or "tokens" not in member:
+            if voice is None:
+                continue
+            if name == "ground_truth":  # the real continuation: the ceiling of both measures
+                if (wav := real.get(member["prompt"])) is not None:
+                    member["speaker_similarity"] = speaker_similarity_over_time(wav, voice,
+                                                                                bin_seconds=cfg.bin_seconds)
+                    member.update(naturalness(wav, cfg))
+                continue
+            if "tokens" not in member:
                 continue
             log(f"voice of {name} stream {k + 1}/{len(streams)} ({member['prompt']}, seed {member['seed']})")
             wav = render(member["tokens"][:head], voice, seed=cfg.seed)
             member["speaker_similarity"] = speaker_similarity_over_time(wav, voice, bin_seconds=cfg.bin_seconds)
+            member.update(naturalness(wav, cfg))
     for streams in members.values():
         for member in streams:
             member.pop("tokens", None)
@@ -507,6 +573,8 @@ def voice_over_set(render: Callable[..., np.ndarray], members: dict[str, list[di
 
 SET_MEASURES = ("entropy_bits", "stuck_share", "longest_run_s", "repeat_rate", "distinct_n", "nll")
 DRIFT_MEASURES = ("entropy_bits", "stuck_share", "longest_run_s")  # what a collapse moves
+# measures of the rendered audio, per bin: field of a stream -> the value in each of its bins
+AUDIO_MEASURES = {"speaker_similarity": "similarity", "naturalness": "ovrl"}
 
 
 def set_statistics(members: dict[str, list[dict[str, Any]]], cfg: ExtrapolationConfig, recordings: list
@@ -515,9 +583,10 @@ def set_statistics(members: dict[str, list[dict[str, Any]]], cfg: ExtrapolationC
     that reach that bin, and the long-form claims stated as tests over the set."""
     summary = {name: {key: bin_intervals(streams, key) for key in SET_MEASURES} for name, streams in members.items()}
     for name, streams in members.items():
-        voiced = [s for s in streams if s.get("speaker_similarity")]
-        if voiced:
-            summary[name]["speaker_similarity"] = bin_intervals(voiced, "similarity", field="speaker_similarity")
+        for field, key in AUDIO_MEASURES.items():
+            voiced = [s for s in streams if s.get(field)]
+            if voiced:
+                summary[name][field] = bin_intervals(voiced, key, field=field)
     return {
         "prompts": [{"recording": r.id, "speaker": r.speaker, "seconds": r.num_tokens / TOKENS_PER_SECOND}
                     for r in recordings],
@@ -543,8 +612,9 @@ def claims(members: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     - drift: per stream, the least-squares slope of each collapse-sensitive measure per minute; a model's
       measure is "flat" when the 95% interval of its mean slope holds 0, "drifts" when it excludes 0,
       "undetermined" with fewer than two streams;
-    - the voice: the same slope test on each stream's speaker similarity to its prompt, where streams were
-      rendered (reported beside the token measures, not part of the flat-vs-drifting statement);
+    - the voice and the naturalness proxy: the same slope test on each stream's speaker similarity to its prompt
+      and on its DNSMOS OVRL, where streams were rendered (reported beside the token measures, not part of the
+      flat-vs-drifting statement);
     - failures: the share of streams that loop or collapse, per model, with its Wilson interval."""
     drift: dict[str, Any] = {}
     for name, streams in members.items():
@@ -555,13 +625,14 @@ def claims(members: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             interval = mean_interval(slopes)
             verdict = {None: "undetermined", True: "drifts", False: "flat"}[excludes(interval)]
             drift[name][key] = {"slope_per_minute": interval, "verdict": verdict}
-    for name, streams in members.items():  # the voice: does similarity to the prompt fall as the stream goes on?
-        voiced = [s["speaker_similarity"] for s in streams if s.get("speaker_similarity")]
-        if voiced:
-            interval = mean_interval([slope([(b["from_s"] + b["to_s"]) / 120 for b in v],
-                                            [b.get("similarity") for b in v]) for v in voiced])
-            verdict = {None: "undetermined", True: "drifts", False: "flat"}[excludes(interval)]
-            drift[name]["speaker_similarity"] = {"slope_per_minute": interval, "verdict": verdict}
+    for name, streams in members.items():  # the voice, the naturalness: do they fall as the stream goes on?
+        for field, key in AUDIO_MEASURES.items():
+            voiced = [s[field] for s in streams if s.get(field)]
+            if voiced:
+                interval = mean_interval([slope([(b["from_s"] + b["to_s"]) / 120 for b in v],
+                                                [b.get(key) for b in v]) for v in voiced])
+                verdict = {None: "undetermined", True: "drifts", False: "flat"}[excludes(interval)]
+                drift[name][field] = {"slope_per_minute": interval, "verdict": verdict}
     failures = {name: {what: share_interval(sum(s[f"{what}_onset_s"] is not None for s in streams), len(streams))
                        for what in ("loop", "collapse")} for name, streams in members.items()}
     griffin = {k: v for k, v in drift.get("griffin", {}).items() if k in DRIFT_MEASURES}
@@ -615,24 +686,30 @@ def save_streams(path: str | Path, streams: dict[str, np.ndarray]) -> Path:
 COLOURS = {"griffin": "31, 119, 180", "transformer": "214, 39, 40", "ground_truth": "44, 160, 44"}
 
 
-def measure_figure(payload: dict[str, Any], key: str, title: str, yaxis: str):
+def measure_figure(payload: dict[str, Any], key: str, title: str, yaxis: str, field: str = "measures"):
     """One per-bin measure against time: for each model and the real continuations, the mean over the set's
-    streams with its 95% band, and every stream faintly behind it (a set of one stream: just its line)."""
+    streams with its 95% band, and every stream faintly behind it (a set of one stream: just its line). `field`:
+    the streams' token measures, or a measure of their rendered audio ("speaker_similarity", "naturalness")."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
     set_ = payload.get("set") or {"streams": {**{n: [m] for n, m in payload["models"].items() if "measures" in m},
                                               **({"ground_truth": [payload["ground_truth"]]}
                                                  if "ground_truth" in payload else {})}}
-    for name, streams in set_["streams"].items():
+    if not any(s.get(field) for streams in set_["streams"].values() for s in streams):
+        raise ValueError(f"no stream of this run has {field.replace('_', ' ')} (no rendered audio)")
+    for name, all_streams in set_["streams"].items():
+        streams = [s for s in all_streams if s.get(field)]
+        if not streams:
+            continue
         rgb = COLOURS.get(name, "100, 100, 100")
         label = "real continuation" if name == "ground_truth" else name
         for s in streams:  # the individual streams, faint
-            bins = s["measures"]
+            bins = s[field]
             fig.add_scatter(x=[(b["from_s"] + b["to_s"]) / 120 for b in bins], y=[b.get(key) for b in bins],
                             mode="lines", line=dict(color=f"rgba({rgb}, 0.25)", width=1), showlegend=False,
                             hoverinfo="skip" if len(streams) > 1 else None, name=label)
-        rows = bin_intervals(streams, key) if len(streams) > 1 else []
+        rows = bin_intervals(streams, key, field=field) if len(streams) > 1 else []
         if rows:
             x = [(b["from_s"] + b["to_s"]) / 120 for b in rows]
             banded = [(xi, b) for xi, b in zip(x, rows) if b["low"] is not None]
@@ -736,11 +813,20 @@ def minute_explorer(streams: dict[str, np.ndarray], prompt_tokens: int):
 
 
 def audio_figure(payload: dict[str, Any]):
-    """SC-L and speaker similarity over time of every measured clip (continuations and the ground truth)."""
+    """SC-L, speaker similarity and the naturalness proxy over time of every measured clip (continuations and
+    the ground truth), with SC-L's floor (unrelated passages) as a band."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("SC-L: similarity to the prompt's transcript",
-                                                        "speaker similarity to the prompt"))
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("SC-L: similarity to the prompt's transcript",
+                                                        "speaker similarity to the prompt",
+                                                        "naturalness proxy (DNSMOS OVRL)"))
+    floor = payload.get("sc_l_floor") or {}
+    if floor.get("mean") is not None:
+        low, high = floor.get("low"), floor.get("high")
+        if low is not None:
+            fig.add_hrect(y0=low, y1=high, fillcolor="grey", opacity=0.2, line_width=0, row=1, col=1)
+        fig.add_hline(y=floor["mean"], line_dash="dot", line_color="grey", row=1, col=1,
+                      annotation_text=f"floor: unrelated passages (n={floor['n']})")
     for name, entry in payload["audio"].items():
         if not entry or entry.get("status") != "ok":
             continue
@@ -752,9 +838,14 @@ def audio_figure(payload: dict[str, Any]):
         fig.add_scatter(x=[(at + (b["from_s"] + b["to_s"]) / 2) / 60 for b in entry["speaker_similarity"]],
                         y=[b["similarity"] for b in entry["speaker_similarity"]], mode="lines+markers",
                         name=f"{name} speaker", row=1, col=2)
+        if entry.get("naturalness"):
+            fig.add_scatter(x=[(at + (b["from_s"] + b["to_s"]) / 2) / 60 for b in entry["naturalness"]],
+                            y=[b["ovrl"] for b in entry["naturalness"]], mode="lines+markers",
+                            name=f"{name} DNSMOS", row=1, col=3)
     fig.update_xaxes(title_text="minutes into the continuation")
     fig.update_yaxes(title_text="cosine", row=1, col=1)
-    fig.update_layout(height=360)
+    fig.update_yaxes(title_text="MOS (1-5), a proxy", row=1, col=3)
+    fig.update_layout(height=380)
     return fig
 
 
@@ -782,7 +873,14 @@ def summary(payload: dict[str, Any]) -> str:
             sc = [b["similarity"].get("prompt") for b in a["sc_l"] or []]
             line += (f": SC-L {' '.join(_fmt(x) for x in sc)}; speaker "
                      f"{' '.join(_fmt(b['similarity']) for b in a['speaker_similarity'])}")
+            if a.get("naturalness"):
+                line += f"; DNSMOS OVRL {' '.join(_fmt(b['ovrl']) for b in a['naturalness'])}"
         lines.append(line)
+    floor = payload.get("sc_l_floor")
+    if floor:
+        lines.append(f"SC-L floor (unrelated held-out passages): {floor['status']}" + (
+            f" -- {floor['reason']}" if floor.get("reason") else
+            f": {_fmt(floor.get('mean'))} [{_fmt(floor.get('low'))}, {_fmt(floor.get('high'))}] (n={floor.get('n')})"))
     lines.append(f"LLM judge: {payload['llm_judge']['status']} -- {payload['llm_judge'].get('reason', '')}")
     lines += set_lines(payload.get("set"))
     return "\n".join(lines)
