@@ -44,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--corpus", required=True, help="a built SynthBooks-Long corpus (held-out speakers are scored)")
     ev.add_argument("--real-speech", nargs="*", default=None,
                     help="folders of real recordings (default: tests/fixtures/real-speech and ../shared/data/real-speech)")
+    ev.add_argument("--real-aligned", default=None,
+                    help="a LibriSpeech-layout corpus aligned by `data align`: PNMI and purity on its test speakers")
     add_output_args(ev)
     ev.set_defaults(func=_eval)
 
@@ -149,7 +151,8 @@ def _eval(args: argparse.Namespace) -> None:
 
     corpus = _corpus(args.corpus)
     real = None if args.real_speech is None else [Path(p) for p in args.real_speech]
-    results = {name: evaluate(_load(path), corpus, real) for name, path in tokenizer_dirs(args.tokenizers).items()}
+    results = {name: evaluate(_load(path), corpus, real, args.real_aligned)
+               for name, path in tokenizer_dirs(args.tokenizers).items()}
     gains = compare(results)
     if gains:
         results["learned_vs_baseline"] = gains

@@ -46,7 +46,17 @@ def heldout_recordings(corpus_dir) -> list:
 
 def phone_figures(tokenizer, corpus_dir) -> dict[str, Any]:
     """PNMI/purity (pauses excluded; PNMI with pauses too), usage, bitrate and speed on the dev+test chapters."""
-    recordings = heldout_recordings(corpus_dir)
+    return phone_figures_of(tokenizer, heldout_recordings(corpus_dir))
+
+
+def phone_figures_of(tokenizer, recordings: Sequence[Any]) -> dict[str, Any]:
+    """`phone_figures` on any aligned recordings (synthetic chapters, or real utterances aligned by
+    `workbench.data.align`), with PNMI and phone purity per speaker ("by_speaker")."""
+    if not recordings:
+        raise ValueError("no recordings to score")
+    if missing := [r.id for r in recordings if r.alignment is None]:
+        raise ValueError(f"{len(missing)} recording(s) have no phone alignment, e.g. {missing[0]} "
+                         "(real speech: python -m workbench data align --dataset DIR)")
     timed_sources = []
     wall = 0.0
     for r in recordings:  # opening a file is part of encoding it
@@ -64,7 +74,37 @@ def phone_figures(tokenizer, corpus_dir) -> dict[str, Any]:
         **M.usage(flat_u, tokenizer.num_units), **M.dedup_bitrate(units, tokenizer.num_units),
         "realtime_factor": seconds / (wall + tok_wall), "heldout_hours": seconds / 3600,
         "heldout_speakers": sorted({r.speaker for r in recordings}),
+        "by_speaker": _by_speaker(recordings, units, labels),
     }
+
+
+def _by_speaker(recordings: Sequence[Any], units: list[np.ndarray], labels: list[list[str]]) -> dict[str, Any]:
+    """PNMI and phone purity per speaker: which voices the units serve worst (the per-voice tables)."""
+    out = {}
+    for speaker in sorted({r.speaker for r in recordings}):
+        idx = [i for i, r in enumerate(recordings) if r.speaker == speaker]
+        stats = M.phone_stats(np.concatenate([units[i] for i in idx]), [lab for i in idx for lab in labels[i]])
+        out[speaker] = {"pnmi": round(stats["pnmi"], 4), "phone_purity": round(stats["phone_purity"], 4),
+                        "frames": stats["frames"], "recordings": len(idx)}
+    return out
+
+
+def real_phone_figures(tokenizer, dataset_dir, split: str = "test", alignments=None, dev: int = 3,
+                       test: int = 3) -> dict[str, Any]:
+    """`phone_figures_of` on the `split` speakers of a real, aligned LibriSpeech-layout corpus (speakers split by
+    `workbench.data.loaders.speaker_split`, so the same speakers every time), e.g. mini-LibriSpeech's 3 test
+    speakers. Utterances the aligner skipped are left out (and counted)."""
+    from workbench.data.loaders import speaker_split
+
+    dataset = open_dataset(dataset_dir, alignments=alignments)
+    chosen = speaker_split(dataset, dev=dev, test=test)
+    recordings = [r for r in chosen.apply(dataset).recordings if r.split == split]
+    aligned = [r for r in recordings if r.alignment is not None]
+    if not aligned:
+        raise ValueError(f"{dataset_dir}: none of the {len(recordings)} {split} utterances has a phone alignment "
+                         f"(python -m workbench data align --dataset {dataset_dir})")
+    return {**phone_figures_of(tokenizer, aligned), "dataset": str(dataset_dir), "split": split,
+            "unaligned_skipped": len(recordings) - len(aligned)}
 
 
 def parallel_edit_distances(tokenizer, corpus_dir) -> dict[str, Any]:
@@ -111,15 +151,19 @@ def real_speech_figures(tokenizer, files: Sequence[Path]) -> dict[str, Any] | No
             "folders": sorted({str(p.parent) for p in files})}
 
 
-def evaluate(tokenizer, corpus_dir, real_speech: Sequence[Path] | None = None) -> dict[str, Any]:
+def evaluate(tokenizer, corpus_dir, real_speech: Sequence[Path] | None = None, real_aligned=None) -> dict[str, Any]:
     """All figures for one tokenizer (the JSON object `tokenizer eval` writes per tokenizer); `real_speech`:
-    folders of real recordings (default REAL_SPEECH_DIRS)."""
+    folders of real recordings (default REAL_SPEECH_DIRS); `real_aligned`: an aligned LibriSpeech-layout corpus
+    whose test speakers get the phone figures too ("real_phones")."""
     parallel = parallel_edit_distances(tokenizer, corpus_dir)
     out = {"kind": tokenizer.kind, "num_units": tokenizer.num_units, **phone_figures(tokenizer, corpus_dir),
            "unit_edit_distance": parallel["unit_edit_distance"], "parallel_pairs": parallel["pairs"],
            "parallel_voices": parallel["voices"],
            "real_speech": real_speech_figures(tokenizer, real_speech_files(real_speech or REAL_SPEECH_DIRS)),
            "threads": tokenizer.config.threads}
+    if real_aligned is not None:
+        real = real_phone_figures(tokenizer, real_aligned)
+        out["real_phones"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in real.items()}
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
@@ -128,9 +172,12 @@ def compare(results: dict[str, dict[str, Any]], baseline: str = "mfcc_kmeans", l
     if baseline not in results or learned not in results:
         return {}
     b, l = results[baseline], results[learned]
-    return {"pnmi_gain": round(l["pnmi"] / b["pnmi"] - 1, 4) if b["pnmi"] else None,
-            "edit_distance_reduction": round(1 - l["unit_edit_distance"] / b["unit_edit_distance"], 4)
-            if b["unit_edit_distance"] else None}
+    out = {"pnmi_gain": round(l["pnmi"] / b["pnmi"] - 1, 4) if b["pnmi"] else None,
+           "edit_distance_reduction": round(1 - l["unit_edit_distance"] / b["unit_edit_distance"], 4)
+           if b["unit_edit_distance"] else None}
+    if "real_phones" in b and "real_phones" in l and b["real_phones"]["pnmi"]:  # issue 14's target: >= 1.3x
+        out["real_pnmi_ratio"] = round(l["real_phones"]["pnmi"] / b["real_phones"]["pnmi"], 4)
+    return out
 
 
 def summary_table(results: dict[str, dict[str, Any]]) -> str:
@@ -144,6 +191,12 @@ def summary_table(results: dict[str, dict[str, Any]]) -> str:
                          f"{r['usage_perplexity']:7.1f} {r['fraction_used']:5.2f} {r['bitrate_dedup_entropy']:7.1f} "
                          f"{r['realtime_factor']:7.0f} {real.get('usage_perplexity', float('nan')):8.1f} "
                          f"{real.get('realtime_factor', float('nan')):8.0f}")
+    for name, r in results.items():
+        real = r.get("real_phones") if isinstance(r, dict) else None
+        if real:
+            lines.append(f"{name} on real {real['split']} speakers: PNMI {real['pnmi']:.3f}, purity "
+                         f"{real['phone_purity']:.3f}; by speaker: "
+                         + ", ".join(f"{spk} {v['pnmi']:.3f}" for spk, v in real["by_speaker"].items()))
     if results.get("learned_vs_baseline"):
         lines.append(f"learned vs baseline: {json.dumps(results['learned_vs_baseline'])}")
     return "\n".join(lines)
