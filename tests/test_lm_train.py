@@ -208,3 +208,34 @@ def test_a_window_beyond_memory_is_refused_before_any_allocation(monkeypatch):
     with pytest.raises(UserError, match="GiB of activations"):
         lm_train.check_fits(SMOKE, cfg, train_tokens=10**7, micro=1, device=torch.device("cpu"))
     lm_train.check_fits(SMOKE, FAST, train_tokens=10**7, micro=4, device=torch.device("cpu"))  # the smoke run fits
+
+
+def test_snapshots_for_learning_curves_are_taken_once_each_and_survive_resume(tokens, tmp_path):
+    """snapshots=4: weights at 25, 50 and 75% of the run (steps 2, 4, 6 of 8), the finished model the last point;
+    a run resumed from step 4 keeps its two and takes only the third; the snapshots are the models of those steps."""
+    from workbench.core.checkpoint import snapshots
+    from workbench.lm.model import snapshot_models
+
+    cfg = dataclasses.replace(FAST, snapshots=4)
+    train(tmp_path / "straight", SMOKE, cfg, tokens, progress=False)
+    taken = [meta for meta, _ in snapshots(tmp_path / "straight")]
+    assert [(m["mark"], m["step"]) for m in taken] == [(0.25, 2), (0.5, 4), (0.75, 6)]
+    points = snapshot_models(tmp_path / "straight")
+    assert [m["mark"] for m, _ in points] == [0.25, 0.5, 0.75, 1.0] and points[-1][0]["step"] == 8
+    x = torch.randint(0, SMOKE.vocab_size, (1, 16))
+    with torch.no_grad():
+        outs = [model(x)[0] for _, model in points]  # the logits
+    assert not torch.allclose(outs[0], outs[-1])  # early weights are not the final ones
+    split = tmp_path / "split"  # interrupted after step 4: its checkpoint and the snapshots it had by then
+    (split / "checkpoints").mkdir(parents=True)
+    shutil.copytree(tmp_path / "straight" / "checkpoints" / "step-0000004", split / "checkpoints" / "step-0000004")
+    (split / "checkpoint.json").write_text(json.dumps({"step": 4, "path": "checkpoints/step-0000004"}))
+    for pct in ("025", "050"):
+        shutil.copytree(tmp_path / "straight" / "snapshots" / f"at-{pct}pct", split / "snapshots" / f"at-{pct}pct")
+    train(split, SMOKE, cfg, tokens, resume=True, progress=False)
+    assert [(m["mark"], m["step"]) for m, _ in snapshots(split)] == [(0.25, 2), (0.5, 4), (0.75, 6)]
+    a = load_file(tmp_path / "straight" / "snapshots" / "at-075pct" / "model.safetensors")
+    b = load_file(split / "snapshots" / "at-075pct" / "model.safetensors")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6
+    with pytest.raises(ValueError, match="snapshots"):
+        dataclasses.replace(FAST, snapshots=4, parallel="fsdp")

@@ -28,10 +28,7 @@ def save_checkpoint(run_dir: str | Path, step: int, modules: dict[str, torch.nn.
                     config: dict[str, Any], keep: int = 2) -> Path:
     run_dir = Path(run_dir)
     path = run_dir / "checkpoints" / f"step-{step:07d}"
-    for name, module in modules.items():
-        with atomic_path(path / f"{name}.safetensors") as tmp:
-            save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp),
-                      metadata={"step": str(step)})
+    _save_weights(path, modules, step)
     with atomic_path(path / "state.pt") as tmp:
         torch.save({**state, "step": step}, tmp)
     atomic_write_json(path / "config.json", {**config, "step": step})
@@ -40,6 +37,35 @@ def save_checkpoint(run_dir: str | Path, step: int, modules: dict[str, torch.nn.
         if old != path:
             shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+def _save_weights(path: Path, modules: dict[str, torch.nn.Module], step: int | str) -> None:
+    for name, module in modules.items():
+        with atomic_path(path / f"{name}.safetensors") as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp),
+                      metadata={"step": str(step)})
+
+
+def snapshot_path(run_dir: str | Path, mark: float) -> Path:
+    """Where the snapshot taken at `mark` (a fraction of the run's progress) lives."""
+    return Path(run_dir) / "snapshots" / f"at-{round(100 * mark):03d}pct"
+
+
+def save_snapshot(run_dir: str | Path, mark: float, modules: dict[str, torch.nn.Module], meta: dict[str, Any]) -> Path:
+    """Weights only, for learning curves: what the run was at `mark` of its progress (`TrainConfig.snapshots`)."""
+    path = snapshot_path(run_dir, mark)
+    _save_weights(path, modules, meta.get("step", ""))
+    atomic_write_json(path / "snapshot.json", {"mark": mark, **meta})  # last: its presence means complete
+    return path
+
+
+def snapshots(run_dir: str | Path) -> list[tuple[dict[str, Any], Path]]:
+    """The run's complete snapshots as (meta, folder), in order of progress."""
+    found = []
+    for path in sorted((Path(run_dir) / "snapshots").glob("at-*pct")):
+        if (path / "snapshot.json").is_file():
+            found.append((json.loads((path / "snapshot.json").read_text()), path))
+    return sorted(found, key=lambda item: item[0]["mark"])
 
 
 def latest_checkpoint(run_dir: str | Path, hint: str = "") -> Path:

@@ -70,6 +70,9 @@ class TrainConfig(Config):
     log_every: int = 10
     eval_every: int = 0  # 0: evaluate only at the start and the end
     checkpoint_every: int = 100  # 0: only at the end
+    # weights-only snapshots at 1/n, 2/n, ... (n-1)/n of the run's progress (steps or budget), kept in
+    # snapshots/ for learning curves (the finished run is the last point); 0: none
+    snapshots: int = 0
     seed: int = 0
     precision: str = "auto"  # auto: bf16 autocast where supported, else fp32; or "fp32" / "bf16"
     threads: int | None = None  # torch CPU threads; None leaves torch's default
@@ -99,8 +102,10 @@ class TrainConfig(Config):
             problems.append(f"betas must be two numbers in [0, 1) (got {self.betas})")
         if self.grad_clip is not None and not self.grad_clip > 0:
             problems.append(f"grad_clip must be > 0 or None (got {self.grad_clip})")
-        if min(self.log_every, self.eval_every, self.checkpoint_every) < 0:
-            problems.append("log_every, eval_every and checkpoint_every must be >= 0")
+        if min(self.log_every, self.eval_every, self.checkpoint_every, self.snapshots) < 0:
+            problems.append("log_every, eval_every, checkpoint_every and snapshots must be >= 0")
+        if self.snapshots and self.parallel != "ddp":
+            problems.append("snapshots are written by one process: use parallel='ddp' (or gather the checkpoints)")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
         if self.threads is not None and self.threads < 1:
@@ -291,6 +296,10 @@ def fit(task: Task, cfg: TrainConfig, run: Run, *, device: torch.device, info: D
         state = {"optimizer": optimizer.state_dict(), **state}
         ckpt.save_checkpoint(out_dir, step, task.modules(), state, config_json)
 
+    # learning-curve snapshots still to take (a resumed run keeps the ones it has)
+    marks = [k / cfg.snapshots for k in range(1, cfg.snapshots)] if out_dir is not None and info.main else []
+    marks = [m for m in marks if not (ckpt.snapshot_path(out_dir, m) / "snapshot.json").is_file()]
+
     evaluates = info.main or sharded  # a sharded forward needs every process
     initial = None
     if start == 0 and evaluates:
@@ -353,6 +362,11 @@ def fit(task: Task, cfg: TrainConfig, run: Run, *, device: torch.device, info: D
                 log({"step": done, **figures, "elapsed_s": round(elapsed(), 2)})
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != cfg.steps:
             save(done, finished=False)
+        reached = max(done / cfg.steps, elapsed() / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0)
+        while marks and reached >= marks[0] and done != cfg.steps:
+            ckpt.save_snapshot(out_dir, marks.pop(0), task.modules(),
+                               {"step": done, "elapsed_s": round(elapsed(), 2), "progress": round(reached, 4),
+                                "loss": record["loss"]})
         if info.world > 1:
             dist.barrier()
         step = done

@@ -155,3 +155,21 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
     model = build_model(ModelConfig.from_dict(meta["model_config"], what=f"the model config of {path}"))
     ckpt.load_weights(path, "model", model)
     return model.to(device).eval(), meta
+
+
+def snapshot_models(run_dir: str | Path, device: str | torch.device = "cpu") -> list[tuple[dict, SpeechLM]]:
+    """The run's learning-curve points as (meta, model in eval mode): each snapshot (`TrainConfig.snapshots`:
+    "mark" = fraction of the run, "step", "elapsed_s") and then the finished model (mark 1.0)."""
+    import json
+
+    model, meta = load_model(run_dir, device)
+    config = ModelConfig.from_dict(meta["model_config"], what=f"the model config of {run_dir}")
+    points = []
+    for snap, path in ckpt.snapshots(run_dir):
+        early = build_model(config)
+        ckpt.load_weights(path, "model", early)
+        points.append((snap, early.to(device).eval()))
+    summary = Path(run_dir) / "summary.json"
+    elapsed = json.loads(summary.read_text()).get("elapsed_s") if summary.is_file() else None
+    points.append(({"mark": 1.0, "step": meta["step"], "elapsed_s": elapsed}, model))
+    return points
