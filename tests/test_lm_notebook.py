@@ -19,3 +19,28 @@ def test_griffin_training_notebook_smoke(tmp_path):
     payload = json.loads((tmp_path / "reports" / "lm.json").read_text())
     assert set(payload["models"]) == {"griffin", "transformer"}
     assert all(m["steps"] == 10 for m in payload["models"].values())
+
+
+def test_griffin_training_notebook_scores_the_probes_on_speech_tokens(tmp_path, smoke_tokens):
+    """On real (smoke) speech tokens notebook 03 scores the zero-shot probes with both LMs and draws their
+    learning curves from the snapshots (smoke: at 50% and 100% of training) -> probes.json."""
+    from workbench.pipeline.probes import build_sets
+
+    items = tmp_path / "probes"
+    build_sets("smoke", items, progress=False, log=lambda m: None)
+    out = run_notebook("03_griffin_training", tmp_path, {
+        "preset": "smoke", "tokens": str(smoke_tokens["tokens"]), "steps": 10, "eval_seconds": None,
+        "bin_seconds": 5.0, "sample_seconds": 2.0, "runs": str(tmp_path / "runs"), "probe_items": str(items),
+        "probe_tokenizer": str(smoke_tokens["tokenizer"]),
+        "reports": str(tmp_path / "reports")})
+    payload = json.loads((tmp_path / "reports" / "probes.json").read_text())
+    assert set(payload["models"]) == {"griffin", "transformer"}
+    assert {"lexical/dev", "syntactic/dev", "story"} <= set(payload["sets"])
+    for model in ("griffin", "transformer"):
+        points = payload["learning_curves"]["models"][model]
+        assert [p["mark"] for p in points] == [0.5, 1.0] and [p["step"] for p in points] == [5, 10]
+        for acc in payload["models"][model]["sets"].values():
+            assert acc["accuracy"]["n"] > 0 and 0 <= acc["accuracy"]["share"] <= 1
+    nb = nbformat.read(out, as_version=4)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "learning curve, griffin" in text

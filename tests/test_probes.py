@@ -275,7 +275,7 @@ def memorised(items, tokenizer_dir, tmp_path_factory):
         {"tokenizer": tok.kind, "num_units": UNITS, "fingerprint": fingerprint(tok), "complete": True}))
     mcfg = override(model_config("smoke", "griffin"), width=64, num_heads=4, attention_window=32)
     tcfg = override(train_config("smoke"), steps=240, batch_size=8, window_tokens=96, lr=3e-3, warmup_steps=10,
-                    eval_every=240, checkpoint_every=240, log_every=40)
+                    eval_every=240, checkpoint_every=240, log_every=40, snapshots=4)
     train(root / "run", mcfg, tcfg, root / "tokens", preset="smoke", progress=False)
     torch.set_num_threads(before)
     return {"run": root / "run", "sets": sets, "tokens": tokens, "config": mcfg}
@@ -367,6 +367,31 @@ def test_our_sets_through_the_command_give_accuracy_per_context(items, memorised
     contexts = payload["models"]["griffin"]["by_context"]
     assert [c["context_seconds"] for c in contexts] == list(CONTEXTS)
     assert all(c["accuracy"]["n"] == 2 for c in contexts)
+
+
+def test_learning_curves_score_every_snapshot_on_the_short_sets(items, memorised, tokenizer_dir, tmp_path, capsys):
+    """--curves: the memorising LM at 25/50/75/100% of its training on the lexical, syntactic and story sets;
+    it ends where it memorised them (near 1) and starts lower."""
+    from workbench.cli import main
+
+    code = main(["lm", "probes", "--preset", "smoke", "--runs", str(memorised["run"]), "--items", str(items),
+                 "--tokenizer", str(tokenizer_dir), "--curves", "--reports", str(tmp_path)])
+    assert code == 0 and "learning curve, griffin:" in capsys.readouterr().out
+    curves = json.loads((tmp_path / "probes.json").read_text())["learning_curves"]
+    assert set(curves["sets"]) == {"lexical/dev", "syntactic/dev", "story"}  # no long-context sets
+    points = curves["models"]["griffin"]
+    assert [p["mark"] for p in points] == [0.25, 0.5, 0.75, 1.0]
+    assert [p["step"] for p in points] == [60, 120, 180, 240]
+    assert all(a["minutes"] <= b["minutes"] for a, b in zip(points, points[1:]))
+
+    def pooled(point):
+        return sum(a["k"] for a in point["sets"].values()) / sum(a["n"] for a in point["sets"].values())
+
+    assert pooled(points[-1]) >= 0.9 and pooled(points[0]) < pooled(points[-1])
+    from workbench.pipeline.probes import curve_figure
+
+    fig = curve_figure(curves)
+    assert len(fig.data) == 2 * 3  # a band and a line per set for the one model
 
 
 def test_bad_sets_and_runs_are_one_line(items, memorised, tokenizer_dir, tmp_path, capsys):

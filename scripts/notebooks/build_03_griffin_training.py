@@ -23,6 +23,9 @@ eval_recordings = 4
 bin_seconds = 30.0
 sample_seconds = 10.0
 runs = None                # folder for griffin/ and transformer/; None: runs/lm/<preset>
+probes = True              # score the zero-shot probes and the learning curves (speech tokens only)
+probe_items = None         # folder of probe sets; None: data/build/probes/<preset> (built there if missing)
+probe_tokenizer = None     # the LMs' tokenizer; None: runs/tokenizer/<preset>/<kind named by the tokens>
 reports = "reports/latest"
 seed = 0"""),
     ("markdown", """# 03 · Griffin vs Transformer on long-form token streams
@@ -76,6 +79,30 @@ print("wrote", write_report("lm.json", payload, reports))
 show.position_figure(curves, tcfg.window_tokens, payload["held_out"]["recordings"]).show()
 for line in show.extrapolation_lines(payload):
     print(line)"""),
+    ("markdown", """## Did they learn language? Zero-shot probes while they train
+
+The field measures spoken LMs with pairs of spoken items where the real one should be the more likely (chance
+0.5): a word against a non-word (**lexical**, like sWUGGY), a sentence against a minimally broken one
+(**syntactic**, like sBLIMP), a story's true next sentence against another chapter's (**story**, like spoken
+StoryCloze), and the same with prefixes of 10 s to 8 minutes (**long-context story**: does the model use, and keep,
+context far beyond its training window?). The items are synthesized here from held-out chapters, read only by
+held-out voices and one voice no model heard (`workbench.data.probes`, `python -m workbench lm probes`). Each LM
+scores both members after their shared prefix (mean log-likelihood per token); the curves follow each model's
+learning-curve snapshots (25, 50, 75 and 100% of its training), with 95% Wilson bands."""),
+    ("code", """from workbench.pipeline import probes as P
+
+if corpus.synthetic:
+    print("no probes: these SYNTHETIC tokens are not speech (the probes are spoken items, tokenized by the "
+          "tokenizer the LMs were trained on)")
+elif not probes:
+    print("probes skipped (probes=False)")
+else:
+    where = {"runs": list(run_dirs.values()), "items": probe_items, "tokenizer": probe_tokenizer, "progress": False}
+    probe_payload = P.run_probes(preset, **where)
+    probe_payload["learning_curves"] = P.learning_curves(preset, **where)
+    print("wrote", write_report("probes.json", probe_payload, reports))
+    print(P.summary(probe_payload))
+    P.curve_figure(probe_payload["learning_curves"]).show()"""),
     ("markdown", """## A continuation
 
 Griffin prefills a held-out prompt in parallel, then decodes token by token with a constant-size state. These

@@ -118,9 +118,10 @@ GRIFFIN_PRESETS: dict[str, ModelConfig] = {
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "smoke": TrainConfig(steps=30, batch_size=4, window_tokens=48, lr=3e-3, warmup_steps=5, eval_every=15,
-                         eval_batches=1, log_every=5, checkpoint_every=15),
+                         eval_batches=1, log_every=5, checkpoint_every=15, snapshots=2),
     "laptop": TrainConfig(steps=600, batch_size=4, window_tokens=250, lr=2e-3, warmup_steps=30, eval_every=100,
-                          eval_batches=2, log_every=10, checkpoint_every=100, max_minutes=5.0),
+                          eval_batches=2, log_every=10, checkpoint_every=100, max_minutes=5.0,
+                          snapshots=4),  # learning-curve points for the probes (notebook 03)
     "small": TrainConfig(steps=20_000, batch_size=32, window_tokens=3000, lr=6e-4, warmup_steps=1000,
                          eval_every=1000, eval_batches=8, log_every=50, checkpoint_every=1000),
     # the paper trains on 4-minute windows (6000 tokens)

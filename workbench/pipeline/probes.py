@@ -408,6 +408,70 @@ def run_probes(preset: str, *, runs: Sequence[str | Path] | None = None, items: 
     return payload
 
 
+CURVE_KINDS = ("lexical", "syntactic", "story")  # short items: cheap enough to score at every snapshot
+
+
+def learning_curves(preset: str, *, runs: Sequence[str | Path] | None = None, items: str | Path | None = None,
+                    tokenizer: str | Path | None = None, device: str | None = None, max_pairs: int | None = None,
+                    normalisation: str = "mean", progress: bool = True, log: Callable[[str], None] = print
+                    ) -> dict[str, Any]:
+    """Probe accuracy against training minutes: every LM of `runs` at each of its learning-curve snapshots
+    (`TrainConfig.snapshots`) and finished, scored on the short sets (lexical, syntactic, story; the long-context
+    sets are scored on the finished models by `run_probes`). A run without snapshots is one point."""
+    from workbench.lm.model import snapshot_models
+
+    runs = list(runs) if runs else [lm_run_dir(preset, m) for m in ("griffin", "transformer")]
+    models = load_runs(runs, device, preset)
+    tok, _ = resolve_tokenizer(preset, [meta for _, meta, _ in models.values()], tokenizer)
+    items = Path(items) if items else probes_dir(preset)
+    if not (items / "items.json").is_file() and items == probes_dir(preset):
+        build_sets(preset, items, progress=progress, log=log)
+    sets = [s for s in limit(discover(items, log), max_pairs) if s.kind in CURVE_KINDS]
+    if not sets:
+        raise UserError(f"{items}: no lexical, syntactic or story set to draw learning curves from")
+    tokens = tokenize_sets(tok, sets, progress=progress)
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for name, (_, meta, run) in models.items():
+        window = int(meta.get("train_config", {}).get("window_tokens", 1024))
+        curves[name] = []
+        for point, model in snapshot_models(run, device or "cpu"):
+            log(f"{name}: scoring the model at {100 * point['mark']:.0f}% of its training (step {point['step']})")
+            results = score_sets(model, sets, tokens, chunk=max(window, 64), normalisation=normalisation,
+                                 progress=False)
+            elapsed = point.get("elapsed_s")
+            curves[name].append({"mark": point["mark"], "step": point["step"],
+                                 "minutes": None if elapsed is None else round(elapsed / 60, 3),
+                                 "sets": {k: r["accuracy"] for k, r in results.items()}})
+    return {"preset": preset, "items": str(items), "chance": 0.5, "normalisation": normalisation,
+            "sets": {s.name: len(s.pairs) for s in sets}, "models": curves}
+
+
+def curve_figure(curves: dict[str, Any]):
+    """Accuracy against training minutes, one panel per set, a line per model with its 95% Wilson band; the
+    dotted line is chance."""
+    from plotly.subplots import make_subplots
+
+    names = list(curves["sets"])
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=[f"{n} ({curves['sets'][n]} pairs)" for n in names],
+                        shared_yaxes=True)
+    colours = {"griffin": "31, 119, 180", "transformer": "214, 39, 40"}
+    for col, set_name in enumerate(names, 1):
+        for model, points in curves["models"].items():
+            rgb = colours.get(model, "100, 100, 100")
+            x = [p["minutes"] if p["minutes"] is not None else p["mark"] for p in points]
+            acc = [p["sets"][set_name] for p in points]
+            fig.add_scatter(x=x + x[::-1], y=[a["high"] for a in acc] + [a["low"] for a in acc][::-1], fill="toself",
+                            fillcolor=f"rgba({rgb}, 0.15)", line=dict(width=0), hoverinfo="skip", showlegend=False,
+                            row=1, col=col)
+            fig.add_scatter(x=x, y=[a["share"] for a in acc], mode="lines+markers", line=dict(color=f"rgb({rgb})"),
+                            name=model, showlegend=col == 1, row=1, col=col)
+        fig.add_hline(y=0.5, line_dash="dot", line_color="grey", row=1, col=col)
+    fig.update_xaxes(title_text="training minutes")
+    fig.update_yaxes(title_text="accuracy (real item preferred)", range=[0, 1], row=1, col=1)
+    fig.update_layout(title="Zero-shot probes while the LMs learn (chance 0.5)", height=380)
+    return fig
+
+
 def build_sets(preset: str, out: str | Path | None = None, sets: Sequence[str] | None = None,
                progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Build the preset's probe sets (workbench.data.probes) into `out` (default data/build/probes/<preset>)."""
@@ -436,6 +500,10 @@ def summary(payload: dict[str, Any]) -> str:
     for set_name, info in payload["sets"].items():
         scores = "  ".join(f"{m} {_fmt(payload['models'][m]['sets'][set_name]['accuracy'])}" for m in names)
         lines.append(f"  {set_name} ({info['kind']}, {info['pairs']} pairs): {scores}")
+    for model, points in (payload.get("learning_curves") or {}).get("models", {}).items():
+        lines.append(f"  learning curve, {model}: " + "; ".join(
+            f"{p['minutes'] if p['minutes'] is not None else '?'} min " +
+            " ".join(f"{k.split('/')[0]} {_fmt(a)}" for k, a in p["sets"].items()) for p in points))
     return "\n".join(lines)
 
 
@@ -448,6 +516,10 @@ def cmd_probes(args) -> None:
     payload = run_probes(args.preset, runs=args.runs, items=args.items, tokenizer=args.tokenizer,
                          device=args.device, build_missing=not args.no_build, max_pairs=args.max_pairs,
                          normalisation=args.normalisation, progress=not args.json, log=log)
+    if args.curves:
+        payload["learning_curves"] = learning_curves(
+            args.preset, runs=args.runs, items=args.items, tokenizer=args.tokenizer, device=args.device,
+            max_pairs=args.max_pairs, normalisation=args.normalisation, progress=not args.json, log=log)
     emit(args, payload, summary, report_name="probes.json")
 
 
@@ -476,6 +548,8 @@ def register_under(subparsers) -> None:
     p.add_argument("--normalisation", default="mean", choices=("mean", "sum"),
                    help="decide each pair by the per-token mean (default) or the summed log-likelihood")
     p.add_argument("--no-build", action="store_true", help="fail instead of building missing sets")
+    p.add_argument("--curves", action="store_true", help="also score each LM's learning-curve snapshots on the "
+                   "short sets (probes.json's learning_curves: accuracy against training minutes)")
     p.add_argument("--device", default=None)
     add_output_args(p)
     p.set_defaults(func=cmd_probes)
