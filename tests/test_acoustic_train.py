@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from workbench.cli import UserError, main
 from workbench.core.config import override
 
 SMOKE = PRESETS["smoke"]
+MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mini-librispeech"
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -187,6 +189,17 @@ def test_cli_eval_writes_the_measurements(tmp_path, smoke_run, smoke_corpus, cap
     assert set(written["speakers"]) == {"us1-h", "us3-h"}  # the held-out voices
     assert all(r["speaker"] != r["other_speaker"] for r in written["rows"])
     assert written["decode"]["iterations"] == [SMOKE.decode.first_level_iterations, 1, 1, 1]
+    # the swap test: each clip in the other held-out voice and in 2 real voices, per ordered pair with intervals
+    swap = written["swap_test"]
+    assert len(swap["real_voices"]) == 2 and set(swap["by_kind"]) == {"synthetic", "real"}
+    assert swap["by_kind"]["synthetic"]["clips"] == SMOKE.eval.clips and swap["by_kind"]["real"]["clips"] == 4
+    for c in swap["conditions"]:
+        assert c["source"] != c["prompt"] and c["source"] in {"us1-h", "us3-h"}
+        assert c["gap"]["mean"] == pytest.approx(c["sim_prompt"]["mean"] - c["sim_source"]["mean"], abs=1e-9)
+        assert c["wer"] >= 0
+    assert {(c["source"], c["prompt"]) for c in swap["conditions"] if c["kind"] == "synthetic"} <= {
+        ("us1-h", "us3-h"), ("us3-h", "us1-h")}
+    assert written["same_prompt_gap"]["n"] == SMOKE.eval.clips
     by_level = written["masked_prediction_by_level"]
     assert [r["level"] for r in by_level] == [0, 1, 2, 3]
     assert all(0 <= r["accuracy"] <= 1 and 0 < r["unigram_loss"] <= np.log(64) + 1e-6 for r in by_level)
@@ -216,6 +229,21 @@ def test_sixteen_minutes_end_to_end_with_the_smoke_model(smoke_run):
     assert max(t for _, _, t in seen) == prompt_frames + 400
     wav = synth.audio(codes, chunk_seconds=60.0)
     assert len(wav) == tokens * 640 and np.isfinite(wav).all()
+
+
+def test_real_prompt_voices_are_named_fixed_and_exclude_training_speakers():
+    from workbench.acoustic.evaluate import real_prompt_voices
+    from workbench.data.loaders import real_speaker_of
+
+    assert real_speaker_of(Path("19-198-0000.flac")) == "librispeech-19"
+    assert real_speaker_of(Path("LJ001-0002.wav")) == "ljspeech"
+    assert real_speaker_of(Path("cmu_arctic_us_aew_a0001.wav")) == "arctic-aew"
+    assert real_speaker_of(Path("p240_00000.mp3")) == "vctk-p240"
+    voices = real_prompt_voices(4, 3.0)
+    assert list(voices) == list(real_prompt_voices(4, 3.0))  # the same voices every time
+    assert len(voices) == 4 and all(len(a) == 3 * 16000 and np.abs(a).max() > 0.01 for a in voices.values())
+    assert "librispeech-19" not in real_prompt_voices(99, 3.0) or not MINI.is_dir()  # mini-LibriSpeech trains
+    assert list(real_prompt_voices(2, 3.0, exclude=set())) != [] and real_prompt_voices(0, 3.0) == {}
 
 
 def test_the_listening_explorer_plays_the_chosen_voice_and_bitrate(smoke_run, smoke_corpus, smoke_codec,

@@ -102,6 +102,7 @@ class TrainConfig(LoopConfig):
 class EvalConfig(Config):
     clips: int = 12  # clips of the held-out (test) speakers, spread over their recordings
     clip_seconds: float = 8.0
+    real_prompts: int = 6  # real voices (workbench.data.loaders.REAL_SPEECH_DIRS) given as prompts in the swap test
     speed_seconds: float = 30.0  # semantic stream length timed for realtime_factor
 
 
@@ -121,7 +122,7 @@ PRESETS = {
                     eval_batches=1, checkpoint_every=15),
         DecodeConfig(first_level_iterations=4, prompt_seconds=1.0, window_seconds=1.0, overlap_seconds=0.4,
                      batch_windows=4),
-        EvalConfig(clips=2, clip_seconds=2.0, speed_seconds=4.0),
+        EvalConfig(clips=2, clip_seconds=2.0, speed_seconds=4.0, real_prompts=2),
     ),
     # 12 minutes of training (22 before the 90-minute reproduction) + its pairs; 3 s prompt + 6 s windows (overlap 1 s)
     # as at inference

@@ -10,6 +10,12 @@ training) we take its semantic tokens (our tokenizer) and synthesize them twice:
 - with the other speaker's prompt (the "another voice" case): `spkr_sim_swap_prompt` (to the prompt it was given)
   and `spkr_sim_swap_source` (to the clip's own speaker).
 
+The swap test over all ordered pairs (`swap_test`): every clip is also synthesized with the prompt of every other
+held-out synthetic voice and of `real_prompts` real voices (recorded speech, `workbench.data.loaders.REAL_SPEECH_DIRS`;
+speakers of ../shared/data/mini-librispeech, which may train the models, are passed over). Per (source, prompt)
+condition: the gap (similarity to the prompt's voice minus similarity to the source speaker), both similarities
+and the WER, each gap as a mean with its 95% t-interval over clips, and pooled per kind of prompt voice.
+
 Words: pocketsphinx transcripts against the clip's text, pooled WER over all clips (`wer`). Ceilings measured the
 same way on the same clips: the codec's own reconstruction (`wer_codec`, `spkr_sim_codec`, and
 `spkr_sim_codec_other` against the other speaker: how much of the voice gap survives the codec) and the original
@@ -23,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,10 +41,12 @@ from workbench.acoustic.data import load_pairs, sample_batch
 from workbench.acoustic.synthesize import Synthesizer
 from workbench.acoustic.train import masked_loss
 from workbench.codec.stream import reconstruct
+from workbench.core.audio import SAMPLE_RATE, AudioConversionWarning, load_audio
 from workbench.core.errors import UserError
 from workbench.data.loaders import open_dataset
 from workbench.eval.asr import transcribe, word_error_rate
 from workbench.eval.speaker import cosine, speaker_embedding
+from workbench.eval.stats import mean_interval
 
 
 @dataclass
@@ -98,14 +107,94 @@ def eval_clips(corpus_dir: str | Path, n: int, clip_seconds: float, prompt_secon
     return clips
 
 
+def real_prompt_voices(count: int, seconds: float, exclude: set[str] | None = None) -> dict[str, np.ndarray]:
+    """`count` real voices as `seconds`-long prompts from their first speech (one file per speaker, the longest),
+    spread evenly over the speakers found, in a fixed order. `exclude`: speaker names to pass over (default: the
+    mini-LibriSpeech speakers, which may be in a model's training data)."""
+    import soundfile as sf
+
+    from workbench.data.loaders import MINI_LIBRISPEECH, real_speaker_of, real_speech_files
+
+    if exclude is None:
+        root = MINI_LIBRISPEECH / "train-clean-5"
+        exclude = {f"librispeech-{d.name}" for d in root.iterdir()} if root.is_dir() else set()
+    longest: dict[str, tuple[float, Path]] = {}
+    for path in real_speech_files():
+        speaker = real_speaker_of(path)
+        if speaker in exclude or speaker == path.name.split(".")[0]:  # unknown speaker: not a voice we can name
+            continue
+        try:
+            length = sf.info(str(path)).duration
+        except Exception:  # noqa: BLE001 -- an unreadable file is simply not a candidate
+            continue
+        if length >= seconds + 0.5 and length > longest.get(speaker, (0.0, path))[0]:
+            longest[speaker] = (length, path)
+    speakers = sorted(longest)
+    if count <= 0 or not speakers:
+        return {}
+    chosen = [speakers[round(i * len(speakers) / min(count, len(speakers)))] for i in range(min(count, len(speakers)))]
+    out = {}
+    for speaker in chosen:
+        with warnings.catch_warnings():  # resampled or downmixed to 16 kHz mono: expected for these files
+            warnings.simplefilter("ignore", AudioConversionWarning)
+            audio = load_audio(longest[speaker][1])
+        frame = 320
+        energy = np.array([np.sqrt(np.mean(audio[i: i + frame] ** 2)) for i in range(0, len(audio) - frame, frame)])
+        first = int(np.argmax(energy > 0.05 * energy.max())) * frame if len(energy) else 0
+        start = min(first, max(0, len(audio) - int(seconds * SAMPLE_RATE)))
+        out[speaker] = audio[start: start + int(seconds * SAMPLE_RATE)]
+    return out
+
+
+def swap_test(synth: Synthesizer, clips: list[EvalClip], real: dict[str, np.ndarray], semantic: list[np.ndarray],
+              seed: int = 0, progress: bool = True) -> dict:
+    """Every clip in the voice of every other held-out synthetic speaker and of each real voice (see the module
+    docstring): per ordered (source, prompt) pair and per kind of prompt voice, the gap with its 95% interval over
+    clips, both similarities and the pooled WER."""
+    from tqdm.auto import tqdm
+
+    voices: dict[str, tuple[str, np.ndarray]] = {}
+    for clip in clips:  # one prompt per held-out synthetic voice, from the clips themselves
+        voices.setdefault(clip.speaker, ("synthetic", clip.prompt))
+        voices.setdefault(clip.other_speaker, ("synthetic", clip.other_prompt))
+    voices.update({name: ("real", audio) for name, audio in real.items()})
+    prompt_emb = {name: speaker_embedding(audio) for name, (_, audio) in voices.items()}
+    rows = []
+    jobs = [(j, clip, name) for j, clip in enumerate(clips) for name in voices if name != clip.speaker]
+    for j, clip, name in tqdm(jobs, desc="swap test", unit="synthesis", disable=not progress):
+        kind, audio = voices[name]
+        out = synth.synthesize(semantic[j], synth.prompt(audio), seed + j)[: len(clip.audio)]
+        emb = speaker_embedding(out)
+        sim_prompt, sim_source = cosine(emb, prompt_emb[name]), cosine(emb, speaker_embedding(clip.prompt))
+        rows.append({"clip": clip.id, "source": clip.speaker, "prompt": name, "kind": kind,
+                     "sim_prompt": sim_prompt, "sim_source": sim_source, "gap": sim_prompt - sim_source,
+                     "text": clip.text, "transcript": transcribe(out)})
+
+    def pooled(group: list[dict]) -> dict:
+        return {"clips": len(group), "gap": mean_interval([r["gap"] for r in group]),
+                "sim_prompt": mean_interval([r["sim_prompt"] for r in group]),
+                "sim_source": mean_interval([r["sim_source"] for r in group]),
+                "wer": word_error_rate([r["text"] for r in group], [r["transcript"] for r in group])}
+
+    pairs = sorted({(r["source"], r["prompt"], r["kind"]) for r in rows})
+    return {
+        "conditions": [{"source": s, "prompt": p, "kind": k,
+                        **pooled([r for r in rows if (r["source"], r["prompt"]) == (s, p)])} for s, p, k in pairs],
+        "by_kind": {k: pooled([r for r in rows if r["kind"] == k]) for k in ("synthetic", "real")
+                    if any(r["kind"] == k for r in rows)},
+        "real_voices": sorted(real), "rows": rows,
+    }
+
+
 def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progress: bool = True, seed: int = 0) -> dict:
     from tqdm.auto import tqdm
 
     clips = eval_clips(corpus_dir, cfg.clips, cfg.clip_seconds, synth.decode.prompt_seconds)
-    rows, refs = [], []
+    rows, refs, semantics = [], [], []
     hyps: dict[str, list[str]] = {"synth": [], "codec": [], "original": []}
     for j, clip in enumerate(tqdm(clips, desc="acoustic eval", unit="clip", disable=not progress)):
         semantic = synth.semantic_tokens(clip.audio)
+        semantics.append(semantic)
         own = synth.synthesize(semantic, synth.prompt(clip.prompt), seed + j)[: len(clip.audio)]
         swapped = synth.synthesize(semantic, synth.prompt(clip.other_prompt), seed + j)[: len(clip.audio)]
         codec = reconstruct(synth.codec, clip.audio)
@@ -134,7 +223,11 @@ def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progre
                                  "spkr_sim_codec", "spkr_sim_codec_other", "spkr_sim_original",
                                  "spkr_sim_original_other")}
     speed = measure_speed(synth, clips[0], cfg.speed_seconds, seed)
+    swap = swap_test(synth, clips, real_prompt_voices(cfg.real_prompts, synth.decode.prompt_seconds), semantics,
+                     seed, progress)
     return {
+        "same_prompt_gap": mean_interval([r["spkr_sim_prompt"] - r["spkr_sim_other"] for r in rows]),
+        "swap_test": swap,
         **sims,
         "spkr_sim_gap": sims["spkr_sim_prompt"] - sims["spkr_sim_other"],
         "spkr_sim_swap_gap": sims["spkr_sim_swap_prompt"] - sims["spkr_sim_swap_source"],
@@ -200,6 +293,12 @@ def measure_speed(synth: Synthesizer, clip: EvalClip, seconds: float, seed: int 
             "speed_wall_s": round(wall, 3), "threads": torch.get_num_threads()}
 
 
+def _interval(x: dict) -> str:
+    if x.get("mean") is None:
+        return "-"
+    return f"{x['mean']:+.3f}" + ("" if x.get("low") is None else f" [{x['low']:+.3f}, {x['high']:+.3f}]")
+
+
 def summary_text(p: dict) -> str:
     return "\n".join([
         f"acoustic eval: {p['clips']} clips ({p['seconds']} s) of held-out speakers {', '.join(p['speakers'])}; "
@@ -210,6 +309,9 @@ def summary_text(p: dict) -> str:
         f"ceilings: codec {p['spkr_sim_codec']:.3f} (vs other speaker {p['spkr_sim_codec_other']:.3f}), "
         f"original {p['spkr_sim_original']:.3f} (vs other speaker {p['spkr_sim_original_other']:.3f})",
         f"WER: resynthesis {p['wer']:.3f}, codec {p['wer_codec']:.3f}, original {p['wer_original']:.3f}",
+        *[f"swap test, {kind} prompt voices ({v['clips']} syntheses): gap {_interval(v['gap'])}, to the prompt "
+          f"{v['sim_prompt']['mean']:.3f}, to the source {v['sim_source']['mean']:.3f}, WER {v['wer']:.3f}"
+          for kind, v in (p.get("swap_test") or {}).get("by_kind", {}).items()],
         f"speed: {p['realtime_factor']}x real time on {p['threads']} thread(s) ({p['speed_seconds']} s stream)",
         *[f"level {r['level']}: held-out masked loss {r['loss']:.3f} (unigram {r['unigram_loss']:.3f}), "
           f"accuracy {r['accuracy']:.3f}" for r in p.get("masked_prediction_by_level", [])],

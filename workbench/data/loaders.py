@@ -24,7 +24,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -32,6 +32,10 @@ import soundfile as sf
 from workbench.core.audio import SAMPLE_RATE, AudioError, check_audio, check_rate, one_line
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+# real recorded speech for measurements: the fixture clips in the repository, and the larger set beside it
+REPO = Path(__file__).resolve().parents[2]
+REAL_SPEECH_DIRS = (REPO / "tests" / "fixtures" / "real-speech", REPO.parent / "shared" / "data" / "real-speech")
+MINI_LIBRISPEECH = REPO.parent / "shared" / "data" / "mini-librispeech"  # real voices to train on, where present
 KINDS = ("synthbooks", "librispeech", "librispeech-long", "folder")
 
 
@@ -423,3 +427,25 @@ def write_longform(dataset: SpeechDataset, out: str | os.PathLike, split: Speake
                      "alignment": str(align_path), "duration": meta["duration"],
                      "utterances": len(meta["utterances"]), "unaligned": len(meta["unaligned"])})
     return rows
+
+
+def real_speech_files(dirs: Sequence[Path] = REAL_SPEECH_DIRS) -> list[Path]:
+    """Every audio file under `dirs` (the real-speech folders by default), sorted."""
+    return [p for d in dirs if Path(d).is_dir() for p in sorted(Path(d).rglob("*")) if p.suffix.lower() in AUDIO_SUFFIXES]
+
+
+def real_speaker_of(path: Path) -> str:
+    """Who speaks in a real-speech file, from its name: LibriSpeech "19-198-0000" -> "librispeech-19", LJ Speech
+    -> "ljspeech", CMU ARCTIC "cmu_arctic_us_aew_a0001" -> "arctic-aew", VCTK "p240_00000" -> "vctk-p240"; any
+    other file is its own speaker."""
+    import re
+
+    stem = path.name.split(".")[0]
+    for pattern, name in ((r"^(\d+)-\d+-\d+$", "librispeech-{}"), (r"^LJ\d+-\d+$", "ljspeech"),
+                          (r"^cmu_arctic_us_([a-z]+)_a\d+$", "arctic-{}"), (r"^(p\d+)_\d+$", "vctk-{}"),
+                          (r"^(\d+)_\d+$", "librispeech-{}")):
+        match = re.match(pattern, stem)
+        if match:
+            return name.format(*match.groups())
+    return stem
+

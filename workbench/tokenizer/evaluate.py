@@ -18,13 +18,9 @@ import numpy as np
 import torch
 
 from workbench.core.audio import AudioConversionWarning
-from workbench.data.loaders import AUDIO_SUFFIXES, open_dataset
+from workbench.data.loaders import REAL_SPEECH_DIRS, open_dataset, real_speech_files
 from workbench.tokenizer import metrics as M
 from workbench.tokenizer.windowed import AudioSource, tokenize_windowed
-
-# the fixture clips, and the optional larger real-speech set beside the repository
-REPO = Path(__file__).resolve().parents[2]
-REAL_SPEECH_DIRS = (REPO / "tests" / "fixtures" / "real-speech", REPO.parent / "shared" / "data" / "real-speech")
 
 
 def tokenize_sources(tokenizer, sources: Iterable[AudioSource]) -> tuple[list[np.ndarray], float, float]:
@@ -129,10 +125,6 @@ def parallel_edit_distances(tokenizer, corpus_dir) -> dict[str, Any]:
             distances.append(M.unit_edit_distance(a, b))
     return {"unit_edit_distance": float(np.mean(distances)), "pairs": len(distances), "voices": [ref, other],
             "per_sentence": distances}
-
-
-def real_speech_files(dirs: Sequence[Path] = REAL_SPEECH_DIRS) -> list[Path]:
-    return [p for d in dirs if Path(d).is_dir() for p in sorted(Path(d).rglob("*")) if p.suffix.lower() in AUDIO_SUFFIXES]
 
 
 def real_speech_figures(tokenizer, files: Sequence[Path]) -> dict[str, Any] | None:
