@@ -70,6 +70,20 @@ def test_a_fake_long_stage_is_tailed_and_printed(tmp_path):
     assert written[-1]["done"] == 12 and len(written) < 12  # thinned at the source too
 
 
+def test_the_run_estimate_counts_the_notebooks_other_stages(tmp_path):
+    """A notebook expected to take 40 min whose first stage (a 16-minute codec) says 15 min are left: the run's
+    estimate holds the rest of the notebook (SoundStorm and its evaluation) too, then the notebooks after it."""
+    log = tmp_path / "progress.jsonl"
+    log.write_text(json.dumps({"t": 0, "stage": "codec", "done": 60, "total": 1000, "unit": "step",
+                               "elapsed_s": 60.0, "eta_s": 900.0, "note": ""}) + "\n")
+    out = io.StringIO()
+    printer = progress.ProgressPrinter(log, "reproduce 04", after_s=1200.0, expected_s=2400.0, out=out)
+    printer.started -= 60.0  # a minute into the notebook
+    printer.poll()
+    # stage 15:00 + (40:00 - 01:00 - 15:00) of the notebook + 20:00 after it = 59:00
+    assert out.getvalue().strip().endswith("(01:00 elapsed, ~15:00 left; all ~59:00 left)"), out.getvalue()
+
+
 def test_expected_minutes_come_from_the_budgets():
     from workbench.core.config import override
     from workbench.pipeline.reproduce import OVERHEAD_MINUTES, expected_minutes, stage_configs

@@ -140,7 +140,8 @@ class ProgressPrinter:
     """A thread that tails a progress file and prints its newest line at most every `every_s` seconds.
 
     `after_s` (a number or a callable returning one) is the expected time of everything after the current
-    stage, so each line can also say how long the whole run has left. With `heartbeat_s`, a stretch that long
+    notebook, so each line can also say how long the whole run has left: the stage's own estimate, what the
+    notebook's `expected_s` holds beyond it (its other stages), and `after_s`. With `heartbeat_s`, a stretch that long
     without any report prints ``[prefix] running (elapsed[, expected ~expected_s])``: a stage that reports
     nothing is still visibly alive."""
 
@@ -182,6 +183,10 @@ class ProgressPrinter:
         quiet_since = max(self.started, self.last_print)
         if self.pending is not None and now - self.last_print >= self.every_s:
             after = self.after_s() if callable(self.after_s) else self.after_s
+            eta = self.pending.get("eta_s")
+            if after is not None and self.expected_s is not None and eta is not None:
+                # what this notebook still has to do beyond the reporting stage (a codec, then SoundStorm)
+                after += max(0.0, self.expected_s - (now - self.started) - eta)
             line = format_record(self.pending, self.prefix, after)
         elif self.pending is None and self.heartbeat_s is not None and now - quiet_since >= self.heartbeat_s:
             line = f"[{self.prefix}] running ({clock(now - self.started)} elapsed" + (
