@@ -106,17 +106,25 @@ def smoke_tokens(smoke_corpus, smoke_tokenizer, tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
-def smoke_acoustic(tmp_path_factory, smoke_corpus, smoke_tokenizer):
-    """A smoke SoundStorm (and codec) trained in seconds on the smoke tokenizer's units."""
-    from workbench.acoustic.config import PRESETS as ACOUSTIC
-    from workbench.acoustic.train import train as train_acoustic
+def smoke_codec(tmp_path_factory, smoke_corpus):
+    """A smoke codec trained for 10 steps (SoundStorm's tests only need its codes)."""
     from workbench.codec.config import PRESETS as CODEC
     from workbench.codec.train import train as train_codec
     from workbench.core.config import override
 
+    out = tmp_path_factory.mktemp("codec") / "run"
+    train_codec(out, CODEC["smoke"].model, override(CODEC["smoke"].train, steps=10, adversarial=False), smoke_corpus,
+                progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def smoke_acoustic(tmp_path_factory, smoke_corpus, smoke_tokenizer, smoke_codec):
+    """A smoke SoundStorm trained in seconds on the smoke codec and the smoke tokenizer's units."""
+    from workbench.acoustic.config import PRESETS as ACOUSTIC
+    from workbench.acoustic.train import train as train_acoustic
+
     root = tmp_path_factory.mktemp("acoustic")
-    train_codec(root / "codec", CODEC["smoke"].model, override(CODEC["smoke"].train, steps=10, adversarial=False),
-                smoke_corpus, progress=False)
-    train_acoustic(root / "run", ACOUSTIC["smoke"], smoke_corpus, root / "codec", smoke_tokenizer, root / "pairs",
+    train_acoustic(root / "run", ACOUSTIC["smoke"], smoke_corpus, smoke_codec, smoke_tokenizer, root / "pairs",
                    progress=False, preset_name="smoke")
     return root / "run"

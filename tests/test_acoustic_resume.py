@@ -25,10 +25,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def inputs(smoke_acoustic, smoke_corpus, smoke_tokenizer):
+def inputs(smoke_acoustic, smoke_corpus, smoke_tokenizer, smoke_codec):
     """(corpus, codec, tokenizer, pairs) of the session's smoke SoundStorm."""
-    root = smoke_acoustic.parent
-    return smoke_corpus, root / "codec", smoke_tokenizer, root / "pairs"
+    return smoke_corpus, smoke_codec, smoke_tokenizer, smoke_acoustic.parent / "pairs"
 
 
 @pytest.fixture(scope="module")

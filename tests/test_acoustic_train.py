@@ -29,17 +29,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def smoke_codec(tmp_path_factory, smoke_corpus):
-    from workbench.codec.config import PRESETS as CODEC
-    from workbench.codec.train import train as train_codec
-
-    out = tmp_path_factory.mktemp("codec") / "run"
-    train_codec(out, CODEC["smoke"].model, override(CODEC["smoke"].train, steps=10, adversarial=False), smoke_corpus,
-                progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, smoke_corpus, smoke_codec, smoke_tokenizer):
     root = tmp_path_factory.mktemp("acoustic")
     summary = train(root / "run", SMOKE, smoke_corpus, smoke_codec, smoke_tokenizer, root / "pairs", progress=False,

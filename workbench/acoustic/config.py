@@ -89,6 +89,10 @@ class TrainConfig(LoopConfig):
     precision: str = "fp32"  # as SoundStorm has always trained here; "auto" (bf16 on GPUs) is not yet measured
     crop_seconds: float = 6.0  # the crop after the prompt: one window
     prompt_elsewhere: float = 0.5  # probability the unmasked prefix is a prompt from elsewhere in the recording
+    # share of rows across voices: voice A's semantic tokens on voice B's codes (the same train sentences, frames
+    # matched by phone boundaries), after a prompt of B -- the voice can then only come from the prompt
+    cross_voice: float = 0.0
+    cross_sentences: int = 200  # train sentences rendered in several train voices for those rows
     eval_batches: int = 4  # held-out batches of batch_size crops, fixed for a run
 
     def __post_init__(self):

@@ -156,6 +156,71 @@ def load_pairs(out_dir: str | Path, split: str) -> list[Pair]:
     return pairs
 
 
+# ------------------------------------------------------------------------------------------ across voices
+
+
+def fill_unmatched(frame_map: np.ndarray) -> np.ndarray | None:
+    """`frame_map` with its -1 entries (B's pauses, no counterpart in A) replaced by the nearest matched frame's
+    value, so every B frame reads an A token; None if nothing is matched."""
+    m = np.asarray(frame_map, dtype=np.int64)
+    valid = np.flatnonzero(m >= 0)
+    if not len(valid):
+        return None
+    nearest = valid[np.clip(np.searchsorted(valid, np.arange(len(m))), 0, len(valid) - 1)]
+    before = valid[np.clip(np.searchsorted(valid, np.arange(len(m))) - 1, 0, len(valid) - 1)]
+    closer = np.where(np.abs(before - np.arange(len(m))) <= np.abs(nearest - np.arange(len(m))), before, nearest)
+    return m[closer]
+
+
+def cross_voice_pairs(tokenizer, codec, parallel, rates: Rates) -> list[Pair]:
+    """Training pairs across voices from a `workbench.tokenizer.data.ParallelSet` (the same train sentences read by
+    several train voices, with exact phone timings): for each ordered pair of voices (B, A), the sentences both
+    read, concatenated, with **A's semantic tokens placed on B's frames** (by the phone boundaries: B frame f reads
+    A's token at `frame_map[f]`) and **B's codec codes**. A model trained on these must take the voice from the
+    prompt (B's, from another recording), since the tokens come from someone else. Pair.speaker is B."""
+    semantic = [tokenizer.units(torch.from_numpy(a)).numpy().astype(np.int64) for a in parallel.audio]
+    codes = [encode_long(codec, a).numpy().astype(np.int64) for a in parallel.audio]
+    per_token = rates.frames(1)  # codec frames per semantic token (2: 50 Hz codes under 25 Hz tokens)
+    streams: dict[tuple[str, str], tuple[list[np.ndarray], list[np.ndarray]]] = {}
+    for ib, ia, frame_map in sorted(parallel.pairs, key=lambda p: (parallel.sentence[p[0]], p[0], p[1])):
+        filled = fill_unmatched(frame_map)
+        n = min(len(semantic[ib]), codes[ib].shape[1] // per_token, 0 if filled is None else len(filled))
+        if n == 0:
+            continue
+        key = (parallel.voices[ib], parallel.voices[ia])
+        sem, cod = streams.setdefault(key, ([], []))
+        sem.append(semantic[ia][np.clip(filled[:n], 0, len(semantic[ia]) - 1)])
+        cod.append(codes[ib][:, : n * per_token])
+    return [Pair(f"cross-{b}-from-{a}", b, np.concatenate(sem), np.concatenate(cod, axis=1))
+            for (b, a), (sem, cod) in sorted(streams.items())]
+
+
+def build_cross_pairs(tokenizer, codec, corpus_dir: str | Path, out_dir: str | Path, sentences: int, seed: int = 0,
+                      log=print) -> int:
+    """Render `sentences` train sentences in several train voices (the tokenizer's ParallelSet, cached under
+    out_dir/parallel), make the cross-voice pairs and add them to the cache as split "cross"; returns how many
+    voice pairs there are (0 where nothing can be rendered: no mbrola)."""
+    from workbench.core.config import override
+    from workbench.tokenizer.data import ParallelSet
+
+    out = Path(out_dir)
+    config = override(tokenizer.config, parallel_sentences=sentences)
+    parallel = ParallelSet.build(corpus_dir, config, np.random.default_rng([seed, 31]), cache_dir=out / "parallel",
+                                 log=log)
+    made = [] if parallel is None else cross_voice_pairs(tokenizer, codec, parallel, rates_of(tokenizer, codec))
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()
+            if json.loads(line)["split"] != "cross"]
+    for pair in made:
+        rel = Path("cross") / f"{pair.id}.npz"
+        with atomic_path(out / rel) as tmp:
+            np.savez(tmp, semantic=pair.semantic.astype(np.int32), codes=pair.codes.astype(np.int16))
+        rows.append({"id": pair.id, "split": "cross", "speaker": pair.speaker, "path": str(rel),
+                     "tokens": len(pair.semantic), "frames": pair.codes.shape[1],
+                     "seconds": round(pair.codes.shape[1] / rates_of(tokenizer, codec).codec_rate, 3)})
+    atomic_write_text(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    return len(made)
+
+
 @dataclass
 class Batch:
     semantic: torch.Tensor  # (b, t) at the codec rate
@@ -164,10 +229,13 @@ class Batch:
 
 
 def sample_batch(pairs: Sequence[Pair], rates: Rates, batch_size: int, crop_frames: int, prompt_frames: int,
-                 prompt_elsewhere: float, levels: int, rng: np.random.Generator) -> Batch:
+                 prompt_elsewhere: float, levels: int, rng: np.random.Generator,
+                 cross: Sequence[Pair] = (), cross_share: float = 0.0) -> Batch:
     """`batch_size` crops of prompt_frames + crop_frames codec frames. With probability `prompt_elsewhere` the
     first prompt_frames come from elsewhere in the same recording (as a 3 s prompt precedes each window at
-    inference) and must stay unmasked; otherwise the crop is contiguous and the prefix length is free."""
+    inference) and must stay unmasked; otherwise the crop is contiguous and the prefix length is free. With
+    probability `cross_share` a row is a cross-voice crop instead (`cross_voice_pairs`: voice A's tokens on voice
+    B's codes), after a prompt from one of B's own recordings in `pairs`."""
     total = prompt_frames + crop_frames
     usable = [p for p in pairs if p.codes.shape[1] >= total]
     if not usable:
@@ -175,7 +243,15 @@ def sample_batch(pairs: Sequence[Pair], rates: Rates, batch_size: int, crop_fram
         raise ValueError(f"no recording is {total} codec frames long (longest: {longest})")
     weights = np.array([p.codes.shape[1] - total + 1.0 for p in usable])
     semantic, codes, min_prompt = [], [], []
+    cross_usable = [c for c in cross if c.codes.shape[1] >= crop_frames
+                    and any(p.speaker == c.speaker and p.codes.shape[1] >= prompt_frames for p in pairs)]
     for _ in range(batch_size):
+        if cross_usable and rng.random() < cross_share:
+            row = _cross_row(cross_usable, pairs, rates, crop_frames, prompt_frames, levels, rng)
+            semantic.append(row[0])
+            codes.append(row[1])
+            min_prompt.append(prompt_frames)
+            continue
         pair = usable[rng.choice(len(usable), p=weights / weights.sum())]
         frames = pair.codes.shape[1]
         elsewhere = rng.random() < prompt_elsewhere and frames >= total + prompt_frames
@@ -193,3 +269,19 @@ def sample_batch(pairs: Sequence[Pair], rates: Rates, batch_size: int, crop_fram
         codes.append(np.concatenate([pair.codes[:levels, s: s + n] for s, n in spans], axis=1))
         min_prompt.append(prompt_frames if elsewhere else 0)
     return Batch(torch.from_numpy(np.stack(semantic)), torch.from_numpy(np.stack(codes)), torch.tensor(min_prompt))
+
+
+def _cross_row(cross: Sequence[Pair], pairs: Sequence[Pair], rates: Rates, crop_frames: int, prompt_frames: int,
+               levels: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One cross-voice row: B's prompt (own tokens and codes, from a recording of B) + a crop of a cross pair."""
+    weights = np.array([c.codes.shape[1] - crop_frames + 1.0 for c in cross])
+    pair = cross[rng.choice(len(cross), p=weights / weights.sum())]
+    voice = [p for p in pairs if p.speaker == pair.speaker and p.codes.shape[1] >= prompt_frames]
+    source = voice[int(rng.integers(0, len(voice)))]
+    p0 = int(rng.integers(0, source.codes.shape[1] - prompt_frames + 1))
+    start = int(rng.integers(0, pair.codes.shape[1] - crop_frames + 1))
+    semantic = np.concatenate([upsample_semantic(source.semantic, rates, p0, prompt_frames),
+                               upsample_semantic(pair.semantic, rates, start, crop_frames)])
+    codes = np.concatenate([source.codes[:levels, p0: p0 + prompt_frames],
+                            pair.codes[:levels, start: start + crop_frames]], axis=1)
+    return semantic, codes

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,7 +25,16 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from workbench.acoustic.config import AcousticModelConfig, AcousticPreset, DecodeConfig, TrainConfig
-from workbench.acoustic.data import Batch, Pair, Rates, build_pairs, codec_fingerprint, load_pairs, sample_batch
+from workbench.acoustic.data import (
+    Batch,
+    Pair,
+    Rates,
+    build_cross_pairs,
+    build_pairs,
+    codec_fingerprint,
+    load_pairs,
+    sample_batch,
+)
 from workbench.acoustic.masking import TrainingMask, training_mask
 from workbench.acoustic.model import SoundStorm, count_parameters
 from workbench.codec.train import load_codec
@@ -32,6 +42,7 @@ from workbench.core import paths
 from workbench.core.checkpoint import latest_checkpoint, load_config, load_weights
 from workbench.core.device import DistInfo, init_distributed
 from workbench.core.errors import UserError
+from workbench.core.io import atomic_write_json
 from workbench.core.train import EVAL_SEED, Run, Task, check_fresh_or_resumable, fit, micro_slices, write_summary
 from workbench.tokenizer.model import Tokenizer, TokenizerError, fingerprint
 
@@ -116,6 +127,7 @@ class AcousticTask(Task):
         self.cfg, self.rates, self.device = cfg, rates, device
         self.levels = model_config.num_levels
         self.train_pairs = load_pairs(pairs_dir, "train")
+        self.cross_pairs = load_pairs(pairs_dir, "cross") if cfg.cross_voice > 0 else []
         held_pairs = load_pairs(pairs_dir, "dev") or self.train_pairs
         self.crop = rates.seconds_to_frames(cfg.crop_seconds)
         self.prompt = rates.seconds_to_frames(decode.prompt_seconds)
@@ -124,16 +136,16 @@ class AcousticTask(Task):
         self.eval_batches = [self.draw(held_pairs, np.random.default_rng([cfg.seed, EVAL_SEED, j]))
                              for j in range(cfg.eval_batches)]
 
-    def draw(self, pairs: Sequence[Pair], rng: np.random.Generator) -> Batch:
+    def draw(self, pairs: Sequence[Pair], rng: np.random.Generator, cross: Sequence[Pair] = ()) -> Batch:
         try:
             batch = sample_batch(pairs, self.rates, self.cfg.batch_size, self.crop, self.prompt,
-                                 self.cfg.prompt_elsewhere, self.levels, rng)
+                                 self.cfg.prompt_elsewhere, self.levels, rng, cross, self.cfg.cross_voice)
         except ValueError as err:
             raise UserError(f"cannot draw training crops: {err}") from None
         return Batch(batch.semantic.to(self.device), batch.codes.to(self.device), batch.min_prompt.to(self.device))
 
     def micro_batches(self, step: int, rng: np.random.Generator, info: DistInfo) -> list[Any]:
-        batch = self.draw(self.train_pairs, rng)
+        batch = self.draw(self.train_pairs, rng, self.cross_pairs)
         generator = torch.Generator(self.device).manual_seed(self.cfg.seed * 7919 + step)
         mask = training_mask(batch.codes, self.model.mask_id, generator, batch.min_prompt)
         masked = mask.loss_mask.sum()  # the loss is the mean over the whole batch's masked tokens
@@ -152,14 +164,24 @@ class AcousticTask(Task):
 
 
 def prepare_pairs(codec_dir: str | Path, tokenizer_dir: str | Path, corpus_dir: str | Path, pairs_dir: str | Path,
-                  device: torch.device, info: DistInfo, progress: bool) -> dict[str, Any]:
-    """The training pairs' pairs.json, building (or completing) the cache first; under torchrun rank 0 builds."""
+                  device: torch.device, info: DistInfo, progress: bool, cfg: TrainConfig | None = None
+                  ) -> dict[str, Any]:
+    """The training pairs' pairs.json, building (or completing) the cache first, with the cross-voice pairs where
+    `cfg.cross_voice` asks for them; under torchrun rank 0 builds."""
     codec, tokenizer = load_codec_and_tokenizer(codec_dir, tokenizer_dir, device)
     if not Path(corpus_dir).is_dir():
         raise UserError(f"no corpus at {corpus_dir}; build it (python -m workbench data build) or pass --corpus")
     if info.main:
         try:
             pairs_meta = build_pairs(tokenizer, codec, corpus_dir, pairs_dir, progress=progress)
+            if cfg is not None and cfg.cross_voice > 0:  # the renderings are cached; the pairs are made again
+                voices = build_cross_pairs(tokenizer, codec, corpus_dir, pairs_dir, cfg.cross_sentences, cfg.seed,
+                                           log=lambda m: print(m, file=sys.stderr) if progress else None)
+                if voices == 0:
+                    raise UserError("cross_voice > 0 needs the same sentences rendered in several train voices "
+                                    "(espeak-ng + mbrola); none could be made")
+                pairs_meta = {**pairs_meta, "cross_sentences": cfg.cross_sentences, "cross_voice_pairs": voices}
+                atomic_write_json(Path(pairs_dir) / "pairs.json", pairs_meta)
         except (ValueError, FileNotFoundError) as err:
             raise UserError(f"cannot build the training pairs: {err}") from None
     if info.world > 1:
@@ -179,7 +201,7 @@ def train(out_dir: str | Path, preset: AcousticPreset, corpus_dir: str | Path, c
     check_fresh_or_resumable(out_dir, resume)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    pairs_meta = prepare_pairs(codec_dir, tokenizer_dir, corpus_dir, pairs_dir, device, info, bool(progress))
+    pairs_meta = prepare_pairs(codec_dir, tokenizer_dir, corpus_dir, pairs_dir, device, info, bool(progress), cfg)
     model_config = preset.model.for_data(pairs_meta["levels"], pairs_meta["codebook_size"], pairs_meta["semantic_vocab"])
     rates = Rates(**pairs_meta["rates"])
     task = AcousticTask(model_config, cfg, preset.decode, pairs_dir, rates, device)
