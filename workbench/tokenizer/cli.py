@@ -46,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="folders of real recordings (default: tests/fixtures/real-speech and ../shared/data/real-speech)")
     ev.add_argument("--real-aligned", default=None,
                     help="a LibriSpeech-layout corpus aligned by `data align`: PNMI and purity on its test speakers")
+    ev.add_argument("--real-alignments", default=None,
+                    help="where `data align --out` wrote its alignments (default: <real-aligned>/alignments)")
     add_output_args(ev)
     ev.set_defaults(func=_eval)
 
@@ -151,7 +153,7 @@ def _eval(args: argparse.Namespace) -> None:
 
     corpus = _corpus(args.corpus)
     real = None if args.real_speech is None else [Path(p) for p in args.real_speech]
-    results = {name: evaluate(_load(path), corpus, real, args.real_aligned)
+    results = {name: evaluate(_load(path), corpus, real, args.real_aligned, args.real_alignments)
                for name, path in tokenizer_dirs(args.tokenizers).items()}
     gains = compare(results)
     if gains:

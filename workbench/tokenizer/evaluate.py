@@ -143,7 +143,8 @@ def real_speech_figures(tokenizer, files: Sequence[Path]) -> dict[str, Any] | No
             "folders": sorted({str(p.parent) for p in files})}
 
 
-def evaluate(tokenizer, corpus_dir, real_speech: Sequence[Path] | None = None, real_aligned=None) -> dict[str, Any]:
+def evaluate(tokenizer, corpus_dir, real_speech: Sequence[Path] | None = None, real_aligned=None,
+             real_alignments=None) -> dict[str, Any]:
     """All figures for one tokenizer (the JSON object `tokenizer eval` writes per tokenizer); `real_speech`:
     folders of real recordings (default REAL_SPEECH_DIRS); `real_aligned`: an aligned LibriSpeech-layout corpus
     whose test speakers get the phone figures too ("real_phones")."""
@@ -154,7 +155,7 @@ def evaluate(tokenizer, corpus_dir, real_speech: Sequence[Path] | None = None, r
            "real_speech": real_speech_figures(tokenizer, real_speech_files(real_speech or REAL_SPEECH_DIRS)),
            "threads": tokenizer.config.threads}
     if real_aligned is not None:
-        real = real_phone_figures(tokenizer, real_aligned)
+        real = real_phone_figures(tokenizer, real_aligned, alignments=real_alignments)
         out["real_phones"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in real.items()}
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
