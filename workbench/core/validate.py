@@ -111,14 +111,28 @@ def output_file(name: str, path: str | os.PathLike, suffixes: Sequence[str]) -> 
     if p.suffix.lower() not in allowed:
         got = p.suffix or "no suffix"
         raise UserError(f"{name} {path}: must end in {' or '.join(allowed)} (got {got}); that is the format written")
-    parent = p.parent
+    _creatable(name, path, p.parent)
+    return p
+
+
+def output_dir(name: str, path: str | os.PathLike) -> Path:
+    """An output folder checked before work starts: not a file, and it exists or can be created."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{name} {path}: is a file; name a folder")
+    _creatable(name, path, p)
+    return p
+
+
+def _creatable(name: str, path: str | os.PathLike, folder: Path) -> None:
+    """`folder` exists or can be made: its nearest existing ancestor is a writable folder."""
+    parent = folder
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
         raise UserError(f"{name} {path}: cannot create its folder ({parent} is a file)")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"{name} {path}: folder {parent} is not writable")
-    return p
 
 
 def input_file(name: str, path: str | os.PathLike, what: str = "file") -> Path:

@@ -116,7 +116,7 @@ def _align(args: argparse.Namespace) -> None:
     if not args.dataset:
         raise UserError("give --dataset DIR (a LibriSpeech-layout or audio+.txt folder), or --measure")
     if args.out:
-        _check_out_dir("--out", args.out)
+        validate.output_dir("--out", args.out)
     summary = align_dataset(args.dataset, args.out, limit=args.limit, kind=args.kind, force=args.force,
                             skip_bad=args.skip_bad, progress=not args.json)
     emit(args, summary, _human_align)
@@ -150,7 +150,7 @@ def _longform(args: argparse.Namespace) -> None:
     from workbench.core.errors import UserError
     from workbench.data.loaders import open_dataset, speaker_split, write_longform
 
-    _check_out_dir("--out", args.out)
+    validate.output_dir("--out", args.out)
     validate.count("--dev-speakers", args.dev_speakers, 0, None)
     validate.count("--test-speakers", args.test_speakers, 0, None)
     max_seconds = validate.seconds("--max-minutes", args.max_minutes * 60, optional=True) \
@@ -167,21 +167,3 @@ def _longform(args: argparse.Namespace) -> None:
          + "; ".join(f"{k} {', '.join(v)}" for k, v in s["split"].items() if k in ("train", "dev", "test")))
 
 
-def _check_out_dir(name: str, path: str) -> None:
-    """An output folder checked before work starts: not a file, and creatable (its nearest existing ancestor is a
-    writable folder)."""
-    import os
-    from pathlib import Path
-
-    from workbench.core.errors import UserError
-
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise UserError(f"{name} {path}: is a file; name a folder")
-    parent = p
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UserError(f"{name} {path}: cannot create it ({parent} is a file)")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"{name} {path}: folder {parent} is not writable")

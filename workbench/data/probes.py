@@ -46,7 +46,6 @@ import io
 import json
 import random
 import re
-import subprocess
 import tempfile
 import time
 import warnings
@@ -63,7 +62,7 @@ from workbench.core.config import Config, override, pick_preset
 from workbench.core.errors import UserError
 from workbench.core.io import atomic_write_json, atomic_write_text
 from workbench.data import corpus as corpus_plan
-from workbench.data.synth import SynthesisError, espeak_pho, render
+from workbench.data.synth import SynthesisError, espeak_pho, render, run_tool
 from workbench.data.texts import Chapter, read_all, words
 from workbench.data.voices import VOICES, Voice, have_espeak, have_mbrola
 
@@ -162,16 +161,6 @@ def is_vowel(phone: str) -> bool:
     return bool(b) and b[0] in "aeiouAEIOUV@03"
 
 
-def _run(cmd: list[str], text: str) -> str:
-    try:
-        done = subprocess.run(cmd, input=text, capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise SynthesisError(f"{cmd[0]} is not installed (run `make setup`)") from None
-    if done.returncode != 0:
-        raise SynthesisError(f"{' '.join(cmd[:3])} ... failed ({done.returncode}): {done.stderr.strip()[:300]}")
-    return done.stdout
-
-
 def phonemize(texts: Sequence[str], voice: Voice) -> list[list[str]]:
     """espeak-ng's phones (its -x mnemonics, stress marks on the vowel they stress) of each text: a word, or
     phoneme input ``[[...]]`` (what espeak-ng understood of it). One call per batch; a batch whose line count
@@ -179,7 +168,7 @@ def phonemize(texts: Sequence[str], voice: Voice) -> list[list[str]]:
     out: list[list[str]] = [[] for _ in texts]
 
     def solve(idx: list[int]) -> None:
-        lines = _run(["espeak-ng", "-q", "-x", "--sep=_", "-v", voice.espeak_voice],
+        lines = run_tool(["espeak-ng", "-q", "-x", "--sep=_", "-v", voice.espeak_voice],
                      "\n".join(f"{texts[i]}." for i in idx)).splitlines()
         lines = [line for line in lines if line.strip()]
         if len(lines) == len(idx):
@@ -296,9 +285,9 @@ def speak_phonemes(phones: Sequence[str], voice: Voice, *, mbrola: bool | None =
             lines = espeak_pho(text, voice)
             pho = Path(tmp) / "in.pho"
             pho.write_text("\n".join(" ".join(line) for line in lines) + "\n")
-            _run(["mbrola", "-e", str(voice.mbrola_path), str(pho), str(wav)], "")
+            run_tool(["mbrola", "-e", str(voice.mbrola_path), str(pho), str(wav)], "")
         else:
-            _run(["espeak-ng", "-v", voice.native_voice, "-s", str(round(voice.speed * 1.2)), "-p", str(voice.pitch),
+            run_tool(["espeak-ng", "-v", voice.native_voice, "-s", str(round(voice.speed * 1.2)), "-p", str(voice.pitch),
                   "-w", str(wav), text], "")
         audio, sr = sf.read(str(wav), dtype="float32")
     if audio.ndim > 1:
@@ -526,19 +515,13 @@ def story_plan(config: ProbeConfig, src: Sources) -> list[dict[str, Any]]:
     s = config.story_sentences
     cuts = {c.id: [k for k in range(s, len(c.sentences), s + 1) if _ending_ok(c.sentences[k], config)]
             for c in src.chapters}
-    items: list[dict[str, Any]] = []
-    for rank in range(max((len(v) for v in cuts.values()), default=0)):
-        for c in src.chapters:
-            if len(items) >= config.story_pairs:
-                return items
-            if rank < len(cuts[c.id]):
-                k = cuts[c.id][rank]
-                wrong = distractors.pick(c.id, c.sentences[k])
-                if wrong:
-                    items.append({"id": f"story-{len(items):05d}", "chapter": c.id, "sentence_index": k,
-                                  "prefix": list(c.sentences[k - s:k]), "correct": c.sentences[k],
-                                  "incorrect": wrong[1], "incorrect_chapter": wrong[0]})
-    return items
+    def item(c, k: int, n: int) -> dict[str, Any] | None:
+        wrong = distractors.pick(c.id, c.sentences[k])
+        return wrong and {"id": f"story-{n:05d}", "chapter": c.id, "sentence_index": k,
+                          "prefix": list(c.sentences[k - s:k]), "correct": c.sentences[k], "incorrect": wrong[1],
+                          "incorrect_chapter": wrong[0]}
+
+    return _in_turn(src.chapters, cuts, config.story_pairs, item)
 
 
 def long_story_plan(config: ProbeConfig, src: Sources) -> list[dict[str, Any]]:
@@ -556,17 +539,24 @@ def long_story_plan(config: ProbeConfig, src: Sources) -> list[dict[str, Any]]:
                 ok.append(k)
                 last = k
         cuts[c.id] = ok
+    def item(c, k: int, n: int) -> dict[str, Any] | None:
+        wrong = distractors.pick(c.id, c.sentences[k])
+        return wrong and {"id": f"long-{n:05d}", "chapter": c.id, "sentence_index": k, "correct": c.sentences[k],
+                          "incorrect": wrong[1], "incorrect_chapter": wrong[0]}
+
+    return _in_turn(src.chapters, cuts, config.long_pairs, item)
+
+
+def _in_turn(chapters, cuts: dict[str, list[int]], limit: int, make) -> list[dict[str, Any]]:
+    """Items at the cut points, chapters taken in turn (each chapter's first cut, then each one's second, ...),
+    until `limit`; `make(chapter, k, n)` is the n-th item at sentence k, or None where none can be made there."""
     items: list[dict[str, Any]] = []
     for rank in range(max((len(v) for v in cuts.values()), default=0)):
-        for c in src.chapters:
-            if len(items) >= config.long_pairs:
+        for c in chapters:
+            if len(items) >= limit:
                 return items
-            if rank < len(cuts[c.id]):
-                k = cuts[c.id][rank]
-                wrong = distractors.pick(c.id, c.sentences[k])
-                if wrong:
-                    items.append({"id": f"long-{len(items):05d}", "chapter": c.id, "sentence_index": k,
-                                  "correct": c.sentences[k], "incorrect": wrong[1], "incorrect_chapter": wrong[0]})
+            if rank < len(cuts[c.id]) and (made := make(c, cuts[c.id][rank], len(items))):
+                items.append(made)
     return items
 
 

@@ -47,7 +47,8 @@ class Rendering:
         return len(self.audio) / self.sample_rate
 
 
-def _run(cmd: list[str], text: str | None = None) -> str:
+def run_tool(cmd: list[str], text: str | None = None) -> str:
+    """Run espeak-ng or mbrola; a missing tool or a failure is a SynthesisError naming it."""
     try:
         done = subprocess.run(cmd, input=text, capture_output=True, text=True, check=False)
     except FileNotFoundError:
@@ -59,7 +60,7 @@ def _run(cmd: list[str], text: str | None = None) -> str:
 
 def espeak_pho(text: str, voice: Voice) -> list[list[str]]:
     """espeak-ng's mbrola phone list for `text`: one [phone, duration_ms, pitch points...] per line."""
-    out = _run(["espeak-ng", "-q", "-v", voice.espeak_voice, "-s", str(voice.speed), "-p", str(voice.pitch),
+    out = run_tool(["espeak-ng", "-q", "-v", voice.espeak_voice, "-s", str(voice.speed), "-p", str(voice.pitch),
                 "--pho"], text)
     return [line.split() for line in out.splitlines() if line.strip() and not line.startswith(";")]
 
@@ -140,7 +141,7 @@ def _render_mbrola(sentences: list[str], voice: Voice) -> Rendering:
     with tempfile.TemporaryDirectory(prefix="wb-synth-") as tmp:
         pho, wav = Path(tmp) / "in.pho", Path(tmp) / "out.wav"
         pho.write_text("\n".join(" ".join(line) for line in lines) + "\n")
-        _run(["mbrola", "-e", str(voice.mbrola_path), str(pho), str(wav)])
+        run_tool(["mbrola", "-e", str(voice.mbrola_path), str(pho), str(wav)])
         audio, sr = sf.read(str(wav), dtype="float32")
     if sr != SAMPLE_RATE:
         audio = resample_audio(audio, sr, SAMPLE_RATE)
@@ -172,7 +173,7 @@ def _render_native(sentences: list[str], voice: Voice) -> Rendering:
     for sentence in sentences:
         with tempfile.TemporaryDirectory(prefix="wb-synth-") as tmp:
             wav = Path(tmp) / "out.wav"  # not --stdout (its streamed WAV header has no length); no -q (mutes -w)
-            _run(["espeak-ng", "-v", voice.native_voice, "-s", str(speed), "-p", str(voice.pitch), "-w",
+            run_tool(["espeak-ng", "-v", voice.native_voice, "-s", str(speed), "-p", str(voice.pitch), "-w",
                   str(wav), sentence])
             audio, sr = sf.read(str(wav), dtype="float32")
         audio = resample_audio(audio, sr, SAMPLE_RATE) if sr != SAMPLE_RATE else audio
