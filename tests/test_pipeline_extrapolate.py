@@ -28,6 +28,21 @@ def test_continue_tracked_records_the_cache_as_it_grows(kind, one_torch_thread):
     assert all(c["tokens_per_s"] > 0 for c in out["cache"][1:])
 
 
+def test_a_continuation_reports_to_reproduces_terminal(tmp_path, monkeypatch, one_torch_thread):
+    """Inside `make reproduce` (WORKBENCH_PROGRESS set) a long continuation says how far it is."""
+    from workbench.core import progress
+
+    log = tmp_path / "progress.jsonl"
+    monkeypatch.setenv(progress.ENV, str(log))
+    torch.manual_seed(0)
+    model = build_model(model_config("smoke", "griffin")).eval()
+    continue_tracked(model, torch.randint(0, 64, (1, 8)), 500, ExtrapolationConfig(minutes=0.5), desc="griffin",
+                     progress=False)
+    records = [json.loads(x) for x in log.read_text().splitlines()]
+    assert records[-1]["stage"] == "griffin" and records[-1]["done"] == records[-1]["total"] == 500
+    assert records[-1]["unit"] == "token" and records[-1]["eta_s"] == 0
+
+
 def test_absurd_settings_are_refused():
     with pytest.raises(UserError, match="more than 120 minutes"):
         extrapolation_config("laptop", minutes=10_000)

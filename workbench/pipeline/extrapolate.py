@@ -41,6 +41,8 @@ from workbench.core.device import pick_device
 from workbench.core.errors import UserError
 from workbench.core.io import reports_dir
 from workbench.core.paths import lm_run_dir
+from workbench.core.progress import announce
+from workbench.core.progress import report as report_progress
 from workbench.eval.longform import (
     JUDGE_NOT_CONFIGURED,
     JUDGE_URL_ENV,
@@ -214,6 +216,8 @@ def continue_tracked(model: SpeechLM, prompt: torch.Tensor, new_tokens: int, cfg
                         seed=cfg.seed if seed is None else seed, observe=observe, num_units=num_units):
         out.append(int(token[0]))
         bar.update(1)
+        if len(out) % 250 == 0 or len(out) == new_tokens:  # to `reproduce`'s terminal (a no-op elsewhere)
+            report_progress(desc or "continuation", len(out), new_tokens, "token", time.perf_counter() - started)
     bar.close()
     wall = time.perf_counter() - started
     tokens = np.concatenate([prompt[0].cpu().numpy(), np.asarray(out, dtype=np.int64)])
@@ -386,6 +390,8 @@ def run_extrapolation(preset: str, cfg: ExtrapolationConfig, *, runs: str | Path
     and the token streams (name -> prompt + continuation). The first stream of the set is also reported whole
     (cache and speed traces, units, audio, LLM judge) under "models", "ground_truth", "audio"; every stream's
     per-bin measures, their means with 95% intervals and the claims are under "set"."""
+    shown = log
+    log = lambda line: (shown(line), announce(line))  # noqa: E731 -- each step also on `reproduce`'s terminal
     models, token_dir = train_or_load(preset, runs=runs, tokens=tokens, train_missing=train_missing,
                                       device=device, log=log)
     corpus = TokenCorpus(token_dir)
