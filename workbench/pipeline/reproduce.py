@@ -115,8 +115,10 @@ HEARTBEAT_S = 60.0  # a notebook whose stages report nothing still says it is ru
 OVERHEAD_MINUTES = {
     "smoke": {"00_corpus": 0.5, "01_tokenization": 1.0, "02_ssm_primer": 0.5, "03_griffin_training": 1.5,
               "04_acoustic_synthesis": 2.0, "05_extrapolation_16min": 1.0, "06_efficiency": 1.0},
-    "laptop": {"00_corpus": 2.0, "01_tokenization": 1.0, "02_ssm_primer": 2.0, "03_griffin_training": 2.0,
-               "04_acoustic_synthesis": 8.0, "05_extrapolation_16min": 15.0, "06_efficiency": 6.0},
+    # measured in the timed fresh-clone run of 2026-12-02 (run.json; README "Reproduction"), then adjusted for what
+    # changed after it: 03 scores the probes' learning curves (+3), 05 renders 1 minute per stream, not 2 (-4)
+    "laptop": {"00_corpus": 2.5, "01_tokenization": 3.0, "02_ssm_primer": 1.0, "03_griffin_training": 3.5,
+               "04_acoustic_synthesis": 10.5, "05_extrapolation_16min": 19.0, "06_efficiency": 5.0},
 }
 
 
