@@ -71,7 +71,7 @@ class TrainConfig(Config):
     eval_every: int = 0  # 0: evaluate only at the start and the end
     checkpoint_every: int = 100  # 0: only at the end
     # weights-only snapshots at 1/n, 2/n, ... (n-1)/n of the run's progress (steps or budget), kept in
-    # snapshots/ for learning curves (the finished run is the last point); 0: none
+    # snapshots/ for learning curves (the finished run is the last point); 0: none; not under fsdp
     snapshots: int = 0
     seed: int = 0
     precision: str = "auto"  # auto: bf16 autocast where supported, else fp32; or "fp32" / "bf16"
@@ -104,8 +104,6 @@ class TrainConfig(Config):
             problems.append(f"grad_clip must be > 0 or None (got {self.grad_clip})")
         if min(self.log_every, self.eval_every, self.checkpoint_every, self.snapshots) < 0:
             problems.append("log_every, eval_every, checkpoint_every and snapshots must be >= 0")
-        if self.snapshots and self.parallel != "ddp":
-            problems.append("snapshots are written by one process: use parallel='ddp' (or gather the checkpoints)")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
         if self.threads is not None and self.threads < 1:
@@ -298,6 +296,10 @@ def fit(task: Task, cfg: TrainConfig, run: Run, *, device: torch.device, info: D
 
     # learning-curve snapshots still to take (a resumed run keeps the ones it has)
     marks = [k / cfg.snapshots for k in range(1, cfg.snapshots)] if out_dir is not None and info.main else []
+    if marks and sharded:  # each process holds a shard of the weights: no full snapshot without gathering them
+        print("note: learning-curve snapshots are not taken under parallel='fsdp' (the checkpoints hold the run; "
+              "python -m workbench.core.distributed gather makes one model of each)", file=sys.stderr)
+        marks = []
     marks = [m for m in marks if not (ckpt.snapshot_path(out_dir, m) / "snapshot.json").is_file()]
 
     evaluates = info.main or sharded  # a sharded forward needs every process
