@@ -85,3 +85,14 @@ def test_naturalness_proxy_ranks_clean_speech_above_noise_and_silence():
             dnsmos(bad)
     with pytest.raises(ValueError, match="16 kHz"):
         dnsmos(speech, sample_rate=44100)
+
+
+def test_a_transcript_does_not_depend_on_what_was_decoded_before():
+    """pocketsphinx adapts its cepstral mean across utterances; transcribe() starts every piece afresh (without
+    that, JFK's clip read "not like your kind brain" instead of "not what your country can do" after the noise)."""
+    wav = load_audio(REAL / "jfk.flac")
+    first = transcribe(wav)
+    noise = (0.3 * np.random.default_rng(0).standard_normal(8 * SAMPLE_RATE)).astype(np.float32)
+    for _ in range(5):
+        transcribe(noise)
+    assert transcribe(wav) == first

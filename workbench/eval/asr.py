@@ -55,6 +55,10 @@ def transcribe(wav: np.ndarray, sample_rate: int = SAMPLE_RATE, max_seconds: flo
     words = []
     for piece in np.split(wav, split_points(wav, max_seconds)):
         pcm = (np.clip(piece, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        # pocketsphinx carries its live cepstral-mean estimate from one utterance to the next, so a transcript
+        # would depend on what was decoded before (JFK's clip read differently after a batch of noisy
+        # resyntheses): every piece starts from the initial features instead
+        decoder.reinit_feat()
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()
