@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from workbench.core.errors import UserError
 from workbench.data import align as A
 from workbench.data.loaders import open_dataset
 from workbench.tokenizer.evaluate import phone_figures_of, real_phone_figures
@@ -55,5 +56,9 @@ def test_unaligned_real_speech_is_refused_with_the_command_that_aligns_it(three_
     tok = Tokenizer.load(smoke_tokenizer)
     with pytest.raises(ValueError, match="data align"):
         real_phone_figures(tok, bare, dev=1, test=1)
+    with pytest.raises(UserError, match="no such folder"):
+        real_phone_figures(tok, tmp_path / "nowhere", dev=1, test=1)
+    with pytest.raises(UserError, match="--real-alignments"):
+        real_phone_figures(tok, bare, alignments=tmp_path / "nowhere", dev=1, test=1)
     with pytest.raises(ValueError, match="no phone alignment"):
         phone_figures_of(tok, open_dataset(bare).recordings)

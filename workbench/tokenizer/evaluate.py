@@ -90,8 +90,12 @@ def real_phone_figures(tokenizer, dataset_dir, split: str = "test", alignments=N
     """`phone_figures_of` on the `split` speakers of a real, aligned LibriSpeech-layout corpus (speakers split by
     `workbench.data.loaders.speaker_split`, so the same speakers every time), e.g. mini-LibriSpeech's 3 test
     speakers. Utterances the aligner skipped are left out (and counted)."""
+    from workbench.core.errors import UserError
     from workbench.data.loaders import speaker_split
 
+    for name, folder in (("--real-aligned", dataset_dir), ("--real-alignments", alignments)):
+        if folder is not None and not Path(folder).is_dir():
+            raise UserError(f"{name} {folder}: no such folder")
     dataset = open_dataset(dataset_dir, alignments=alignments)
     chosen = speaker_split(dataset, dev=dev, test=test)
     recordings = [r for r in chosen.apply(dataset).recordings if r.split == split]
