@@ -24,8 +24,9 @@ bin_seconds = 30.0
 sample_seconds = 10.0
 runs = None                # folder for griffin/ and transformer/; None: runs/lm/<preset>
 probes = True              # score the zero-shot probes and the learning curves (speech tokens only)
-probe_items = None         # folder of probe sets; None: data/build/probes/<preset> (built there if missing)
+probe_items = None         # folder of probe sets; None: data/build/probes/<preset>/short (built there if missing)
 probe_tokenizer = None     # the LMs' tokenizer; None: runs/tokenizer/<preset>/<kind named by the tokens>
+probe_pairs = 100          # pairs per set scored at each point of the curves (None: all)
 reports = "reports/latest"
 seed = 0"""),
     ("markdown", """# 03 · Griffin vs Transformer on long-form token streams
@@ -88,7 +89,10 @@ StoryCloze), and the same with prefixes of 10 s to 8 minutes (**long-context sto
 context far beyond its training window?). The items are synthesized here from held-out chapters, read only by
 held-out voices and one voice no model heard (`workbench.data.probes`, `python -m workbench lm probes`). Each LM
 scores both members after their shared prefix (mean log-likelihood per token); the curves follow each model's
-learning-curve snapshots (25, 50, 75 and 100% of its training), with 95% Wilson bands."""),
+learning-curve snapshots (at the laptop preset a third, two thirds and all of its training), with 95% Wilson
+bands, on the short sets (`probe_pairs` of each). The
+long-context sets (minutes of audio per item: ~13 minutes to build and score at laptop) are their own study:
+`python -m workbench lm probes --preset laptop` -> `probes.json`."""),
     ("code", """from workbench.pipeline import probes as P
 
 if corpus.synthetic:
@@ -97,12 +101,14 @@ if corpus.synthetic:
 elif not probes:
     print("probes skipped (probes=False)")
 else:
-    where = {"runs": list(run_dirs.values()), "items": probe_items, "tokenizer": probe_tokenizer, "progress": False}
-    probe_payload = P.run_probes(preset, **where)
-    probe_payload["learning_curves"] = P.learning_curves(preset, **where)
-    print("wrote", write_report("probes.json", probe_payload, reports))
-    print(P.summary(probe_payload))
-    P.curve_figure(probe_payload["learning_curves"]).show()"""),
+    curves = P.learning_curves(preset, runs=list(run_dirs.values()), items=probe_items, tokenizer=probe_tokenizer,
+                               max_pairs=probe_pairs, progress=False)
+    print("wrote", write_report("probe_curves.json", curves, reports))
+    for model, points in curves["models"].items():
+        final = points[-1]["sets"]
+        print(f"{model} finished: " + "  ".join(f"{k} {a['share']:.2f} [{a['low']:.2f}, {a['high']:.2f}]"
+                                               for k, a in final.items()))
+    P.curve_figure(curves).show()"""),
     ("markdown", """## A continuation
 
 Griffin prefills a held-out prompt in parallel, then decodes token by token with a constant-size state. These

@@ -121,7 +121,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
                          eval_batches=1, log_every=5, checkpoint_every=15, snapshots=2),
     "laptop": TrainConfig(steps=600, batch_size=4, window_tokens=250, lr=2e-3, warmup_steps=30, eval_every=100,
                           eval_batches=2, log_every=10, checkpoint_every=100, max_minutes=5.0,
-                          snapshots=4),  # learning-curve points for the probes (notebook 03)
+                          snapshots=3),  # learning-curve points for the probes (notebook 03): 1/3, 2/3, end
     "small": TrainConfig(steps=20_000, batch_size=32, window_tokens=3000, lr=6e-4, warmup_steps=1000,
                          eval_every=1000, eval_batches=8, log_every=50, checkpoint_every=1000),
     # the paper trains on 4-minute windows (6000 tokens)

@@ -416,16 +416,18 @@ def learning_curves(preset: str, *, runs: Sequence[str | Path] | None = None, it
                     normalisation: str = "mean", progress: bool = True, log: Callable[[str], None] = print
                     ) -> dict[str, Any]:
     """Probe accuracy against training minutes: every LM of `runs` at each of its learning-curve snapshots
-    (`TrainConfig.snapshots`) and finished, scored on the short sets (lexical, syntactic, story; the long-context
-    sets are scored on the finished models by `run_probes`). A run without snapshots is one point."""
+    (`TrainConfig.snapshots`) and finished, scored on the short sets (lexical, syntactic, story; by default built
+    alone into data/build/probes/<preset>/short; the long-context sets are scored on the finished models by
+    `run_probes`). A run without snapshots is one point."""
     from workbench.lm.model import snapshot_models
 
     runs = list(runs) if runs else [lm_run_dir(preset, m) for m in ("griffin", "transformer")]
     models = load_runs(runs, device, preset)
     tok, _ = resolve_tokenizer(preset, [meta for _, meta, _ in models.values()], tokenizer)
-    items = Path(items) if items else probes_dir(preset)
-    if not (items / "items.json").is_file() and items == probes_dir(preset):
-        build_sets(preset, items, progress=progress, log=log)
+    items = Path(items) if items else probes_dir(preset) / "short"
+    if not (items / "items.json").is_file() and items == probes_dir(preset) / "short":
+        # the short sets only: the long-context ones (minutes of audio per item) are `lm probes`' own study
+        build_sets(preset, items, sets=CURVE_KINDS, progress=progress, log=log)
     sets = [s for s in limit(discover(items, log), max_pairs) if s.kind in CURVE_KINDS]
     if not sets:
         raise UserError(f"{items}: no lexical, syntactic or story set to draw learning curves from")
