@@ -110,7 +110,7 @@ PRESETS = {
     # within the 90-minute reproduction: one 16-minute stream (Transformer: 3) and three 1.5-minute ones
     # (2 prompts x 2 seeds), the first minute of each rendered and measured as audio (timed at 2 and 2 minutes:
     # 22.6 minutes with the audio on 2 CPU cores)
-    "laptop": ExtrapolationConfig(transformer_minutes=3.0, prompts=2, seeds=2, set_minutes=1.5, audio_minutes=1.0),
+    "laptop": ExtrapolationConfig(transformer_minutes=3.0, prompts=2, seeds=2, set_minutes=1.0, audio_minutes=1.0),
     # the full grid, its own preset (hours on a CPU): 6 prompts x 3 seeds, every stream 16 minutes for Griffin
     # and 4 for the Transformer
     "laptop-grid": ExtrapolationConfig(prompts=6, seeds=3, long_streams=18, set_minutes=16.0),
