@@ -194,6 +194,8 @@ MATRIX = [
     (["lm", "train", "--preset", "smoke", "--tokens", "{tokens}", "--out", "{tmp}/run", "--steps", "0"], r"steps"),
     (["lm", "train", "--preset", "smoke", "--tokens", "{tokens}", "--out", "{tmp}/run", "--max-minutes", "0"],
      r"max_minutes|max-minutes"),
+    (["lm", "train", "--preset", "smoke", "--tokens", "{tokens}", "--out", "{tmp}/run", "--snapshots", "-1"],
+     r"snapshots must be >= 0"),
 ]
 
 

@@ -40,7 +40,8 @@ def _configs(args):
                                  "micro_batch": args.micro_batch, "lr": args.lr, "seed": args.seed,
                                  "precision": args.precision, "parallel": getattr(args, "parallel", None),
                                  "activation_checkpointing": getattr(args, "activation_checkpointing", None),
-                                 "compile": getattr(args, "compile", None)}.items() if v is not None}
+                                 "compile": getattr(args, "compile", None),
+                                 "snapshots": getattr(args, "snapshots", None)}.items() if v is not None}
     if args.window is not None:
         changes["window_tokens"] = parse_window(args.window)
     try:
@@ -162,6 +163,8 @@ def register(subparsers) -> None:
     p.add_argument("--micro-batch", type=int, default=None, help="rows per forward pass (gradient accumulation)")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--snapshots", type=int, default=None, help="learning-curve points: weights kept at 1/N, 2/N, ... "
+                   "of the run for `lm probes --curves` (default: the preset's)")
     p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16"))
     p.add_argument("--vocab-size", type=int, default=None, help="the tokenizer's codebook size")
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
