@@ -115,12 +115,10 @@ HEARTBEAT_S = 60.0  # a notebook whose stages report nothing still says it is ru
 OVERHEAD_MINUTES = {
     "smoke": {"00_corpus": 0.5, "01_tokenization": 1.0, "02_ssm_primer": 0.5, "03_griffin_training": 1.5,
               "04_acoustic_synthesis": 2.0, "05_extrapolation_16min": 1.0, "06_efficiency": 1.0},
-    # measured in the timed fresh-clone run of 2026-12-02 (run.json; README "Reproduction"), then adjusted for what
-    # changed after it: 03 builds the short probe sets and scores 3 curve points x 2 LMs (+3.5: measured whole,
-    # all sets at the end only, 13 min); 04 evaluates the codec on 16 real clips (was 40: -0.5); 05 as measured
-    # alone with set_minutes 1.5 (22 min), less the shorter set streams (1.0: -1)
-    "laptop": {"00_corpus": 2.5, "01_tokenization": 3.0, "02_ssm_primer": 1.0, "03_griffin_training": 4.0,
-               "04_acoustic_synthesis": 10.0, "05_extrapolation_16min": 21.0, "06_efficiency": 5.0},
+    # measured in the timed fresh-clone run of 2026-12-03 (commit 506b709, run.json; README "Reproduction"):
+    # each notebook's wall clock less its stages' budgets
+    "laptop": {"00_corpus": 1.0, "01_tokenization": 1.5, "02_ssm_primer": 0.5, "03_griffin_training": 9.0,
+               "04_acoustic_synthesis": 13.5, "05_extrapolation_16min": 12.0, "06_efficiency": 4.5},
 }
 
 
