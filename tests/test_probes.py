@@ -338,6 +338,11 @@ def test_public_layouts_are_read_and_scored_by_the_command(items, memorised, tok
     (public / "semantic" / "dev").mkdir(parents=True)
     (public / "semantic" / "dev" / "gold.csv").write_text("filename,type,word\nabc,synthetic,house\n")
     assert [s.name for s in discover(public)] == ["lexical/dev", "sSC"]
+    # a nested build of its own (items.json: the curves' short sets under the full ones) is not scored twice
+    shutil.copytree(story, public / "short" / "sSC")
+    (public / "short" / "items.json").write_text("{}")
+    assert [s.name for s in discover(public)] == ["lexical/dev", "sSC"]
+    assert [s.name for s in discover(public / "short")] == ["sSC"]
 
     reports = tmp_path / "reports"
     code = main(["lm", "probes", "--preset", "smoke", "--runs", str(memorised["run"]), "--items", str(public),

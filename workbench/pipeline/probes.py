@@ -182,14 +182,15 @@ def read_storycloze(folder: str | os.PathLike, name: str | None = None) -> Probe
 
 def discover(root: str | os.PathLike, log: Callable[[str], None] | None = None) -> list[ProbeSet]:
     """Every probe set under `root` (itself included), by layout, sorted by name. A gold.csv that pairs nothing
-    (ZeroSpeech's semantic set: no id / correct columns) is passed over, with a note to `log`."""
+    (ZeroSpeech's semantic set: no id / correct columns) is passed over, with a note to `log`; a folder below the
+    root with its own items.json is another build (the learning curves' short sets), not part of this one."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"{root}: no such folder of probe sets")
     sets = []
     for folder, dirs, files in os.walk(root):
-        dirs.sort()
         here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not (here / d / "items.json").is_file())
         name = here.relative_to(root).as_posix()
         name = root.name if name == "." else name
         if "gold.csv" in files:
