@@ -130,8 +130,9 @@ PRESETS = {
         EvalConfig(test_clips=2, real_clips=2, clip_seconds=2.0, chunk_seconds=1.0, speed_seconds=2.0),
     ),
     # 12 minutes on 2 CPU cores (40, then 16 and 14, before the 90-minute reproduction; README: what that costs),
-    # so everything runs at the 50 Hz frame rate (STFT encoder, iSTFT decoder, 256 channels): ~3x the steps per second of the waveform-conv encoder, ~7x of SoundStream's conv pair. The
-    # discriminator (--adversarial) costs ~3.5x per step here; see README.md for the measured trade-offs.
+    # so everything runs at the 50 Hz frame rate (STFT encoder, iSTFT decoder, 256 channels): ~3x the steps per
+    # second of the waveform-conv encoder, ~7x of SoundStream's conv pair. The discriminator (--adversarial) costs
+    # ~3.5x per step here; see README.md for the measured trade-offs.
     "laptop": CodecPreset(
         ModelConfig(encoder="stft", decoder="griffinlim", ema_decay=0.95),  # thousands of steps: codebooks follow fast
         TrainConfig(steps=100_000, max_minutes=12.0, commit_weight=0.0),
