@@ -196,6 +196,10 @@ MATRIX = [
      r"max_minutes|max-minutes"),
     (["lm", "train", "--preset", "smoke", "--tokens", "{tokens}", "--out", "{tmp}/run", "--snapshots", "-1"],
      r"snapshots must be >= 0"),
+    (["acoustic", "train", "--preset", "smoke", "--out", "{tmp}/run", "--cross-voice", "1.5"],
+     r"--cross-voice 1.5: a share, between 0 and 1"),
+    (["data", "build", "--preset", "smoke", "--out", "{tmp}/c", "--real-speech", "{tmp}/nowhere"],
+     r"real speech .*nowhere: no such folder"),
 ]
 
 

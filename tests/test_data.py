@@ -110,7 +110,7 @@ def test_build_is_resumable_and_guarded(smoke_corpus):
     build_preset("smoke", smoke_corpus, jobs=1, progress=False)
     after = {p: p.stat().st_mtime_ns for p in (smoke_corpus / "recordings").rglob("*.flac")}
     assert before == after  # finished chapters are not rebuilt
-    with pytest.raises(UserError, match="different configuration"):
+    with pytest.raises(UserError, match=r"different settings \(seed;"):
         build_preset("smoke", smoke_corpus, jobs=1, progress=False, seed=7)
 
 

@@ -22,6 +22,13 @@ Because the synthesizer decides every phone's duration, the alignments are exact
 phone starts, to the sample. Later notebooks use them to measure tokenizers (phone purity), and the held-out
 speakers to measure speaker invariance and voice cloning.
 
+Synthetic voices alone would teach the models eight voices made from four diphone sets. So where real read speech
+is at hand -- a LibriSpeech-layout folder: `../shared/data/mini-librispeech` beside the repository, or any folder
+named by `WORKBENCH_REAL_SPEECH` -- the laptop corpus **mixes it in**: its speakers split into train / dev / test
+(disjoint), each chapter's consecutive utterances joined into one long recording, the held-out ones aligned
+offline (pocketsphinx), so every later notebook measures synthetic and real held-out voices apart. Without such a
+folder the corpus is synthetic only, and says so.
+
 Everything here calls `workbench.data`; this notebook only shows."""),
     ("parameters", """# Parameters (papermill): the whole interface of this notebook.
 preset = "smoke"          # smoke | laptop | paper
@@ -46,10 +53,15 @@ Building is resumable: chapters already on disk are kept, so re-running this cel
 write_report("corpus.json", stats, reports)
 print(json.dumps({k: stats[k] for k in ("hours", "speakers", "chapters", "segments", "build_seconds")}, indent=1))
 for split, s in stats["splits"].items():
-    print(f"{split:5s} {s['hours']:6.2f} h  {s['recordings']:3d} chapters  speakers: {', '.join(s['speakers'])}")"""),
+    print(f"{split:5s} {s['hours']:6.2f} h ({s['real_hours']:.2f} h real)  {s['recordings']:3d} recordings  "
+          f"speakers: {', '.join(s['speakers'])}")
+real = stats["real_speech"]
+print(f"real speech from {real['root']}: held-out speakers dev {real['speakers']['dev']}, test "
+      f"{real['speakers']['test']}; {real['aligned_utterances']} utterances aligned; training crops drawn "
+      f"{real['sampling_weight']:g}x as often per second" if real["root"] else f"no real speech: {real['why']}")"""),
     ("markdown", """## Who reads what, and for how long
 Training chapters are spread evenly over eight readers; dev and test are read only by the two held-out
-speakers, so every evaluation is on voices the models never heard."""),
+synthetic speakers (and the held-out real ones), so every evaluation is on voices the models never heard."""),
     ("code", """corpus = open_dataset(corpus_dir)
 segments = open_dataset(corpus_dir, split="test-segments")
 speaker_figure(corpus).show()

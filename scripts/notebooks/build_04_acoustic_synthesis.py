@@ -35,7 +35,7 @@ Quantizer dropout during training makes every prefix of the levels a codec of it
 All logic lives in `workbench.codec`; this notebook only calls it."""),
     ("code", """from workbench.codec import notebook as demo
 from workbench.codec.config import PRESETS
-from workbench.codec.evaluate import evaluate, summary_table, synthetic_clips
+from workbench.codec.evaluate import corpus_clips, evaluate, summary_table
 from workbench.codec.model import count_parameters
 from workbench.core.io import write_report
 
@@ -58,7 +58,7 @@ exponential moving averages, and codes nobody uses are restarted on fresh encode
 
 The clip comes from a test speaker never heard in training. Each level adds 0.5 kbps; Codec2 (resampled through
 8 kHz, so nothing above 4 kHz survives) and Opus run on the same clip."""),
-    ("code", """clip = synthetic_clips(corpus, 1, PRESETS[preset].eval.clip_seconds)[0]
+    ("code", """clip = corpus_clips(corpus, 1, PRESETS[preset].eval.clip_seconds)[0]
 signals = demo.examples(codec, clip.audio)
 print(clip.id)
 demo.audio_players(signals)"""),

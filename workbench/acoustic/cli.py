@@ -46,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--steps", type=int, default=None)
     t.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget (checkpoints on the way out)")
     t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--cross-voice", type=float, default=None, help="share of rows across voices, 0-1: voice A's "
+                   "semantic tokens on voice B's codes for the same train sentences (default: the preset's, 0)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     add_output_args(t)
     t.set_defaults(func=run_train)
@@ -93,14 +95,18 @@ def run_train(args: argparse.Namespace) -> int:
 
     preset = pick_preset(PRESETS, args.preset, "acoustic")
     changes = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes),
-                                  ("batch_size", args.batch_size)) if v is not None}
+                                  ("batch_size", args.batch_size), ("cross_voice", args.cross_voice))
+               if v is not None}
     if changes.get("steps", 1) < 1 or changes.get("batch_size", 1) < 1:
         raise UserError("--steps and --batch-size must be at least 1")
+    if not 0.0 <= changes.get("cross_voice", 0.0) <= 1.0:
+        raise UserError(f"--cross-voice {args.cross_voice}: a share, between 0 and 1")
     preset = dataclasses.replace(preset, train=override(preset.train, **changes))
     paths = _paths(args)
     summary = train(args.out or _ckpt(args), preset, args.corpus or paths["corpus"], args.codec or paths["codec"],
                     args.tokenizer or paths["tokenizer"], args.pairs or paths["pairs"], resume=args.resume,
                     device=args.device, progress=False if args.quiet or args.json else None, preset_name=args.preset)
+
     def human(s: dict) -> str:
         return trained_line(s, "masked loss", s.get("initial_eval_loss"), s.get("final_eval_loss"),
                             f", accuracy {s.get('final_eval_accuracy', 0.0):.3f}")

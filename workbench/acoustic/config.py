@@ -134,7 +134,7 @@ PRESETS = {
         AcousticModelConfig(dim=192, layers=4, heads=4, ff_mult=4),
         TrainConfig(max_minutes=9.0, batch_size=8, crop_seconds=6.0, lr=1e-3),
         DecodeConfig(),
-        EvalConfig(real_prompts=3),
+        EvalConfig(real_prompts=0),  # the corpus's real test speakers are the real prompt voices (cost as 3 extra)
     ),
     # SoundStorm (Borsos et al. 2023): 12-layer Conformer, d 1024, 16 heads, FF 4096, kernel 5, RoPE, 12 RVQ
     # levels x 1024 codes (the codec's paper preset); SpeechSSM's 30 s windows with 4 s overlap; GPU scale.

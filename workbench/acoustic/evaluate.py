@@ -58,6 +58,8 @@ class EvalClip:
     prompt: np.ndarray  # same speaker, elsewhere
     other_speaker: str
     other_prompt: np.ndarray
+    kind: str = "synthetic"  # the source voice: a "synthetic" one or "real" speech mixed into the corpus
+    other_kind: str = "synthetic"
 
 
 def _word_window(rec, start: float, seconds: float) -> tuple[float, float, str]:
@@ -103,7 +105,7 @@ def eval_clips(corpus_dir: str | Path, n: int, clip_seconds: float, prompt_secon
         others = [x for x in recs if x.speaker != rec.speaker]
         other = others[i % len(others)]
         clips.append(EvalClip(f"{rec.id}@{t0:.1f}s", rec.speaker, rec.load(t0, t1 - t0), text, prompt, other.speaker,
-                              _prompt_audio(other, (fraction + 0.5) % 1.0, prompt_seconds)))
+                              _prompt_audio(other, (fraction + 0.5) % 1.0, prompt_seconds), rec.source, other.source))
     return clips
 
 
@@ -154,9 +156,9 @@ def swap_test(synth: Synthesizer, clips: list[EvalClip], real: dict[str, np.ndar
     from tqdm.auto import tqdm
 
     voices: dict[str, tuple[str, np.ndarray]] = {}
-    for clip in clips:  # one prompt per held-out synthetic voice, from the clips themselves
-        voices.setdefault(clip.speaker, ("synthetic", clip.prompt))
-        voices.setdefault(clip.other_speaker, ("synthetic", clip.other_prompt))
+    for clip in clips:  # one prompt per held-out voice of the corpus, from the clips themselves
+        voices.setdefault(clip.speaker, (clip.kind, clip.prompt))
+        voices.setdefault(clip.other_speaker, (clip.other_kind, clip.other_prompt))
     voices.update({name: ("real", audio) for name, audio in real.items()})
     prompt_emb = {name: speaker_embedding(audio) for name, (_, audio) in voices.items()}
     rows = []
@@ -166,7 +168,7 @@ def swap_test(synth: Synthesizer, clips: list[EvalClip], real: dict[str, np.ndar
         out = synth.synthesize(semantic[j], synth.prompt(audio), seed + j)[: len(clip.audio)]
         emb = speaker_embedding(out)
         sim_prompt, sim_source = cosine(emb, prompt_emb[name]), cosine(emb, speaker_embedding(clip.prompt))
-        rows.append({"clip": clip.id, "source": clip.speaker, "prompt": name, "kind": kind,
+        rows.append({"clip": clip.id, "source": clip.speaker, "source_kind": clip.kind, "prompt": name, "kind": kind,
                      "sim_prompt": sim_prompt, "sim_source": sim_source, "gap": sim_prompt - sim_source,
                      "text": clip.text, "transcript": transcribe(out)})
 
@@ -182,6 +184,9 @@ def swap_test(synth: Synthesizer, clips: list[EvalClip], real: dict[str, np.ndar
                         **pooled([r for r in rows if (r["source"], r["prompt"]) == (s, p)])} for s, p, k in pairs],
         "by_kind": {k: pooled([r for r in rows if r["kind"] == k]) for k in ("synthetic", "real")
                     if any(r["kind"] == k for r in rows)},
+        # by the kinds of both voices: "synthetic->synthetic" is the issue's swap target, "real->real" real voices
+        "by_kinds": {f"{a}->{b}": pooled(group) for a in ("synthetic", "real") for b in ("synthetic", "real")
+                     for group in [[r for r in rows if (r["source_kind"], r["kind"]) == (a, b)]] if group},
         "real_voices": sorted(real), "rows": rows,
     }
 
@@ -206,7 +211,7 @@ def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progre
             hyps[k].append(v)
         refs.append(clip.text)
         rows.append({
-            "clip": clip.id, "speaker": clip.speaker, "other_speaker": clip.other_speaker,
+            "clip": clip.id, "speaker": clip.speaker, "kind": clip.kind, "other_speaker": clip.other_speaker,
             "seconds": round(len(clip.audio) / synth.rates.sample_rate, 2), "text": clip.text,
             "spkr_sim_prompt": cosine(emb["own"], emb["prompt"]), "spkr_sim_other": cosine(emb["own"], emb["other"]),
             "spkr_sim_swap_prompt": cosine(emb["swapped"], emb["other"]),
@@ -227,6 +232,7 @@ def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progre
                      seed, progress)
     return {
         "same_prompt_gap": mean_interval([r["spkr_sim_prompt"] - r["spkr_sim_other"] for r in rows]),
+        "by_source": _by_source(rows, refs, hyps),
         "swap_test": swap,
         **sims,
         "spkr_sim_gap": sims["spkr_sim_prompt"] - sims["spkr_sim_other"],
@@ -243,6 +249,24 @@ def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progre
                   "codec": synth.meta.get("codec"), "tokenizer": synth.meta.get("tokenizer")},
         "rows": rows,
     }
+
+
+def _by_source(rows: list[dict], refs: list[str], hyps: dict[str, list[str]]) -> dict:
+    """Resynthesis of the synthetic and of the real held-out voices apart: same-prompt gap, similarity to the
+    prompt's speaker, WER of the synthesis, the codec and the original."""
+    out = {}
+    for kind in ("synthetic", "real"):
+        idx = [i for i, r in enumerate(rows) if r["kind"] == kind]
+        if idx:
+            pick = lambda xs: [xs[i] for i in idx]  # noqa: E731
+            out[kind] = {"clips": len(idx), "speakers": sorted({rows[i]["speaker"] for i in idx}),
+                         "same_prompt_gap": mean_interval([rows[i]["spkr_sim_prompt"] - rows[i]["spkr_sim_other"]
+                                                           for i in idx]),
+                         "spkr_sim_prompt": float(np.mean([rows[i]["spkr_sim_prompt"] for i in idx])),
+                         "spkr_sim_codec": float(np.mean([rows[i]["spkr_sim_codec"] for i in idx])),
+                         **{f"wer{'' if k == 'synth' else '_' + k}": word_error_rate(pick(refs), pick(v))
+                            for k, v in hyps.items()}}
+    return out
 
 
 def masked_prediction_by_level(synth: Synthesizer, batches: int = 4, ratio: float = 0.5, batch_size: int = 8,
@@ -309,9 +333,14 @@ def summary_text(p: dict) -> str:
         f"ceilings: codec {p['spkr_sim_codec']:.3f} (vs other speaker {p['spkr_sim_codec_other']:.3f}), "
         f"original {p['spkr_sim_original']:.3f} (vs other speaker {p['spkr_sim_original_other']:.3f})",
         f"WER: resynthesis {p['wer']:.3f}, codec {p['wer_codec']:.3f}, original {p['wer_original']:.3f}",
-        *[f"swap test, {kind} prompt voices ({v['clips']} syntheses): gap {_interval(v['gap'])}, to the prompt "
+        *[f"{kind} held-out voices ({v['clips']} clips: {', '.join(v['speakers'])}): same-prompt gap "
+          f"{_interval(v['same_prompt_gap'])}, to the prompt {v['spkr_sim_prompt']:.3f} "
+          f"(codec {v['spkr_sim_codec']:.3f}), "
+          f"WER resynthesis {v['wer']:.3f}, codec {v['wer_codec']:.3f}, original {v['wer_original']:.3f}"
+          for kind, v in p.get("by_source", {}).items()],
+        *[f"swap test, {kinds} voices ({v['clips']} syntheses): gap {_interval(v['gap'])}, to the prompt "
           f"{v['sim_prompt']['mean']:.3f}, to the source {v['sim_source']['mean']:.3f}, WER {v['wer']:.3f}"
-          for kind, v in (p.get("swap_test") or {}).get("by_kind", {}).items()],
+          for kinds, v in (p.get("swap_test") or {}).get("by_kinds", {}).items()],
         f"speed: {p['realtime_factor']}x real time on {p['threads']} thread(s) ({p['speed_seconds']} s stream)",
         *[f"level {r['level']}: held-out masked loss {r['loss']:.3f} (unigram {r['unigram_loss']:.3f}), "
           f"accuracy {r['accuracy']:.3f}" for r in p.get("masked_prediction_by_level", [])],

@@ -24,7 +24,8 @@ import soundfile as sf
 from workbench.codec.metrics import fit_length
 from workbench.core.audio import SAMPLE_RATE, resample_audio
 
-TOOLS = {"codec2-3200": ("c2enc", "c2dec"), "opus-6k": ("opusenc", "opusdec"), "identity": ()}
+TOOLS = {"codec2-3200": ("c2enc", "c2dec"), "opus-6k": ("opusenc", "opusdec"), "opus-8k": ("opusenc", "opusdec"),
+         "identity": ()}
 
 
 def missing_tools(name: str) -> list[str]:
@@ -65,4 +66,4 @@ def identity(wav: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 BASELINES: dict[str, Callable[[np.ndarray], tuple[np.ndarray, float, float]]] = {
-    "codec2-3200": codec2, "opus-6k": opus, "identity": identity}
+    "codec2-3200": codec2, "opus-6k": opus, "opus-8k": lambda wav: opus(wav, 8.0), "identity": identity}

@@ -67,12 +67,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_output_args(d)
     d.set_defaults(func=run_decode)
 
-    v = sub.add_parser("eval", help="PESQ/STOI/mel distance vs Codec2-3200 and Opus-6k; encode/decode speed")
+    v = sub.add_parser("eval", help="PESQ/STOI/mel distance vs Codec2-3200 and Opus-6k/8k, per voice; encode/decode "
+                       "speed")
     common(v)
-    v.add_argument("--corpus", default=None, help="synthetic corpus with test segments (default data/build/<preset>)")
+    v.add_argument("--corpus", default=None, help="corpus with test segments, synthetic and any real speech mixed in "
+                   "(default data/build/<preset>)")
     v.add_argument("--real", default=str(REAL_SPEECH), help=f"real-speech folder (default {REAL_SPEECH}; skipped if absent)")
-    v.add_argument("--test-clips", type=int, default=None)
-    v.add_argument("--real-clips", type=int, default=None)
+    v.add_argument("--test-clips", type=int, default=None, help="clips of the synthetic test speakers")
+    v.add_argument("--real-test-clips", type=int, default=None, help="clips of the corpus's real test speakers")
+    v.add_argument("--real-clips", type=int, default=None, help="files of --real")
     add_output_args(v)
     v.set_defaults(func=run_eval)
 
@@ -197,7 +200,8 @@ def run_eval(args: argparse.Namespace) -> int:
     from workbench.codec.evaluate import evaluate, summary_table
 
     cfg = pick_preset(PRESETS, args.preset, "codec").eval
-    changes = {k: v for k, v in (("test_clips", args.test_clips), ("real_clips", args.real_clips)) if v is not None}
+    changes = {k: v for k, v in (("test_clips", args.test_clips), ("real_test_clips", args.real_test_clips),
+                                 ("real_clips", args.real_clips)) if v is not None}
     cfg = override(cfg, **changes)
     codec, meta = _load(args)
     corpus = Path(args.corpus or corpus_dir(args.preset))

@@ -107,6 +107,7 @@ class TrainConfig(LoopConfig):
 @dataclass(frozen=True)
 class EvalConfig(Config):
     test_clips: int = 24  # clips of clip_seconds from the synthetic test segments (spread over all of them)
+    real_test_clips: int = 24  # clips from the real test speakers mixed into the corpus (if it has any)
     real_clips: int = 40  # at most this many real-speech files (spread over all), each cut to clip_seconds
     clip_seconds: float = 8.0
     chunk_seconds: float = 10.0  # encode/decode chunk size (bounded memory)
@@ -127,7 +128,8 @@ PRESETS = {
                     encoder="stft", decoder="istft", ema_decay=0.9),
         TrainConfig(steps=30, batch_size=2, crop_seconds=0.4, warmup_steps=5, log_every=5, checkpoint_every=15,
                     adversarial=True, adversarial_start=0.5, disc_channels=4, disc_ffts=(128, 256)),
-        EvalConfig(test_clips=2, real_clips=2, clip_seconds=2.0, chunk_seconds=1.0, speed_seconds=2.0),
+        EvalConfig(test_clips=2, real_test_clips=2, real_clips=2, clip_seconds=2.0, chunk_seconds=1.0,
+                   speed_seconds=2.0),
     ),
     # 12 minutes on 2 CPU cores (40, then 16 and 14, before the 90-minute reproduction; README: what that costs),
     # so everything runs at the 50 Hz frame rate (STFT encoder, iSTFT decoder, 256 channels): ~3x the steps per
@@ -136,7 +138,7 @@ PRESETS = {
     "laptop": CodecPreset(
         ModelConfig(encoder="stft", decoder="griffinlim", ema_decay=0.95),  # thousands of steps: codebooks follow fast
         TrainConfig(steps=100_000, max_minutes=12.0, commit_weight=0.0),
-        EvalConfig(real_clips=16),
+        EvalConfig(test_clips=18, real_test_clips=18, real_clips=8),
     ),
     # SoundStream's scale (Zeghidour et al. 2021: C_enc = C_dec = 32, dilations 1/3/9, 12 x 1024 codes at
     # 50 Hz = 6 kbps with quantizer dropout), trained adversarially with feature matching as in the paper.

@@ -24,7 +24,7 @@ from workbench.codec.metrics import align, measure
 from workbench.codec.model import Codec
 from workbench.codec.stream import decode_long, encode_long
 from workbench.core.audio import SAMPLE_RATE, AudioConversionWarning
-from workbench.data.loaders import open_dataset
+from workbench.data.loaders import open_dataset, real_speaker_of
 
 MIN_PEAK = 0.01  # a clip quieter than this (-40 dBFS peak) is skipped: nothing to measure
 
@@ -33,13 +33,16 @@ MIN_PEAK = 0.01  # a clip quieter than this (-40 dBFS peak) is skipped: nothing 
 class Clip:
     id: str
     audio: np.ndarray
+    speaker: str | None = None
 
 
-def synthetic_clips(corpus_dir: str | Path, n: int, seconds: float) -> list[Clip]:
-    """`n` windows of `seconds` spread evenly over the corpus's test segments (held-out speakers)."""
+def corpus_clips(corpus_dir: str | Path, n: int, seconds: float, source: str = "synthetic") -> list[Clip]:
+    """`n` windows of `seconds` spread evenly over the corpus's test segments (held-out speakers) of one source:
+    the "synthetic" chapters or the "real" speech mixed in (none: [])."""
     data = open_dataset(corpus_dir, split="test-segments")
-    windows = [(r, s) for r, s, e in data.contiguous_segments(seconds) if e - s >= seconds - 1e-6]
-    return _pick([(f"{r.id}@{s:.0f}s", lambda r=r, s=s: r.load(s, seconds)) for r, s in windows], n)
+    windows = [(r, s) for r, s, e in data.contiguous_segments(seconds)
+               if e - s >= seconds - 1e-6 and r.source == source]
+    return _pick([(f"{r.id}@{s:.0f}s", lambda r=r, s=s: r.load(s, seconds), r.speaker) for r, s in windows], n)
 
 
 def real_clips(folder: str | Path, n: int, seconds: float) -> list[Clip]:
@@ -48,7 +51,8 @@ def real_clips(folder: str | Path, n: int, seconds: float) -> list[Clip]:
     data = open_dataset(folder, kind="folder", skip_bad=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AudioConversionWarning)
-        return _pick([(r.id, lambda r=r: r.load(0, seconds)) for r in sorted(data.recordings, key=lambda r: str(r.audio))], n)
+        return _pick([(r.id, lambda r=r: r.load(0, seconds), real_speaker_of(r.audio))
+                      for r in sorted(data.recordings, key=lambda r: str(r.audio))], n)
 
 
 def _pick(candidates: list, n: int) -> list[Clip]:
@@ -58,10 +62,10 @@ def _pick(candidates: list, n: int) -> list[Clip]:
         order = np.concatenate([first, np.setdiff1d(order, first)])
     clips = []
     for i in order:
-        cid, load = candidates[i]
+        cid, load, speaker = candidates[i]
         audio = load()
         if np.abs(audio).max() >= MIN_PEAK:
-            clips.append(Clip(cid, audio))
+            clips.append(Clip(cid, audio, speaker))
         if len(clips) == n:
             break
     return clips
@@ -73,9 +77,10 @@ def _mean(rows: list[dict], key: str) -> float | None:
 
 
 def evaluate_set(codec: Codec, clips: list[Clip], set_name: str, levels: list[int], cfg: EvalConfig,
-                 systems: tuple[str, ...] = ("codec2-3200", "opus-6k", "identity"), progress: bool = False
-                 ) -> tuple[list[dict], list[str]]:
-    """One row per (system, bitrate) with mean PESQ / STOI / mel distance over `clips`; and notes on skips."""
+                 systems: tuple[str, ...] = ("codec2-3200", "opus-6k", "opus-8k", "identity"), progress: bool = False
+                 ) -> tuple[list[dict], list[str], list[dict]]:
+    """One row per (system, bitrate) with mean PESQ / STOI / mel distance over `clips`; notes on skips; and the
+    same per speaker of the clips (the per-voice table)."""
     from tqdm.auto import tqdm
 
     per: dict[tuple, list[dict]] = {}
@@ -93,12 +98,12 @@ def evaluate_set(codec: Codec, clips: list[Clip], set_name: str, levels: list[in
         for n_q in levels:
             out = decode_long(codec, codes[:n_q], cfg.chunk_seconds)[: len(clip.audio)].numpy()
             key = ("ours", n_q)
-            per.setdefault(key, []).append(measure(clip.audio, out))
+            per.setdefault(key, []).append({**measure(clip.audio, out), "speaker": clip.speaker})
             rates[key] = (codec.cfg.kbps(n_q), codec.cfg.kbps(n_q))
         for name in usable:
             out, kbps, kbps_file = baselines.BASELINES[name](clip.audio)
             out, _ = align(clip.audio, out)
-            per.setdefault((name, None), []).append(measure(clip.audio, out))
+            per.setdefault((name, None), []).append({**measure(clip.audio, out), "speaker": clip.speaker})
             old = rates.get((name, None), (kbps, 0.0))
             rates[(name, None)] = (kbps, old[1] + kbps_file / len(clips))
     rows = []
@@ -108,7 +113,12 @@ def evaluate_set(codec: Codec, clips: list[Clip], set_name: str, levels: list[in
                      "kbps_file": round(kbps_file, 3), "pesq": _mean(measured, "pesq"),
                      "stoi": _mean(measured, "stoi"), "mel_distance": _mean(measured, "mel_distance"),
                      "clips": len(measured), "pesq_undefined": sum(math.isnan(m["pesq"]) for m in measured)})
-    return rows, notes
+    by_speaker = [{"set": set_name, "speaker": speaker, "system": system, "n_q": n_q,
+                   **{k: _mean(group, k) for k in ("pesq", "stoi", "mel_distance")}, "clips": len(group)}
+                  for (system, n_q), measured in per.items()
+                  for speaker in sorted({str(m["speaker"]) for m in measured})
+                  for group in [[m for m in measured if str(m["speaker"]) == speaker]]]
+    return rows, notes, by_speaker
 
 
 def measure_speed(codec: Codec, audio: np.ndarray, chunk_seconds: float) -> dict:
@@ -129,20 +139,25 @@ def evaluate(codec: Codec, cfg: EvalConfig, corpus_dir: str | Path | None, real_
              progress: bool = False) -> dict:
     """The codec.json payload: rows for every set x system x bitrate, set descriptions, speed, notes."""
     levels = list(range(1, codec.cfg.num_quantizers + 1))
-    sets, rows, notes, speed = {}, [], [], None
-    for name, source, make in (("synthetic-test", corpus_dir, lambda p: synthetic_clips(p, cfg.test_clips, cfg.clip_seconds)),
-                               ("real-speech", real_dir, lambda p: real_clips(p, cfg.real_clips, cfg.clip_seconds))):
+    sets, rows, notes, speed, by_speaker = {}, [], [], None, []
+    for name, source, make in (
+            ("synthetic-test", corpus_dir, lambda p: corpus_clips(p, cfg.test_clips, cfg.clip_seconds)),
+            ("real-test", corpus_dir, lambda p: corpus_clips(p, cfg.real_test_clips, cfg.clip_seconds, "real")),
+            ("real-speech", real_dir, lambda p: real_clips(p, cfg.real_clips, cfg.clip_seconds))):
         if source is None or not Path(source).is_dir():
             notes.append(f"{name} skipped: no folder {source}")
             continue
         clips = make(source)
         if not clips:
-            notes.append(f"{name} skipped: no clip in {source} has speech")
+            notes.append(f"{name} skipped: no clip in {source} has speech" + (
+                " (the corpus mixes in no real speech)" if name == "real-test" else ""))
             continue
         sets[name] = {"source": str(source), "clips": len(clips),
-                      "seconds": round(sum(len(c.audio) for c in clips) / SAMPLE_RATE, 1)}
-        set_rows, set_notes = evaluate_set(codec, clips, name, levels, cfg, progress=progress)
+                      "seconds": round(sum(len(c.audio) for c in clips) / SAMPLE_RATE, 1),
+                      "speakers": sorted({str(c.speaker) for c in clips})}
+        set_rows, set_notes, set_speakers = evaluate_set(codec, clips, name, levels, cfg, progress=progress)
         rows += set_rows
+        by_speaker += set_speakers
         notes += [n for n in set_notes if n not in notes]
         if speed is None:  # timed on the first set's audio
             audio = np.concatenate([c.audio for c in clips])
@@ -152,7 +167,25 @@ def evaluate(codec: Codec, cfg: EvalConfig, corpus_dir: str | Path | None, real_
                  "delays of Codec2/Opus are removed by cross-correlation before STOI and mel distance")
     return {"model": {"kbps_levels": {n: codec.cfg.kbps(n) for n in levels}, "causal": codec.cfg.causal,
                       "frame_rate": codec.cfg.frame_rate, "codebook_size": codec.cfg.codebook_size},
-            "sets": sets, "results": rows, "speed": speed, "notes": notes}
+            "sets": sets, "results": rows, "by_speaker": by_speaker, "speed": speed, "notes": notes}
+
+
+def voice_table(payload: dict, max_kbps: float = 3.2) -> list[dict]:
+    """Per speaker: PESQ of our codec at its highest bitrate <= `max_kbps` beside each baseline's, worst first."""
+    ours = [r for r in payload["results"] if r["system"] == "ours" and r["kbps"] <= max_kbps + 1e-9]
+    if not ours:
+        return []
+    best = max(ours, key=lambda r: r["kbps"])
+    n_q = best["n_q"]
+    table: dict[tuple, dict] = {}
+    for r in payload.get("by_speaker", []):
+        if r["system"] == "identity" or (r["system"] == "ours" and r["n_q"] != n_q):
+            continue
+        row = table.setdefault((r["set"], r["speaker"]),
+                               {"set": r["set"], "speaker": r["speaker"], "clips": r["clips"]})
+        row["ours" if r["system"] == "ours" else r["system"]] = r["pesq"]
+    rows = [dict(row, kbps=best["kbps"]) for row in table.values()]
+    return sorted(rows, key=lambda r: (r["set"], r.get("ours") if r.get("ours") is not None else -1.0))
 
 
 def summary_table(payload: dict) -> str:
@@ -165,5 +198,14 @@ def summary_table(payload: dict) -> str:
         s = payload["speed"]
         lines.append(f"speed: encode {s['encode_x_realtime']}x, decode {s['decode_x_realtime']}x real time "
                      f"({s['device']}, {s['threads']} threads)")
+    voices = voice_table(payload)
+    if voices:
+        systems = [k for k in ("codec2-3200", "opus-6k", "opus-8k") if any(k in v for v in voices)]
+        lines.append(f"PESQ per voice (ours at {voices[0]['kbps']:.2f} kbps): "
+                     f"{'set':15s} {'speaker':18s} {'ours':>6s} " + " ".join(f"{k:>11s}" for k in systems))
+        f = lambda v: f"{v:6.3f}" if v is not None else "   n/a"  # noqa: E731
+        for v in voices:
+            lines.append(f"{'':>38s}{v['set']:15s} {v['speaker']:18s} {f(v.get('ours'))} "
+                         + " ".join(f"{f(v.get(k)):>11s}" for k in systems))
     lines += [f"note: {n}" for n in payload["notes"]]
     return "\n".join(lines)

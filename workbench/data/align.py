@@ -37,7 +37,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Collection, Iterable, Sequence
 
 import numpy as np
 
@@ -272,14 +272,15 @@ def alignment_path(out: Path, root: Path, audio: Path) -> Path:
 
 def align_dataset(dataset_dir: str | Path, out: str | Path | None = None, *, limit: int | None = None,
                   kind: str = "auto", force: bool = False, skip_bad: bool = False, progress: bool = True,
-                  min_score: float = MIN_SCORE_PER_FRAME) -> dict[str, Any]:
+                  min_score: float = MIN_SCORE_PER_FRAME, only: Collection[str] | None = None) -> dict[str, Any]:
     """Align every recording with a transcript in a LibriSpeech(-Long) / folder dataset; write one JSON per
     utterance under `out` (default ``<dataset>/alignments``, where `open_dataset` finds them) mirroring the
     dataset's tree, atomically; existing ones are kept unless `force`. Returns (and writes to ``align.json``
     in `out`) the counts and why each skipped utterance was skipped.
 
     Missing transcripts and unreadable audio are UserErrors naming the file (with `skip_bad`: skipped and
-    counted); an utterance the aligner cannot align is skipped and counted."""
+    counted); an utterance the aligner cannot align is skipped and counted. `only`: align just the utterances
+    with these ids (the corpus build aligns its held-out speakers only)."""
     from tqdm.auto import tqdm
 
     from workbench.core import progress as wb_progress
@@ -294,7 +295,8 @@ def align_dataset(dataset_dir: str | Path, out: str | Path | None = None, *, lim
     if dataset.kind == "synthbooks":
         raise UserError(f"{root}: a SynthBooks corpus already has exact alignments; align real speech instead")
     out = Path(out) if out is not None else root / "alignments"
-    recordings = sorted(dataset.recordings, key=lambda r: str(r.audio))[: limit or None]
+    recordings = sorted((r for r in dataset.recordings if only is None or r.id in only),
+                        key=lambda r: str(r.audio))[: limit or None]
     if not any(r.text for r in recordings):
         raise UserError(f"{root}: no transcripts found (LibriSpeech: one <speaker>-<chapter>.trans.txt per "
                         "chapter; other layouts: a .txt beside each audio file)")

@@ -16,6 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--out", default=None, help="output folder (default data/build/<preset>)")
     build.add_argument("--jobs", type=int, default=None, help="parallel processes (default: all cores)")
     build.add_argument("--seed", type=int, default=None)
+    build.add_argument("--real-speech", default=None, help="real read speech to mix in, split by speaker: a "
+                       "LibriSpeech-layout folder, 'auto' (the laptop default: $WORKBENCH_REAL_SPEECH, else "
+                       "../shared/data/mini-librispeech where present) or 'none'")
     add_output_args(build)
     build.set_defaults(func=_build)
 
@@ -70,6 +73,8 @@ def _build(args: argparse.Namespace) -> None:
     if args.seed is not None:
         validate.seed(args.seed)
     overrides = {"seed": args.seed} if args.seed is not None else {}
+    if args.real_speech is not None:
+        overrides["real_speech"] = None if args.real_speech == "none" else args.real_speech
     out = args.out or f"data/build/{args.preset}"
     stats = build_preset(args.preset, out, jobs=args.jobs, progress=not args.json, **overrides)
     emit(args, stats, _human_stats, report_name="corpus.json")
@@ -82,6 +87,11 @@ def _human_stats(s: dict) -> str:
     for split, x in s["splits"].items():
         lines.append(f"  {split:5s} {x['hours']:7.2f} h  {x['recordings']:4d} chapters  {x['segments']:4d} segments"
                      f"  speakers: {', '.join(x['speakers'])}")
+    real = s.get("real_speech") or {}
+    lines.append(f"  real speech from {real['root']}: {real['recordings']} long-form recordings, hours "
+                 + ", ".join(f"{k} {v:.2f}" for k, v in real["hours"].items())
+                 + f"; crops drawn {real['sampling_weight']:g}x as often per second" if real.get("root")
+                 else f"  no real speech mixed in: {real.get('why', 'an older corpus')}")
     return "\n".join(lines)
 
 

@@ -11,6 +11,8 @@ every held-out speaker (for measuring speaker invariance). Layout of a built cor
     speakers.json, corpus.json
     recordings/<split>/<id>.flac + <id>.json     (the .json holds text, words, sentences, phones with times)
     segments/<split>/..., parallel/<speaker>/...
+    real/<split>/<speaker>/<chapter>/<id>.flac    real read speech mixed in (`real_speech`), chapters joined;
+    real/alignments/..., real/utterance-alignments/...   their alignments (held-out speakers aligned offline)
 
 Deterministic given the seed; parallel across processes; resumable (a recording whose .json exists is kept;
 every file is written atomically, the .json last).
@@ -51,12 +53,24 @@ class CorpusConfig:
     parallel_sentences: int = 200
     seed: int = 0
     words_per_second: float = 2.67  # measured over the laptop corpus; planning estimate only: chooses how many chapters to read
+    # Real read speech mixed in (`real_speech_root`): a LibriSpeech-layout folder, "auto" (WORKBENCH_REAL_SPEECH,
+    # else ../shared/data/mini-librispeech where present, else none) or None. Its speakers are split into
+    # train / dev / test, each chapter's consecutive utterances joined into one long recording, the held-out
+    # speakers aligned (phones for PNMI, words for clips).
+    real_speech: str | None = None
+    real_dev_speakers: int = 3
+    real_test_speakers: int = 3
+    real_weight: float = 1.0  # training crops come from real recordings this many times as often per second
+    real_utterances_per_chapter: int | None = None  # only the first N of each chapter (tests)
 
 
 PRESETS = {
     "smoke": CorpusConfig("smoke", train_hours=0.06, dev_hours=0.012, test_hours=0.012,
                           max_words_per_recording=70, parallel_sentences=8),
-    "laptop": CorpusConfig("laptop", train_hours=10.5, dev_hours=0.55, test_hours=0.55, parallel_sentences=200),
+    # 10.6 h synthetic + mini-LibriSpeech's 2.97 h where present; real crops 4x as often per second, so about
+    # 45% of the training audio the tokenizer and codec hear is real speech
+    "laptop": CorpusConfig("laptop", train_hours=10.5, dev_hours=0.55, test_hours=0.55, parallel_sentences=200,
+                           real_speech="auto", real_weight=4.0),
     "paper": CorpusConfig("paper", train_hours=None, dev_hours=1.5, test_hours=1.5, parallel_sentences=1000),
 }
 
@@ -116,6 +130,7 @@ def build_corpus(config: CorpusConfig, out: str | os.PathLike, jobs: int | None 
     """Build (or finish building) the corpus into `out`; return its statistics (also written to corpus.json)."""
     from tqdm.auto import tqdm
 
+    real_root = real_speech_root(config.real_speech)  # a folder that is not there: said before anything is built
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -131,17 +146,23 @@ def build_corpus(config: CorpusConfig, out: str | os.PathLike, jobs: int | None 
     recordings = sorted((r["recording"] for r in results), key=lambda r: r["id"])
     segments = sorted((s for r in results for s in r["segments"]), key=lambda s: s["id"])
     parallel = _build_parallel(config, out, work)
+    real = _build_real(config, real_root, out, progress) if real_root is not None else None
+    if real is not None:
+        recordings += real["recordings"]
+        segments += real["segments"]
     _write_jsonl(out / "manifest.jsonl", recordings)
     _write_jsonl(out / "segments.jsonl", segments)
     _write_jsonl(out / "parallel.jsonl", parallel)
     atomic_write_json(out / "speakers.json", [dataclasses.asdict(v) for v in VOICES])
     stats = corpus_stats(recordings, segments, parallel)
+    stats.update(real_speech=real["summary"] if real else {"root": None, "why": _no_real_reason(config)})
     stats.update(config=dataclasses.asdict(config), path=str(out), mbrola=exact,
                  build_seconds=round(time.time() - started, 2), workers=workers)
     atomic_write_json(out / "corpus.json", stats)
     # a corpus is what its settings make (a partial build is finished, a finished recording never rewritten): its
     # stamp is its settings, which downstream reuse reads (`workbench.core.reuse.input_fingerprint`)
-    write_stamp(out, {"config": dataclasses.asdict(config)}, finished=True)
+    write_stamp(out, {"config": dataclasses.asdict(config), "real_speech": real["summary"]["root"] if real else None},
+                finished=True)
     return stats
 
 
@@ -182,7 +203,7 @@ def _meta(rid: str, split: str, v: Voice, chapter: Chapter | None, r: Rendering,
         "id": rid, "split": split, "speaker": v.name, "gender": v.gender,
         "book": chapter.book if chapter else None, "chapter": chapter.index if chapter else None,
         "audio": str(audio), "sample_rate": SAMPLE_RATE, "duration": round(r.duration, 4),
-        "num_words": len(r.words), "exact_alignment": r.exact,
+        "num_words": len(r.words), "exact_alignment": r.exact, "source": "synthetic",
         "text": " ".join(s for s, _, _ in r.sentences),
         "sentences": rnd(r.sentences), "words": rnd(r.words), "phones": rnd(r.phones),
     }
@@ -190,7 +211,7 @@ def _meta(rid: str, split: str, v: Voice, chapter: Chapter | None, r: Rendering,
 
 def _manifest_line(meta: dict[str, Any]) -> dict[str, Any]:
     keys = ("id", "split", "speaker", "gender", "book", "chapter", "audio", "sample_rate", "duration", "num_words",
-            "exact_alignment", "offset", "recording", "text")
+            "exact_alignment", "offset", "recording", "text", "source")
     line = {k: meta[k] for k in keys if k in meta}
     line["alignment"] = str(Path(meta["audio"]).with_suffix(".json"))
     return line
@@ -254,6 +275,85 @@ def _build_parallel(config: CorpusConfig, out: Path, work: list[Job]) -> list[di
     return lines
 
 
+# ------------------------------------------------------------------------------------------- real speech mixed in
+
+def real_speech_root(setting: str | None) -> Path | None:
+    """The real-speech folder a `CorpusConfig.real_speech` setting names (see there), or None."""
+    from workbench.core.errors import UserError
+    from workbench.data.loaders import MINI_LIBRISPEECH
+
+    if setting in (None, "", "none"):
+        return None
+    if setting == "auto":
+        named = os.environ.get("WORKBENCH_REAL_SPEECH")
+        if not named:
+            return MINI_LIBRISPEECH if MINI_LIBRISPEECH.is_dir() else None
+        setting = named
+    root = Path(setting).expanduser()
+    if not root.is_dir():
+        raise UserError(f"real speech {root}: no such folder (a LibriSpeech-layout folder: "
+                        "<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac with *.trans.txt)")
+    return root
+
+
+def _no_real_reason(config: CorpusConfig) -> str:
+    if config.real_speech in (None, "", "none"):
+        return f"the {config.name} preset mixes in no real speech"
+    return "no real speech found: set WORKBENCH_REAL_SPEECH to a LibriSpeech-layout folder (../shared/data/" \
+           "mini-librispeech is used where present)"
+
+
+def _build_real(config: CorpusConfig, root: Path, out: Path, progress: bool) -> dict[str, Any]:
+    """Mix a LibriSpeech-layout folder into the corpus: speakers split (`speaker_split`), the dev and test
+    utterances aligned, every chapter joined into one recording under ``real/`` (`write_longform`), dev/test cut
+    into segments like the synthetic ones. Returns manifest rows, segment rows and a summary."""
+    from workbench.core.errors import UserError
+    from workbench.data.align import align_dataset
+    from workbench.data.loaders import (SpeechDataset, _utterance_number, open_dataset, read_speaker_genders,
+                                        speaker_split, write_longform)
+
+    try:
+        dataset = open_dataset(root)
+    except (OSError, ValueError) as err:
+        raise UserError(f"real speech {root}: {' '.join(str(err).split())}") from None
+    if dataset.kind not in ("librispeech", "librispeech-long"):
+        raise UserError(f"real speech {root}: a {dataset.kind} folder; the corpus mixes in LibriSpeech-layout "
+                        "speech (<speaker>/<chapter>/ folders with transcripts)")
+    if config.real_utterances_per_chapter:
+        keep = config.real_utterances_per_chapter
+        dataset = SpeechDataset(dataset.kind, root, [r for r in dataset.recordings
+                                                     if (_utterance_number(r) or 0) < keep])
+    try:
+        split = speaker_split(dataset, dev=config.real_dev_speakers, test=config.real_test_speakers, seed=config.seed)
+    except ValueError as err:
+        raise UserError(f"real speech {root}: {err}") from None
+    held = {r.id for r in dataset.recordings if split.split_of(r.speaker) in ("dev", "test")}
+    aligned_dir = out / "real" / "utterance-alignments"
+    aligned = align_dataset(root, aligned_dir, only=held, skip_bad=True, progress=progress)
+    dataset = SpeechDataset(dataset.kind, root, [r for r in open_dataset(root, alignments=aligned_dir).recordings
+                                                 if r.id in {x.id for x in dataset.recordings}])
+    written = write_longform(dataset, out / "real", split=split, progress=progress)
+    genders = {"F": "female", "M": "male"}
+    known = read_speaker_genders(root)
+    recordings, segments = [], []
+    for row in written:
+        meta = json.loads(Path(row["alignment"]).read_text())
+        rel = lambda p: str(Path(p).relative_to(out))  # noqa: E731
+        meta.update(id=f"librispeech-{row['id']}", split=row["split"], speaker=f"librispeech-{row['speaker']}",
+                    gender=genders.get(known.get(row["speaker"], ""), "unknown"), book=None, source="real",
+                    audio=rel(row["audio"]), num_words=len(meta["text"].split()))
+        line = _manifest_line(meta)
+        line.update(alignment=rel(row["alignment"]), sampling_weight=config.real_weight)
+        recordings.append(line)
+        if row["split"] in ("dev", "test"):
+            segments += _build_segments(meta, out, config.segment_seconds)
+    hours = lambda which: round(sum(r["duration"] for r in recordings if r["split"] == which) / 3600, 4)  # noqa: E731
+    summary = {"root": str(root), "speakers": split.as_dict(), "recordings": len(recordings),
+               "hours": {s: hours(s) for s in ("train", "dev", "test")}, "sampling_weight": config.real_weight,
+               "aligned_utterances": aligned["aligned"] + aligned["reused"], "alignment_skipped": aligned["skipped"]}
+    return {"recordings": recordings, "segments": segments, "summary": summary}
+
+
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
@@ -270,6 +370,7 @@ def corpus_stats(recordings: list[dict], segments: list[dict], parallel: list[di
             "mean_recording_minutes": round(float(durations.mean()) / 60, 3) if rows else 0.0,
             "words": int(sum(r["num_words"] for r in rows)),
             "segments": sum(s["split"] == split for s in segments),
+            "real_hours": round(sum(r["duration"] for r in rows if r.get("source") == "real") / 3600, 4),
         }
     all_seconds = sum(r["duration"] for r in recordings)
     return {
@@ -290,12 +391,18 @@ def build_preset(name: str, out: str | os.PathLike, jobs: int | None = None, pro
     config = pick_preset(PRESETS, name, "corpus")
     if overrides:
         config = override(config, **overrides)
+    real_speech_root(config.real_speech)  # a real-speech folder that is not there: said before anything is written
     out = Path(out)
     previous = out / ".config.json"
-    if previous.exists() and json.loads(previous.read_text()) != dataclasses.asdict(config):
-        from workbench.core.errors import UserError
+    if previous.exists():
+        # the real speech mixed in may change (added, another folder, none): the manifest is rewritten from the
+        # settings, so only a change to the synthetic part asks for another folder
+        old, new = json.loads(previous.read_text()), dataclasses.asdict(config)
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and not k.startswith("real_"))
+        if changed:
+            from workbench.core.errors import UserError
 
-        raise UserError(f"{out} holds a corpus built with a different configuration "
-                        f"({previous}); choose another --out or delete it")
+            raise UserError(f"{out} holds a corpus built with different settings ({', '.join(changed)}; "
+                            f"{previous}); choose another --out or delete it")
     atomic_write_json(previous, dataclasses.asdict(config))
     return build_corpus(config, out, jobs=jobs, progress=progress)

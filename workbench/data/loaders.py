@@ -69,6 +69,11 @@ class Recording:
             raise AudioError(f"{self.audio}: not a readable audio file ({one_line(err)})") from None
         return check_audio(wav, sr, sample_rate, name=str(self.audio), allow_silence=True)
 
+    @property
+    def source(self) -> str:
+        """"synthetic" (a SynthBooks rendering) or "real" (recorded speech, in a corpus or any other layout)."""
+        return self.extra.get("source") or ("synthetic" if "book" in self.extra else "real")
+
     def alignment_data(self) -> dict[str, Any]:
         if self.alignment is None:
             raise ValueError(f"{self.id}: this corpus has no alignments")
@@ -93,12 +98,14 @@ class SpeechDataset:
 
     def random_crop(self, seconds: float, rng: np.random.Generator) -> tuple[Recording, float, np.ndarray]:
         """A crop of `seconds` from a recording chosen in proportion to its length (long recordings are
-        where long crops come from). Returns (recording, start, audio)."""
+        where long crops come from) times its ``sampling_weight`` if the manifest gives one. Returns (recording,
+        start, audio)."""
         usable = [r for r in self.recordings if r.duration >= seconds]
         if not usable:
             longest = max((r.duration for r in self.recordings), default=0.0)
             raise ValueError(f"no recording in {self.root} is {seconds:.1f}s long (longest: {longest:.1f}s)")
-        weights = np.array([r.duration - seconds + 1e-3 for r in usable])
+        # a corpus may ask for some recordings more often per second of audio (its real speech: `sampling_weight`)
+        weights = np.array([(r.duration - seconds + 1e-3) * float(r.extra.get("sampling_weight", 1.0)) for r in usable])
         rec = usable[rng.choice(len(usable), p=weights / weights.sum())]
         start = float(rng.uniform(0.0, rec.duration - seconds))
         return rec, start, rec.load(start, seconds)

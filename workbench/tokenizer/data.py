@@ -80,7 +80,7 @@ def train_sentences(corpus_dir, n: int, seconds: tuple[float, float], rng: np.ra
     heldout_text = " ".join(r.get("text", "") for r in rows if r["split"] != "train")
     found: dict[str, None] = {}
     for row in rows:
-        if row["split"] != "train" or not row.get("alignment"):
+        if row["split"] != "train" or not row.get("alignment") or row.get("source") == "real":
             continue
         for text, start, end in json.loads((Path(corpus_dir) / row["alignment"]).read_text())["sentences"]:
             if seconds[0] <= end - start <= seconds[1] and text not in heldout_text:

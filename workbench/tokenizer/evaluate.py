@@ -35,14 +35,25 @@ def tokenize_sources(tokenizer, sources: Iterable[AudioSource]) -> tuple[list[np
     return units, seconds, wall
 
 
-def heldout_recordings(corpus_dir) -> list:
+def heldout_recordings(corpus_dir, source: str = "synthetic", splits: tuple[str, ...] = ("dev", "test")) -> list:
+    """The corpus's held-out recordings of one source ("synthetic" chapters, or "real" speech mixed in)."""
     corpus = open_dataset(corpus_dir)
-    return [r for r in corpus.recordings if r.split in ("dev", "test")]
+    return [r for r in corpus.recordings if r.split in splits and r.source == source]
 
 
 def phone_figures(tokenizer, corpus_dir) -> dict[str, Any]:
-    """PNMI/purity (pauses excluded; PNMI with pauses too), usage, bitrate and speed on the dev+test chapters."""
+    """PNMI/purity (pauses excluded; PNMI with pauses too), usage, bitrate and speed on the synthetic dev+test
+    chapters."""
     return phone_figures_of(tokenizer, heldout_recordings(corpus_dir))
+
+
+def corpus_real_phone_figures(tokenizer, corpus_dir) -> dict[str, Any] | None:
+    """`phone_figures_of` on the real test speakers mixed into the corpus (aligned when it was built); None if it
+    has none. Time outside the aligned utterances holds no phone and is not scored."""
+    recordings = [r for r in heldout_recordings(corpus_dir, "real", ("test",)) if r.alignment is not None]
+    if not recordings:
+        return None
+    return {**phone_figures_of(tokenizer, recordings), "dataset": str(corpus_dir), "split": "test"}
 
 
 def phone_figures_of(tokenizer, recordings: Sequence[Any]) -> dict[str, Any]:
@@ -150,16 +161,18 @@ def real_speech_figures(tokenizer, files: Sequence[Path]) -> dict[str, Any] | No
 def evaluate(tokenizer, corpus_dir, real_speech: Sequence[Path] | None = None, real_aligned=None,
              real_alignments=None) -> dict[str, Any]:
     """All figures for one tokenizer (the JSON object `tokenizer eval` writes per tokenizer); `real_speech`:
-    folders of real recordings (default REAL_SPEECH_DIRS); `real_aligned`: an aligned LibriSpeech-layout corpus
-    whose test speakers get the phone figures too ("real_phones")."""
+    folders of real recordings (default REAL_SPEECH_DIRS); "real_phones": the phone figures on the real test
+    speakers of the corpus (if it mixes real speech in), or of `real_aligned`, an aligned LibriSpeech-layout corpus.""" 
     parallel = parallel_edit_distances(tokenizer, corpus_dir)
     out = {"kind": tokenizer.kind, "num_units": tokenizer.num_units, **phone_figures(tokenizer, corpus_dir),
            "unit_edit_distance": parallel["unit_edit_distance"], "parallel_pairs": parallel["pairs"],
            "parallel_voices": parallel["voices"],
            "real_speech": real_speech_figures(tokenizer, real_speech_files(real_speech or REAL_SPEECH_DIRS)),
            "threads": tokenizer.config.threads}
-    if real_aligned is not None:
-        real = real_phone_figures(tokenizer, real_aligned, alignments=real_alignments)
+    # the real test speakers: of the corpus where it mixes real speech in, else of a named aligned corpus
+    real = (real_phone_figures(tokenizer, real_aligned, alignments=real_alignments) if real_aligned is not None
+            else corpus_real_phone_figures(tokenizer, corpus_dir))
+    if real is not None:
         out["real_phones"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in real.items()}
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 

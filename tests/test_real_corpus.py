@@ -1,0 +1,152 @@
+"""Real read speech mixed into the corpus (issue 14): mini-LibriSpeech's speakers split into train / dev / test,
+chapters joined into long recordings, the held-out ones aligned; every stage then measures synthetic and real
+test voices apart. Reads ../shared/data/mini-librispeech/ (CI has it there); skips where it is absent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench.core.audio import save_audio
+from workbench.core.errors import UserError
+from workbench.data.corpus import build_preset, real_speech_root
+from workbench.data.loaders import MINI_LIBRISPEECH, Recording, SpeechDataset, open_dataset, speaker_split
+
+needs_mini = pytest.mark.skipif(not (MINI_LIBRISPEECH / "train-clean-5").is_dir(),
+                                reason=f"{MINI_LIBRISPEECH} is not here")
+
+
+@pytest.fixture(scope="module")
+def mixed_corpus(tmp_path_factory) -> tuple[Path, dict]:
+    """The smoke corpus with the first utterance of every mini-LibriSpeech chapter mixed in (seconds)."""
+    if not (MINI_LIBRISPEECH / "train-clean-5").is_dir():
+        pytest.skip(f"{MINI_LIBRISPEECH} is not here")
+    pytest.importorskip("pocketsphinx")
+    out = tmp_path_factory.mktemp("mixed") / "smoke"
+    stats = build_preset("smoke", out, jobs=1, progress=False, real_speech=str(MINI_LIBRISPEECH),
+                         real_utterances_per_chapter=1, real_weight=3.0)
+    return out, stats
+
+
+def test_real_speakers_are_split_disjointly_and_joined_per_chapter(mixed_corpus):
+    out, stats = mixed_corpus
+    corpus = open_dataset(out)
+    real = [r for r in corpus.recordings if r.source == "real"]
+    synthetic = [r for r in corpus.recordings if r.source == "synthetic"]
+    assert real and synthetic and all(r.speaker.startswith("librispeech-") for r in real)
+    by_split = {s: {r.speaker for r in real if r.split == s} for s in ("train", "dev", "test")}
+    assert all(by_split.values()) and not (by_split["train"] & by_split["dev"] or by_split["train"] & by_split["test"]
+                                           or by_split["dev"] & by_split["test"])
+    split = speaker_split(MINI_LIBRISPEECH)  # the same deterministic split the loaders give
+    assert by_split["test"] == {f"librispeech-{s}" for s in split.test}
+    summary = stats["real_speech"]
+    assert summary["root"] == str(MINI_LIBRISPEECH) and summary["recordings"] == len(real)
+    assert stats["splits"]["train"]["real_hours"] == pytest.approx(summary["hours"]["train"], abs=1e-3)
+    # one utterance per chapter: each recording is that utterance, its transcript its text
+    rec = next(r for r in real if r.id == "librispeech-19-198")
+    first = (MINI_LIBRISPEECH / "train-clean-5" / "19" / "198" / "19-198.trans.txt").read_text().splitlines()[0]
+    assert rec.text == first.split(" ", 1)[1] and rec.extra["sampling_weight"] == 3.0
+    import soundfile as sf
+
+    assert rec.duration == pytest.approx(sf.info(str(MINI_LIBRISPEECH / "train-clean-5/19/198/19-198-0000.flac"))
+                                         .duration, abs=1e-3)
+
+
+def test_held_out_real_speech_is_aligned_and_cut_into_segments(mixed_corpus):
+    out, stats = mixed_corpus
+    corpus = open_dataset(out)
+    for rec in (r for r in corpus.recordings if r.source == "real"):
+        phones = [p for p in rec.alignment_data()["phones"] if p[0] != "_"]
+        if rec.split == "train":  # not needed for training: not aligned (time spent where it is used)
+            assert not phones
+        else:
+            assert len(phones) > 10 and all(0 <= s < e <= rec.duration + 1e-3 for _, s, e in phones)
+    assert stats["real_speech"]["aligned_utterances"] > 0
+    segments = [r for r in open_dataset(out, split="test-segments").recordings if r.source == "real"]
+    held = {r.id for r in corpus.recordings if r.source == "real" and r.split == "test"}
+    assert segments and {r.extra["recording"] for r in segments} == held
+    assert all(r.alignment_data()["words"] for r in segments)
+
+
+def test_crops_follow_the_sampling_weight(tmp_path):
+    audio = np.random.default_rng(0).standard_normal(16000 * 4).astype(np.float32) * 0.1
+    recs = [Recording(name, save_audio(tmp_path / f"{name}.wav", audio), 4.0, name, "train",
+                      extra={"sampling_weight": w} if w != 1.0 else {}) for name, w in (("heavy", 4.0), ("plain", 1.0))]
+    data = SpeechDataset("synthbooks", tmp_path, recs)
+    rng = np.random.default_rng(1)
+    picks = [data.random_crop(0.1, rng)[0].id for _ in range(600)]
+    assert 0.74 < picks.count("heavy") / len(picks) < 0.86  # 4 : 1 -> 0.8
+
+
+def test_the_real_speech_setting(tmp_path, monkeypatch):
+    assert real_speech_root(None) is None and real_speech_root("none") is None
+    monkeypatch.setenv("WORKBENCH_REAL_SPEECH", str(tmp_path / "nowhere"))
+    with pytest.raises(UserError, match="nowhere: no such folder"):
+        real_speech_root("auto")
+    monkeypatch.setenv("WORKBENCH_REAL_SPEECH", str(tmp_path))
+    assert real_speech_root("auto") == tmp_path
+    monkeypatch.delenv("WORKBENCH_REAL_SPEECH")
+    assert real_speech_root("auto") == (MINI_LIBRISPEECH if MINI_LIBRISPEECH.is_dir() else None)
+    # a folder of loose audio is not something the corpus can split by speaker and chapter
+    save_audio(tmp_path / "loose.wav", np.zeros(16000, np.float32))
+    with pytest.raises(UserError, match="LibriSpeech-layout"):
+        build_preset("smoke", tmp_path / "corpus", jobs=1, progress=False, real_speech=str(tmp_path))
+
+
+def test_a_corpus_without_real_speech_says_why(smoke_corpus):
+    stats = json.loads((smoke_corpus / "corpus.json").read_text())
+    assert stats["real_speech"]["root"] is None and "mixes in no real speech" in stats["real_speech"]["why"]
+    assert all(r.source == "synthetic" for r in open_dataset(smoke_corpus).recordings)
+
+
+def test_stages_measure_synthetic_and_real_test_voices_apart(mixed_corpus, smoke_tokenizer):
+    from workbench.acoustic.evaluate import eval_clips
+    from workbench.codec.evaluate import corpus_clips
+    from workbench.tokenizer.evaluate import corpus_real_phone_figures, phone_figures
+    from workbench.tokenizer.model import Tokenizer
+
+    out, _ = mixed_corpus
+    real_test = {r.speaker for r in open_dataset(out).recordings if r.source == "real" and r.split == "test"}
+    clips = corpus_clips(out, 3, 2.0, "real")
+    assert len(clips) == 3 and {c.speaker for c in clips} <= real_test
+    assert all(not c.speaker.startswith("librispeech-") for c in corpus_clips(out, 3, 2.0))
+    tok = Tokenizer.load(smoke_tokenizer)
+    real = corpus_real_phone_figures(tok, out)
+    assert set(real["by_speaker"]) == real_test and 0 < real["pnmi"] < 1
+    assert not any(s.startswith("librispeech-") for s in phone_figures(tok, out)["by_speaker"])
+    kinds = {(c.speaker.startswith("librispeech-"), c.kind) for c in eval_clips(out, 8, 2.0, 1.0)}
+    assert kinds == {(False, "synthetic"), (True, "real")}
+
+
+def test_the_codec_voice_table_puts_the_worst_voice_first():
+    from workbench.codec.evaluate import voice_table
+
+    def row(speaker, system, n_q, pesq):
+        return {"set": "real-test", "speaker": speaker, "system": system, "n_q": n_q, "pesq": pesq, "stoi": 0.8,
+                "mel_distance": 1.0, "clips": 2}
+
+    payload = {"results": [{"system": "ours", "n_q": n, "kbps": k} for n, k in ((1, 0.5), (6, 3.0), (8, 4.0))],
+               "by_speaker": [row("a", "ours", 6, 1.9), row("a", "ours", 8, 2.5), row("a", "codec2-3200", None, 1.6),
+                              row("b", "ours", 6, 1.2), row("b", "codec2-3200", None, 1.5),
+                              row("b", "identity", None, 4.6)]}
+    table = voice_table(payload)
+    assert [r["speaker"] for r in table] == ["b", "a"]  # worst first
+    assert table[1] == {"set": "real-test", "speaker": "a", "clips": 2, "ours": 1.9, "codec2-3200": 1.6, "kbps": 3.0}
+
+
+def test_the_real_speech_of_a_built_corpus_may_change(mixed_corpus, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(mixed_corpus[0], out)
+    plain = build_preset("smoke", out, jobs=1, progress=False, real_speech=None)  # the synthetic part is kept
+    assert plain["real_speech"]["root"] is None
+    assert all(r.source == "synthetic" for r in open_dataset(out).recordings)
+    again = build_preset("smoke", out, jobs=1, progress=False, real_speech=str(MINI_LIBRISPEECH),
+                         real_utterances_per_chapter=1, real_weight=3.0)
+    assert again["real_speech"]["recordings"] == mixed_corpus[1]["real_speech"]["recordings"]
+    with pytest.raises(UserError, match=r"different settings \(seed;"):
+        build_preset("smoke", out, jobs=1, progress=False, seed=7)
