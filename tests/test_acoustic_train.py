@@ -178,6 +178,12 @@ def test_cli_eval_writes_the_measurements(tmp_path, smoke_run, smoke_corpus, cap
     assert set(written["speakers"]) == {"us1-h", "us3-h"}  # the held-out voices
     assert all(r["speaker"] != r["other_speaker"] for r in written["rows"])
     assert written["decode"]["iterations"] == [SMOKE.decode.first_level_iterations, 1, 1, 1]
+    # resynthesis per kind of voice and per voice: the smoke corpus holds synthetic voices only
+    assert set(written["by_source"]) == {"synthetic"} and written["by_source"]["synthetic"]["clips"] == SMOKE.eval.clips
+    assert written["by_source"]["synthetic"]["wer_codec"] == pytest.approx(written["wer_codec"])
+    assert set(written["by_speaker"]) == {r["speaker"] for r in written["rows"]}
+    assert sum(v["clips"] for v in written["by_speaker"].values()) == SMOKE.eval.clips
+    assert set(written["swap_test"]["by_kinds"]) == {"synthetic->synthetic", "synthetic->real"}
     # the swap test: each clip in the other held-out voice and in 2 real voices, per ordered pair with intervals
     swap = written["swap_test"]
     assert len(swap["real_voices"]) == 2 and set(swap["by_kind"]) == {"synthetic", "real"}

@@ -232,7 +232,8 @@ def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progre
                      seed, progress)
     return {
         "same_prompt_gap": mean_interval([r["spkr_sim_prompt"] - r["spkr_sim_other"] for r in rows]),
-        "by_source": _by_source(rows, refs, hyps),
+        "by_source": _resynthesis_by(rows, refs, hyps),
+        "by_speaker": _resynthesis_by(rows, refs, hyps, key="speaker"),  # the per-voice table
         "swap_test": swap,
         **sims,
         "spkr_sim_gap": sims["spkr_sim_prompt"] - sims["spkr_sim_other"],
@@ -251,15 +252,15 @@ def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progre
     }
 
 
-def _by_source(rows: list[dict], refs: list[str], hyps: dict[str, list[str]]) -> dict:
-    """Resynthesis of the synthetic and of the real held-out voices apart: same-prompt gap, similarity to the
-    prompt's speaker, WER of the synthesis, the codec and the original."""
+def _resynthesis_by(rows: list[dict], refs: list[str], hyps: dict[str, list[str]], key: str = "kind") -> dict:
+    """Resynthesis of the synthetic and of the real held-out voices apart (`key` "kind"; "speaker": each voice
+    apart): same-prompt gap, similarity to the prompt's speaker, WER of the synthesis, the codec and the original."""
     out = {}
-    for kind in ("synthetic", "real"):
-        idx = [i for i, r in enumerate(rows) if r["kind"] == kind]
+    for group in sorted({r[key] for r in rows}, key=lambda g: (g != "synthetic", g)):
+        idx = [i for i, r in enumerate(rows) if r[key] == group]
         if idx:
             pick = lambda xs: [xs[i] for i in idx]  # noqa: E731
-            out[kind] = {"clips": len(idx), "speakers": sorted({rows[i]["speaker"] for i in idx}),
+            out[group] = {"clips": len(idx), "speakers": sorted({rows[i]["speaker"] for i in idx}),
                          "same_prompt_gap": mean_interval([rows[i]["spkr_sim_prompt"] - rows[i]["spkr_sim_other"]
                                                            for i in idx]),
                          "spkr_sim_prompt": float(np.mean([rows[i]["spkr_sim_prompt"] for i in idx])),
@@ -338,6 +339,8 @@ def summary_text(p: dict) -> str:
           f"(codec {v['spkr_sim_codec']:.3f}), "
           f"WER resynthesis {v['wer']:.3f}, codec {v['wer_codec']:.3f}, original {v['wer_original']:.3f}"
           for kind, v in p.get("by_source", {}).items()],
+        *[f"  {name}: same-prompt gap {_interval(v['same_prompt_gap'])}, WER resynthesis {v['wer']:.3f}, codec "
+          f"{v['wer_codec']:.3f}" for name, v in p.get("by_speaker", {}).items()],
         *[f"swap test, {kinds} voices ({v['clips']} syntheses): gap {_interval(v['gap'])}, to the prompt "
           f"{v['sim_prompt']['mean']:.3f}, to the source {v['sim_source']['mean']:.3f}, WER {v['wer']:.3f}"
           for kinds, v in (p.get("swap_test") or {}).get("by_kinds", {}).items()],
