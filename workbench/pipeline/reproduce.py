@@ -115,10 +115,10 @@ HEARTBEAT_S = 60.0  # a notebook whose stages report nothing still says it is ru
 OVERHEAD_MINUTES = {
     "smoke": {"00_corpus": 0.5, "01_tokenization": 1.0, "02_ssm_primer": 0.5, "03_griffin_training": 1.5,
               "04_acoustic_synthesis": 2.0, "05_extrapolation_16min": 1.0, "06_efficiency": 1.0},
-    # measured in the timed fresh-clone run of 2026-12-03 (commit 506b709, run.json; README "Reproduction"):
-    # each notebook's wall clock less its stages' budgets; 00 re-measured with real speech mixed in (140 s)
-    "laptop": {"00_corpus": 2.5, "01_tokenization": 1.5, "02_ssm_primer": 0.5, "03_griffin_training": 9.0,
-               "04_acoustic_synthesis": 13.5, "05_extrapolation_16min": 12.0, "06_efficiency": 4.5},
+    # measured in the third timed fresh-clone run of 2026-12-03 (commit 286ec36, real speech mixed in; run.json;
+    # README "Reproduction"): each notebook's wall clock less its stages' budgets
+    "laptop": {"00_corpus": 2.5, "01_tokenization": 1.7, "02_ssm_primer": 0.6, "03_griffin_training": 9.2,
+               "04_acoustic_synthesis": 17.1, "05_extrapolation_16min": 13.3, "06_efficiency": 4.8},
 }
 
 
