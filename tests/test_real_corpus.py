@@ -148,5 +148,11 @@ def test_the_real_speech_of_a_built_corpus_may_change(mixed_corpus, tmp_path):
     again = build_preset("smoke", out, jobs=1, progress=False, real_speech=str(MINI_LIBRISPEECH),
                          real_utterances_per_chapter=1, real_weight=3.0)
     assert again["real_speech"]["recordings"] == mixed_corpus[1]["real_speech"]["recordings"]
+    # another cut of the same folder: nothing made for the first one is reused
+    two = build_preset("smoke", out, jobs=1, progress=False, real_speech=str(MINI_LIBRISPEECH),
+                       real_utterances_per_chapter=2, real_weight=3.0)
+    longer = next(r for r in open_dataset(out).recordings if r.id == "librispeech-19-198")
+    assert two["real_speech"]["hours"]["train"] > again["real_speech"]["hours"]["train"]
+    assert len(longer.alignment_data()["utterances"]) == 2
     with pytest.raises(UserError, match=r"different settings \(seed;"):
         build_preset("smoke", out, jobs=1, progress=False, seed=7)

@@ -328,6 +328,8 @@ def _build_real(config: CorpusConfig, root: Path, out: Path, progress: bool) -> 
     except ValueError as err:
         raise UserError(f"real speech {root}: {err}") from None
     held = {r.id for r in dataset.recordings if split.split_of(r.speaker) in ("dev", "test")}
+    _forget_other_real_speech(out, {"root": str(root), "split": split.as_dict(),
+                                    "utterances_per_chapter": config.real_utterances_per_chapter})
     aligned_dir = out / "real" / "utterance-alignments"
     aligned = align_dataset(root, aligned_dir, only=held, skip_bad=True, progress=progress)
     dataset = SpeechDataset(dataset.kind, root, [r for r in open_dataset(root, alignments=aligned_dir).recordings
@@ -352,6 +354,20 @@ def _build_real(config: CorpusConfig, root: Path, out: Path, progress: bool) -> 
                "hours": {s: hours(s) for s in ("train", "dev", "test")}, "sampling_weight": config.real_weight,
                "aligned_utterances": aligned["aligned"] + aligned["reused"], "alignment_skipped": aligned["skipped"]}
     return {"recordings": recordings, "segments": segments, "summary": summary}
+
+
+def _forget_other_real_speech(out: Path, settings: dict[str, Any]) -> None:
+    """Finished real recordings and segments are reused by name; if they were made from another folder, split or
+    cut, remove them first so none is reused by mistake."""
+    import shutil
+
+    marker = out / "real" / "settings.json"
+    if marker.is_file() and json.loads(marker.read_text()) == settings:
+        return
+    shutil.rmtree(out / "real", ignore_errors=True)
+    for old in (out / "segments").glob("*/librispeech-*"):
+        old.unlink()
+    atomic_write_json(marker, settings)
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
