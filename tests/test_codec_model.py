@@ -204,3 +204,24 @@ def test_bad_inputs_to_the_streaming_coder() -> None:
         decode_long(codec, torch.full((3, 4), 16))
     with pytest.raises(ValueError, match="chunk_seconds"):
         encode_long(codec, np.ones(400, np.float32), chunk_seconds=0)
+
+
+def test_tilted_magnitude_loss_counts_low_frequencies_more() -> None:
+    """`magnitude_tilt`: bin weights of mean 1 falling with frequency as (700 + f) ** -tilt (tilt 1: the mel
+    density, a 0-1 kHz bin ~6x a 4-8 kHz one); the same log-magnitude error costs more at 200 Hz than at 6 kHz,
+    and alike without tilt. A tilt outside [0, 4] is refused."""
+    from workbench.codec.config import TrainConfig
+    from workbench.codec.losses import bin_weights, magnitude_loss
+
+    flat, mel = bin_weights(641, 0.0), bin_weights(641, 1.0)
+    assert torch.allclose(flat, torch.ones(641)) and abs(float(mel.mean()) - 1) < 1e-5
+    assert (mel[1:] < mel[:-1]).all() and 5 < float(mel[:80].mean() / mel[320:].mean()) < 7
+    target = torch.full((2, 641, 10), 0.5)
+    low, high = target.log().clone(), target.log().clone()
+    low[:, 16], high[:, 480] = low[:, 16] + 1.0, high[:, 480] + 1.0  # bins at 200 Hz and 6 kHz
+    # the spectral convergence term is the same for both; the L1 term differs by the two bins' weights
+    difference = magnitude_loss(low, target, mel) - magnitude_loss(high, target, mel)
+    assert float(mel[16] / mel[480]) > 7 and torch.isclose(difference, (mel[16] - mel[480]) / 641, rtol=1e-3)
+    assert torch.isclose(magnitude_loss(low, target, flat), magnitude_loss(high, target, flat), rtol=1e-5)
+    with pytest.raises(ValueError, match="magnitude_tilt"):
+        TrainConfig(magnitude_tilt=-1.0)

@@ -48,7 +48,7 @@ def test_griffinlim_decoder_trains_on_its_magnitudes(tmp_path, smoke_corpus) -> 
     """The laptop architecture (magnitude decoder + Griffin-Lim) at smoke size: the magnitude loss falls, the
     held-out mel loss (through Griffin-Lim) falls, and a discriminator is refused: there is no waveform."""
     model = override(SMOKE.model, decoder="griffinlim", gla_iters=8)
-    cfg = override(SMOKE.train, steps=40, adversarial=False, commit_weight=0.0, log_every=1, lr=3e-3)
+    cfg = override(SMOKE.train, steps=40, adversarial=False, commit_weight=0.0, log_every=1, lr=3e-3, magnitude_tilt=1.0)
     summary = train(tmp_path / "run", model, cfg, smoke_corpus, progress=False)
     records = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
     losses = [r["magnitude"] for r in records if "magnitude" in r]
@@ -56,6 +56,12 @@ def test_griffinlim_decoder_trains_on_its_magnitudes(tmp_path, smoke_corpus) -> 
     assert summary["final_eval_mel"] < summary["initial_eval_mel"]
     codec, _ = load_codec(tmp_path / "run")
     assert codec.decode(codec.encode(torch.randn(1, 3200) * 0.1)).shape == (1, 3200)
+    assert main(["codec", "diagnose", "--preset", "smoke", "--ckpt", str(tmp_path / "run"), "--corpus",
+                 str(smoke_corpus), "--clips", "1", "--reports", str(tmp_path), "--json"]) == 0
+    diagnosis = json.loads((tmp_path / "codec-diagnosis.json").read_text())
+    pesq = diagnosis["sets"]["synthetic-test"]["pesq"]
+    assert pesq["exact"] > pesq["codec"] and set(diagnosis["sets"]["synthetic-test"]["repair_gain"]) == {
+        "0-1 kHz", "1-2 kHz", "2-4 kHz", "4-8 kHz"}
     with pytest.raises(UserError, match="no --adversarial"):
         train(tmp_path / "adv", model, override(cfg, adversarial=True), smoke_corpus, progress=False)
 
@@ -108,7 +114,7 @@ def test_cli_encode_decode_roundtrip(tmp_path, smoke_run, capsys) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::workbench.core.audio.AudioConversionWarning")  # jfk.flac is 44.1 kHz stereo
-def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, capsys) -> None:
+def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, smoke_corpus, capsys) -> None:
     out, _ = smoke_run
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF....not really a wave file")
@@ -125,6 +131,8 @@ def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, capsys) ->
     assert "not a codes file" in capsys.readouterr().err
     assert main(["codec", "train", "--preset", "tiny"]) == 2
     assert "unknown codec preset" in capsys.readouterr().err
+    assert main(["codec", "diagnose", "--preset", "smoke", "--ckpt", str(out), "--corpus", str(smoke_corpus)]) == 2
+    assert "needs the griffinlim decoder" in capsys.readouterr().err  # the smoke codec decodes with an iSTFT
 
 
 def test_cli_eval_json_structure(tmp_path, smoke_run, smoke_corpus, capsys) -> None:

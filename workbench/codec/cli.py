@@ -25,8 +25,9 @@ REAL_SPEECH = Path("../shared/data/real-speech")  # relative to the repository r
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    codec = subparsers.add_parser("codec", help="neural audio codec (SoundStream-style RVQ): train, encode, decode, eval")
-    sub = codec.add_subparsers(dest="codec_command", required=True, metavar="{train,encode,decode,eval}")
+    codec = subparsers.add_parser("codec", help="neural audio codec (SoundStream-style RVQ): train, encode, decode, eval, "
+                                  "diagnose")
+    sub = codec.add_subparsers(dest="codec_command", required=True, metavar="{train,encode,decode,eval,diagnose}")
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--preset", default="laptop", help="smoke | laptop (default) | paper")
@@ -78,6 +79,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--real-clips", type=int, default=None, help="files of --real")
     add_output_args(v)
     v.set_defaults(func=run_eval)
+
+    g = sub.add_parser("diagnose", help="where a Griffin-Lim codec loses quality: exact magnitudes, no RVQ, the codec, "
+                       "and the codec with each frequency band repaired (PESQ-WB)")
+    common(g)
+    g.add_argument("--corpus", default=None, help="corpus with test segments (default data/build/<preset>)")
+    g.add_argument("--clips", type=int, default=9, help="clips per set (the preset's eval clip length): synthetic and "
+                   "real test speakers")
+    g.add_argument("--n-q", type=int, default=None, help="quantizer levels (default all)")
+    add_output_args(g)
+    g.set_defaults(func=run_diagnose)
 
 
 def _ckpt(args) -> Path:
@@ -211,4 +222,28 @@ def run_eval(args: argparse.Namespace) -> int:
     if not payload["sets"]:
         raise UserError(f"nothing to evaluate: {'; '.join(payload['notes'])}")
     emit(args, payload, summary_table, report_name="codec.json")
+    return 0
+
+
+def run_diagnose(args: argparse.Namespace) -> int:
+    from workbench.codec.config import PRESETS
+    from workbench.codec.diagnose import diagnose, summary_text
+    from workbench.codec.evaluate import corpus_clips
+
+    if args.clips < 1:
+        raise UserError("--clips must be at least 1")
+    codec, meta = _load(args)
+    if args.n_q is not None and not 1 <= args.n_q <= codec.cfg.num_quantizers:
+        raise UserError(f"--n-q must be 1..{codec.cfg.num_quantizers}")
+    corpus = Path(args.corpus or corpus_dir(args.preset))
+    if not corpus.is_dir():
+        raise UserError(f"no corpus at {corpus}; pass --corpus")
+    seconds = pick_preset(PRESETS, args.preset, "codec").eval.clip_seconds
+    sets = {name: corpus_clips(corpus, args.clips, seconds, source) for name, source in
+            (("synthetic-test", "synthetic"), ("real-test", "real"))}
+    payload = diagnose(codec, {k: v for k, v in sets.items() if v}, args.n_q, progress=not args.json)
+    if not payload["sets"]:
+        raise UserError(f"{corpus} has no test segments to diagnose")
+    payload = {"preset": args.preset, "checkpoint": str(_ckpt(args)), "trained_steps": meta.get("step"), **payload}
+    emit(args, payload, summary_text, report_name="codec-diagnosis.json")
     return 0

@@ -89,6 +89,9 @@ class TrainConfig(LoopConfig):
     mel_weight: float = 1.0
     wave_weight: float = 0.1
     commit_weight: float = 1.0
+    # the griffinlim decoder's L1 on log magnitudes weighs a bin at f Hz by (700 + f) ** -magnitude_tilt (mean 1):
+    # 0 every bin alike, 1 the mel scale's density (the low harmonics that limit PESQ count more; README)
+    magnitude_tilt: float = 0.0
     # adversarial (multi-scale STFT discriminator, hinge loss) with feature matching, from `adversarial_start`
     adversarial: bool = False
     adversarial_start: float = 0.0  # fraction of training (the loop's progress) before the discriminator joins
@@ -99,6 +102,8 @@ class TrainConfig(LoopConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if not 0 <= self.magnitude_tilt <= 4:
+            raise ValueError(f"bad TrainConfig: magnitude_tilt {self.magnitude_tilt} is not in [0, 4]")
         if not self.crop_seconds > 0 or not 0 <= self.quantizer_dropout <= 1 or not 0 <= self.adversarial_start <= 1:
             raise ValueError(f"bad TrainConfig: need crop_seconds > 0 (got {self.crop_seconds}), quantizer_dropout "
                              f"and adversarial_start in [0, 1] (got {self.quantizer_dropout}, {self.adversarial_start})")
@@ -137,7 +142,7 @@ PRESETS = {
     # ~3.5x per step here; see README.md for the measured trade-offs.
     "laptop": CodecPreset(
         ModelConfig(encoder="stft", decoder="griffinlim", ema_decay=0.95),  # thousands of steps: codebooks follow fast
-        TrainConfig(steps=100_000, max_minutes=12.0, commit_weight=0.0),
+        TrainConfig(steps=100_000, max_minutes=12.0, commit_weight=0.0, magnitude_tilt=1.0),
         EvalConfig(test_clips=18, real_test_clips=18, real_clips=8),
     ),
     # SoundStream's scale (Zeghidour et al. 2021: C_enc = C_dec = 32, dilations 1/3/9, 12 x 1024 codes at

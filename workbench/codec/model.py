@@ -191,9 +191,9 @@ class GriffinLimDecoder(nn.Module):
     def _stft(self, x: torch.Tensor) -> torch.Tensor:
         return torch.fft.rfft(x.unfold(-1, self.n_fft, self.hop) * self.window).transpose(1, 2)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        frames = z.shape[-1]
-        mag = self.log_magnitude(z).exp()
+    def griffin_lim(self, mag: torch.Tensor) -> torch.Tensor:
+        """Magnitudes (B, bins, F) of `frame_spectrum`'s frames -> waveform (B, 1, F * hop)."""
+        frames = mag.shape[-1]
         spec, previous = mag.to(torch.complex64), torch.zeros_like(mag, dtype=torch.complex64)
         for _ in range(self.iters):
             rebuilt = self._stft(self._istft(spec))
@@ -202,6 +202,9 @@ class GriffinLimDecoder(nn.Module):
         wav = self._istft(spec)
         start = (self.n_fft - self.hop) // 2
         return wav[:, None, start: start + frames * self.hop]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.griffin_lim(self.log_magnitude(z).exp())
 
 
 def _context_samples(layers, step: int) -> int:

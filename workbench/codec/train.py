@@ -22,6 +22,7 @@ from workbench.codec.data import open_training_data, sample_batch
 from workbench.codec.discriminator import MultiScaleSTFTDiscriminator
 from workbench.codec.losses import (
     MultiScaleMelLoss,
+    bin_weights,
     discriminator_loss,
     feature_matching_loss,
     generator_adversarial_loss,
@@ -87,6 +88,8 @@ class CodecTask(Task):
                      if cfg.adversarial else None)
         self.disc_optimizer = make_optimizer(self.disc, cfg) if self.disc else None
         self.mel_loss = MultiScaleMelLoss(model_config.sample_rate).to(device)
+        self.bin_weights = (bin_weights(2 * model_config.hop + 1, cfg.magnitude_tilt, model_config.sample_rate).to(device)
+                            if self.magnitudes and cfg.magnitude_tilt else None)  # the spectrum of n_fft = 4 hops
         self.eval_batch = sample_batch(held_data, cfg.crop_seconds, cfg.batch_size,
                                        np.random.default_rng([cfg.seed, EVAL_SEED]), self.codec.hop).to(device)
         self.pending: list[tuple[list[torch.Tensor], torch.Tensor, float]] = []  # for the discriminator's step
@@ -113,7 +116,8 @@ class CodecTask(Task):
         if self.magnitudes:
             log_magnitude, _, commit = model(wav, n_q, magnitudes=True)
             dec = self.codec.decoder
-            mag = magnitude_loss(log_magnitude, frame_spectrum(wav[:, 0], dec.n_fft, dec.hop, dec.window).abs())
+            mag = magnitude_loss(log_magnitude, frame_spectrum(wav[:, 0], dec.n_fft, dec.hop, dec.window).abs(),
+                                 self.bin_weights)
             loss = mag + cfg.commit_weight * commit
             stats = {"magnitude": mag.item(), "commit": commit.item()}
         else:

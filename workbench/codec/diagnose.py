@@ -1,0 +1,84 @@
+"""`codec diagnose`: where a Griffin-Lim codec loses its quality, measured, not guessed.
+
+The griffinlim decoder predicts each frame's log-magnitude spectrum and Griffin-Lim supplies the phase, so every
+loss on the way from the input to the output can be isolated on the same clips (PESQ-WB, mean over clips):
+
+- `exact`: Griffin-Lim from the input's own magnitudes (no codec at all): what the phase recovery costs;
+- `unquantized`: the decoder's magnitudes from the encoder's latent without the RVQ: what the autoencoder costs;
+- `codec`: through the RVQ at `n_q` levels: the codec as it is;
+- `codec, true <band>`: the codec's magnitudes with one frequency band replaced by the input's: how much of the
+  gap that band holds. A band whose repair lifts PESQ most is where training should look (the loss's
+  `magnitude_tilt` came from this).
+
+Also the mean absolute log-magnitude error of the codec per band, over all bins and over the loud ones (within
+6 nepers of the frame's peak).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from workbench.codec.evaluate import Clip, _mean
+from workbench.codec.metrics import pesq_wb
+from workbench.codec.model import Codec, frame_spectrum
+from workbench.core.errors import UserError
+
+BANDS_HZ = ((0, 1000), (1000, 2000), (2000, 4000), (4000, 8000))
+LOUD_NEPERS = 6.0  # a bin within this of its frame's peak log magnitude counts as loud
+
+
+@torch.no_grad()
+def diagnose_clip(codec: Codec, audio: np.ndarray, n_q: int | None = None, bands=BANDS_HZ) -> dict[str, float]:
+    """PESQ of the stages above and the per-band errors for one clip (mono 16 kHz float)."""
+    if codec.cfg.decoder != "griffinlim":
+        raise UserError(f"codec diagnose needs the griffinlim decoder (magnitudes + Griffin-Lim); this codec's is "
+                        f"{codec.cfg.decoder!r}")
+    dec, n = codec.decoder, len(audio)
+    wav = codec.pad(torch.as_tensor(np.asarray(audio, dtype=np.float32))[None, None])
+    true = torch.log(frame_spectrum(wav[:, 0], dec.n_fft, dec.hop, dec.window).abs().clamp(min=1e-5))
+    z = codec.encoder(wav)
+    predicted = dec.log_magnitude(codec.quantizer.decode(codec.quantizer.encode(z, n_q)))
+    score = lambda log_mag: pesq_wb(audio, dec.griffin_lim(log_mag.exp())[0, 0, :n].numpy())  # noqa: E731
+    out = {"exact": score(true), "unquantized": score(dec.log_magnitude(z)), "codec": score(predicted)}
+    hz_per_bin = codec.cfg.sample_rate / dec.n_fft
+    error = (predicted - true).abs()[0]
+    loud = true[0] > true[0].amax(0, keepdim=True) - LOUD_NEPERS
+    for lo, hi in bands:
+        rows = slice(math.ceil(lo / hz_per_bin), math.ceil(hi / hz_per_bin) if hi < codec.cfg.sample_rate / 2 else None)
+        name = f"{lo / 1000:g}-{hi / 1000:g} kHz"
+        repaired = predicted.clone()
+        repaired[:, rows] = true[:, rows]
+        out[f"codec, true {name}"] = score(repaired)
+        out[f"error {name}"] = float(error[rows].mean())
+        out[f"loud error {name}"] = float(error[rows][loud[rows]].mean()) if loud[rows].any() else math.nan
+    return out
+
+
+def diagnose(codec: Codec, clip_sets: dict[str, list[Clip]], n_q: int | None = None, progress: bool = False) -> dict:
+    """Per set of clips: the mean of every `diagnose_clip` figure, and how much each band's repair gains."""
+    from tqdm.auto import tqdm
+
+    sets = {}
+    for name, clips in clip_sets.items():
+        rows = [diagnose_clip(codec, c.audio, n_q) for c in tqdm(clips, desc=f"diagnose {name}", disable=not progress)]
+        if not rows:
+            continue
+        means = {k: _mean(rows, k) for k in rows[0]}
+        gains = {k.removeprefix("codec, true "): round(v - means["codec"], 4)
+                 for k, v in means.items() if k.startswith("codec, true ") and v is not None and means["codec"]}
+        sets[name] = {"clips": len(rows), "pesq": {k: v for k, v in means.items() if "error" not in k},
+                      "repair_gain": gains, "log_magnitude_error": {k: v for k, v in means.items() if "error" in k}}
+    return {"n_q": n_q or codec.cfg.num_quantizers, "kbps": codec.cfg.kbps(n_q), "sets": sets,
+            "what": __doc__.split("\n\n")[1].replace("\n", " ")}
+
+
+def summary_text(payload: dict) -> str:
+    lines = [f"codec at n_q {payload['n_q']} ({payload['kbps']:.1f} kbps), PESQ-WB:"]
+    for name, s in payload["sets"].items():
+        lines.append(f"  {name} ({s['clips']} clips): " + ", ".join(f"{k} {v:.3f}" for k, v in s["pesq"].items()
+                                                                    if v is not None))
+        lines.append("    repairing one band gains: " + ", ".join(f"{k} {v:+.3f}" for k, v in s["repair_gain"].items()))
+    return "\n".join(lines)
