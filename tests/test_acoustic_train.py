@@ -21,6 +21,7 @@ from workbench.acoustic.train import train
 from workbench.acoustic.windowed import Prompt
 from workbench.cli import UserError, main
 from workbench.core.config import override
+from workbench.data.voices import have_mbrola
 
 SMOKE = PRESETS["smoke"]
 MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mini-librispeech"
@@ -266,3 +267,36 @@ def test_the_listening_explorer_plays_the_chosen_voice_and_bitrate(smoke_run, sm
     explorer = synthesis_explorer(synth, [clip])
     assert explorer is not None and [w.description for w in explorer.children[:4]] == [
         "clip", "prompt voice", "codec levels", "seed"]
+
+
+def test_the_listening_page_has_the_four_players_per_clip(smoke_run, smoke_corpus, smoke_codec, smoke_tokenizer):
+    """Notebook 04's listening page: for each clip the original, the codec, the same-prompt and the swapped-prompt
+    resynthesis, all of the clip's length; the two prompts give different audio."""
+    from workbench.acoustic.evaluate import eval_clips
+    from workbench.acoustic.notebook import listening_page, listening_rows
+
+    root, _ = smoke_run
+    synth = Synthesizer.load(root / "run", smoke_codec, smoke_tokenizer)
+    clips = eval_clips(smoke_corpus, 2, SMOKE.eval.clip_seconds, synth.decode.prompt_seconds)
+    rows = listening_rows(synth, clips)
+    assert [r["clip"] for r in rows] == [c.id for c in clips]
+    for row, clip in zip(rows, clips):
+        assert list(row["audio"]) == ["original", "codec", "same prompt", "swapped prompt"]
+        assert all(len(a) == len(clip.audio) and np.isfinite(a).all() for a in row["audio"].values())
+        assert not np.allclose(row["audio"]["same prompt"], row["audio"]["swapped prompt"])
+    page = listening_page(rows).data
+    assert page.count("<audio") == 4 * len(rows) and clips[0].other_speaker in page
+
+
+@pytest.mark.skipif(not have_mbrola(), reason="mbrola voices not installed")
+def test_voice_variants_of_one_diphone_set_are_different_speakers():
+    """The corpus makes two training voices of each mbrola diphone set by pitch, rate and vocal-tract length: each
+    pair is measurably further apart (same text) than either voice is from itself on other text."""
+    from workbench.acoustic.evaluate import voice_similarities
+    from workbench.data.voices import VOICES
+
+    pairs = [(v, next(w for w in VOICES if w.name == v.name[:-1] + "b")) for v in VOICES if v.name.endswith("-a")]
+    sims = voice_similarities([v for pair in pairs for v in pair])
+    assert len(pairs) == 4
+    for a, b in pairs:
+        assert sims["pairs"][f"{a.name}|{b.name}"] < min(sims["self"][a.name], sims["self"][b.name]) - 0.015, sims

@@ -149,6 +149,15 @@ explorer = storm.synthesis_explorer(synth, eval_clips(corpus, 4, ACOUSTIC_PRESET
                                                       synth.decode.prompt_seconds))
 if explorer is not None:
     display(explorer)"""),
+    ("markdown", """## Listening page: four held-out clips, side by side
+
+Each row is one held-out clip (synthetic and, where the corpus mixes it in, real speakers): the original, the
+codec's reconstruction, SoundStorm's resynthesis of the clip's semantic tokens with a prompt of its own speaker,
+and with the prompt of another held-out speaker. If the prompt chose the voice, the last column would sound like
+the other speaker and say the same words; `acoustic eval` below measures how far it does."""),
+    ("code", """listening = storm.listening_rows(synth, eval_clips(corpus, 4, ACOUSTIC_PRESETS[preset].eval.clip_seconds,
+                                                      synth.decode.prompt_seconds))
+storm.listening_page(listening)"""),
     ("markdown", """## Measure: does the prompt control the voice, and are the words kept?
 
 Speaker similarity (resemblyzer d-vectors, cosine) of the resynthesis to its prompt and to the other held-out

@@ -44,6 +44,7 @@ from workbench.codec.stream import reconstruct
 from workbench.core.audio import SAMPLE_RATE, AudioConversionWarning, load_audio
 from workbench.core.errors import UserError
 from workbench.data.loaders import open_dataset
+from workbench.data.synth import render
 from workbench.eval.asr import transcribe, word_error_rate
 from workbench.eval.speaker import cosine, speaker_embedding
 from workbench.eval.stats import mean_interval
@@ -146,6 +147,23 @@ def real_prompt_voices(count: int, seconds: float, exclude: set[str] | None = No
         start = min(first, max(0, len(audio) - int(seconds * SAMPLE_RATE)))
         out[speaker] = audio[start: start + int(seconds * SAMPLE_RATE)]
     return out
+
+
+VOICE_TEXTS = ("It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in "
+               "want of a wife.",
+               "However little known the feelings or views of such a man may be on his first entering a "
+               "neighbourhood, this truth is well fixed.")
+
+
+def voice_similarities(voices, texts: tuple[str, str] = VOICE_TEXTS) -> dict:
+    """How far apart the corpus's synthetic voices are, as a listener's d-vector hears them: each voice reads the
+    two `texts` (espeak-ng + mbrola, as the corpus renders them). `self`: a voice against itself on the other text
+    (what "the same speaker" scores); `pairs`: every two voices on the same text (first text), so a variant of a
+    diphone voice is a different speaker only as far as its pair falls below `self`."""
+    emb = {(v.name, k): speaker_embedding(render([t], v).audio) for v in voices for k, t in enumerate(texts)}
+    names = [v.name for v in voices]
+    return {"self": {n: cosine(emb[n, 0], emb[n, 1]) for n in names},
+            "pairs": {f"{a}|{b}": cosine(emb[a, 0], emb[b, 0]) for i, a in enumerate(names) for b in names[i + 1:]}}
 
 
 def swap_test(synth: Synthesizer, clips: list[EvalClip], real: dict[str, np.ndarray], semantic: list[np.ndarray],

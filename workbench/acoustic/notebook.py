@@ -1,9 +1,11 @@
 """What notebook 04 shows of SoundStorm, so the notebook only calls: train-or-load (tokenizer and acoustic model),
-the prompt, the semantic tokens, the level-by-level decoding picture, players and the evaluation table."""
+the prompt, the semantic tokens, the level-by-level decoding picture, players, the listening page and the evaluation
+table."""
 
 from __future__ import annotations
 
 import dataclasses
+import html
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from workbench.acoustic.synthesize import Synthesizer
 from workbench.acoustic.train import default_paths, train
 from workbench.codec.stream import reconstruct
 from workbench.core import reuse
+from workbench.core.audio import SAMPLE_RATE
 from workbench.core.config import override, pick_preset
 from workbench.core.device import pick_device
 from workbench.core.plots import log_mel
@@ -119,6 +122,34 @@ def listening_set(synth: Synthesizer, clip, voice: str = "own", levels: int | No
     return {"original": clip.audio,
             f"codec, {synth.codec.cfg.kbps(levels):.1f} kbps": reconstruct(synth.codec, clip.audio, levels),
             f"prompt ({speaker})": prompt, f"SoundStorm in {speaker}'s voice": resynthesis}
+
+
+def listening_rows(synth: Synthesizer, clips: list, seed: int = 0) -> list[dict]:
+    """Notebook 04's listening page, one row per held-out clip: the original, the codec's reconstruction (the
+    ceiling), SoundStorm's resynthesis of the clip's semantic tokens with a prompt of its own speaker ("same
+    prompt") and with a prompt of the other held-out speaker ("swapped prompt"), all of the clip's length."""
+    rows = []
+    for clip in clips:
+        n, semantic = len(clip.audio), synth.semantic_tokens(clip.audio)
+        rows.append({"clip": clip.id, "speaker": clip.speaker, "other_speaker": clip.other_speaker, "text": clip.text,
+                     "audio": {"original": clip.audio, "codec": reconstruct(synth.codec, clip.audio),
+                               "same prompt": synth.synthesize(semantic, synth.prompt(clip.prompt), seed)[:n],
+                               "swapped prompt": synth.synthesize(semantic, synth.prompt(clip.other_prompt), seed)[:n]}})
+    return rows
+
+
+def listening_page(rows: list[dict]):
+    """`listening_rows` as one HTML table: a row per clip (its speakers and words), a player per column."""
+    from IPython.display import HTML, Audio
+
+    columns = list(rows[0]["audio"]) if rows else []
+    head = "<tr><th>clip</th>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"
+    body = "".join(
+        f"<tr><td style='max-width:16em'><b>{r['clip']}</b><br>voice {r['speaker']}, swapped to "
+        f"{r['other_speaker']}<br><i>{html.escape(r['text'])}</i></td>"
+        + "".join(f"<td>{Audio(np.asarray(r['audio'][c], dtype=np.float32), rate=SAMPLE_RATE, normalize=True)._repr_html_()}</td>"
+                  for c in columns) + "</tr>" for r in rows)
+    return HTML(f"<table>{head}{body}</table>")
 
 
 def synthesis_explorer(synth: Synthesizer, clips: list):
