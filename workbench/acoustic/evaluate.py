@@ -22,6 +22,9 @@ same way on the same clips: the codec's own reconstruction (`wer_codec`, `spkr_s
 audio (`wer_original`, `spkr_sim_original`, and `spkr_sim_original_other`: the natural gap between the two
 voices). Speed: `realtime_factor` = seconds of audio per wall second for semantic tokens -> codes -> audio on a
 `speed_seconds` stream, on `threads` torch threads.
+
+`voice_similarities` measures the voices themselves: how far apart the corpus's synthetic voices are to the same
+d-vectors (each reads the same two sentences), so a swap between two voices can be read against their distance.
 """
 
 from __future__ import annotations
