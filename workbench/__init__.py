@@ -7,9 +7,13 @@ recurrence over the native sources in ``kernels/``; ``bench`` and ``eval`` measu
 
 import os
 
-# On a shared CPU, OpenMP threads that spin while waiting for each other make torch 5-10x slower as soon as
-# another process competes for the cores (measured: 3-5 s vs 0.7 s per training step on 2 busy cores). Passive
-# waiting only takes effect if set before torch is first imported; an explicit setting by the user wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# How long torch's OpenMP threads spin before they sleep between parallel regions. libgomp's default (300,000
+# spins) makes torch 5-20x slower as soon as another process competes for the cores; never spinning (passive)
+# costs ~40% when the work has the cores to itself, as a stage of `make reproduce` does. Laptop codec training,
+# 2 cores, steps/s alone / beside one busy process: passive 8.6 / 9.9, 1,000 spins 10.4 / 8.6, 3,000 13.9 / 6.9,
+# 10,000 15.5 / 4.6, 300,000 15.3 / 0.8. 3,000 takes most of the speed and stays usable on a busy machine. Read
+# when torch is first imported; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "3000")
 
 __version__ = "0.1.0"

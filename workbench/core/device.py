@@ -15,6 +15,13 @@ import torch.distributed as dist
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
+# Denormal floats (below ~1.2e-38) cost an x86 CPU ~100x per operation, and training makes them (ELU and sigmoid of
+# large negative pre-activations, Adam's decaying moments): the laptop codec slowed from 12.8 to 7.7 steps/s over
+# 12 minutes, and its late checkpoint trains 2.5x faster with them flushed to zero. The flag is per thread and
+# torch's OpenMP workers copy it when they are started, so it is set on import, before the first parallel op;
+# values that small are zero to every model here. (No effect on GPUs, which flush by default in the kernels we use.)
+torch.set_flush_denormal(True)
+
 
 def pick_device(device: str | torch.device | None = None, local_rank: int = 0) -> torch.device:
     """`device` if given, else this process's GPU when there is one, else the CPU."""
