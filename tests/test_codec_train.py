@@ -133,6 +133,14 @@ def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, smoke_corp
     assert "unknown codec preset" in capsys.readouterr().err
     assert main(["codec", "diagnose", "--preset", "smoke", "--ckpt", str(out), "--corpus", str(smoke_corpus)]) == 2
     assert "needs the griffinlim decoder" in capsys.readouterr().err  # the smoke codec decodes with an iSTFT
+    assert main(["codec", "diagnose", "--preset", "smoke", "--ckpt", str(tmp_path / "none")]) == 2
+    assert "no checkpoint in" in capsys.readouterr().err
+    assert main(["codec", "diagnose", "--preset", "smoke", "--ckpt", str(out), "--clips", "0"]) == 2
+    assert "--clips must be at least 1" in capsys.readouterr().err
+    assert main(["codec", "diagnose", "--preset", "smoke", "--ckpt", str(out), "--n-q", "9"]) == 2
+    assert "--n-q must be 1..4" in capsys.readouterr().err
+    assert main(["codec", "train", "--preset", "smoke", "--magnitude-tilt", "9", "--out", str(tmp_path / "t")]) == 2
+    assert "--magnitude-tilt must be in [0, 4]" in capsys.readouterr().err and not (tmp_path / "t").exists()
 
 
 def test_cli_eval_json_structure(tmp_path, smoke_run, smoke_corpus, capsys) -> None:

@@ -21,7 +21,7 @@ import math
 import numpy as np
 import torch
 
-from workbench.codec.evaluate import Clip, _mean
+from workbench.codec.evaluate import Clip, mean_over
 from workbench.codec.metrics import pesq_wb
 from workbench.codec.model import Codec, frame_spectrum
 from workbench.core.errors import UserError
@@ -66,7 +66,7 @@ def diagnose(codec: Codec, clip_sets: dict[str, list[Clip]], n_q: int | None = N
         rows = [diagnose_clip(codec, c.audio, n_q) for c in tqdm(clips, desc=f"diagnose {name}", disable=not progress)]
         if not rows:
             continue
-        means = {k: _mean(rows, k) for k in rows[0]}
+        means = {k: mean_over(rows, k) for k in rows[0]}
         gains = {k.removeprefix("codec, true "): round(v - means["codec"], 4)
                  for k, v in means.items() if k.startswith("codec, true ") and v is not None and means["codec"]}
         sets[name] = {"clips": len(rows), "pesq": {k: v for k, v in means.items() if "error" not in k},

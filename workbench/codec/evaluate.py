@@ -71,7 +71,8 @@ def _pick(candidates: list, n: int) -> list[Clip]:
     return clips
 
 
-def _mean(rows: list[dict], key: str) -> float | None:
+def mean_over(rows: list[dict], key: str) -> float | None:
+    """The mean of `key` over `rows`, NaNs (e.g. PESQ of a clip without speech) left out; None if none is left."""
     values = [r[key] for r in rows if not math.isnan(r[key])]
     return round(float(np.mean(values)), 4) if values else None
 
@@ -110,11 +111,11 @@ def evaluate_set(codec: Codec, clips: list[Clip], set_name: str, levels: list[in
     for (system, n_q), measured in per.items():
         kbps, kbps_file = rates[(system, n_q)]
         rows.append({"set": set_name, "system": system, "n_q": n_q, "kbps": round(kbps, 3),
-                     "kbps_file": round(kbps_file, 3), "pesq": _mean(measured, "pesq"),
-                     "stoi": _mean(measured, "stoi"), "mel_distance": _mean(measured, "mel_distance"),
+                     "kbps_file": round(kbps_file, 3), "pesq": mean_over(measured, "pesq"),
+                     "stoi": mean_over(measured, "stoi"), "mel_distance": mean_over(measured, "mel_distance"),
                      "clips": len(measured), "pesq_undefined": sum(math.isnan(m["pesq"]) for m in measured)})
     by_speaker = [{"set": set_name, "speaker": speaker, "system": system, "n_q": n_q,
-                   **{k: _mean(group, k) for k in ("pesq", "stoi", "mel_distance")}, "clips": len(group)}
+                   **{k: mean_over(group, k) for k in ("pesq", "stoi", "mel_distance")}, "clips": len(group)}
                   for (system, n_q), measured in per.items()
                   for speaker in sorted({str(m["speaker"]) for m in measured})
                   for group in [[m for m in measured if str(m["speaker"]) == speaker]]]
