@@ -291,12 +291,17 @@ def test_the_listening_page_has_the_four_players_per_clip(smoke_run, smoke_corpu
 @pytest.mark.skipif(not have_mbrola(), reason="mbrola voices not installed")
 def test_voice_variants_of_one_diphone_set_are_different_speakers():
     """The corpus makes two training voices of each mbrola diphone set by pitch, rate and vocal-tract length: each
-    pair is measurably further apart (same text) than either voice is from itself on other text."""
+    pair is measurably further apart (same text) than either voice is from itself on other text; and each held-out
+    voice is a new speaker: further from every training voice than that by a clear margin."""
     from workbench.acoustic.evaluate import voice_similarities
     from workbench.data.voices import VOICES
 
     pairs = [(v, next(w for w in VOICES if w.name == v.name[:-1] + "b")) for v in VOICES if v.name.endswith("-a")]
-    sims = voice_similarities([v for pair in pairs for v in pair])
+    sims = voice_similarities(VOICES)
     assert len(pairs) == 4
     for a, b in pairs:
         assert sims["pairs"][f"{a.name}|{b.name}"] < min(sims["self"][a.name], sims["self"][b.name]) - 0.015, sims
+    pair = lambda a, b: sims["pairs"].get(f"{a}|{b}", sims["pairs"].get(f"{b}|{a}"))  # noqa: E731
+    for held in (v.name for v in VOICES if v.held_out):
+        nearest = max(pair(held, v.name) for v in VOICES if not v.held_out)
+        assert nearest < sims["self"][held] - 0.08, (held, nearest, sims["self"][held])

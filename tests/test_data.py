@@ -114,6 +114,31 @@ def test_build_is_resumable_and_guarded(smoke_corpus):
         build_preset("smoke", smoke_corpus, jobs=1, progress=False, seed=7)
 
 
+def test_a_changed_voice_is_read_again(tmp_path, monkeypatch):
+    """A voice whose settings change (pitch, rate, tract) re-reads its recordings, segments and parallel sentences
+    on the next build; every other voice's are kept, and the stamp (downstream reuse) changes."""
+    import dataclasses
+
+    import workbench.data.corpus as corpus
+    import workbench.data.voices as voices
+    from workbench.core.reuse import read_stamp
+
+    out = tmp_path / "smoke"
+    corpus.build_preset("smoke", out, jobs=1, progress=False)
+    stamp = read_stamp(out)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.flac")}
+    changed = tuple(dataclasses.replace(v, pitch=v.pitch + 10) if v.name == "us1-h" else v for v in VOICES)
+    monkeypatch.setattr(voices, "VOICES", changed)
+    monkeypatch.setattr(corpus, "VOICES", changed)
+    corpus.build_preset("smoke", out, jobs=1, progress=False)
+    after = {p: p.stat().st_mtime_ns for p in out.rglob("*.flac")}
+    redone = {p.name for p in before if after.get(p) != before[p]}
+    assert redone and all("_us1-h" in name for name in redone)
+    assert any(p.parts[-3] == "segments" for p in before if p.name in redone)  # the test segments were cut again
+    assert any("parallel-" in name for name in redone)
+    assert read_stamp(out)["fingerprint"] != stamp["fingerprint"]
+
+
 def test_cli_build_prints_counts(tmp_path):
     out = subprocess.run([sys.executable, "-m", "workbench", "data", "build", "--preset", "smoke", "--out",
                           str(tmp_path / "c"), "--json", "--reports", str(tmp_path / "r")],

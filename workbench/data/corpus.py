@@ -159,9 +159,10 @@ def build_corpus(config: CorpusConfig, out: str | os.PathLike, jobs: int | None 
     stats.update(config=dataclasses.asdict(config), path=str(out), mbrola=exact,
                  build_seconds=round(time.time() - started, 2), workers=workers)
     atomic_write_json(out / "corpus.json", stats)
-    # a corpus is what its settings make (a partial build is finished, a finished recording never rewritten): its
-    # stamp is its settings, which downstream reuse reads (`workbench.core.reuse.input_fingerprint`)
-    write_stamp(out, {"config": dataclasses.asdict(config), "real_speech": real["summary"]["root"] if real else None},
+    # a corpus is what its settings and voices make (a partial build is finished; a finished recording is rewritten
+    # only when its voice has changed): its stamp is both, which downstream reuse reads (`reuse.input_fingerprint`)
+    write_stamp(out, {"config": dataclasses.asdict(config), "real_speech": real["summary"]["root"] if real else None,
+                      "voices": [dataclasses.asdict(v) for v in VOICES]},
                 finished=True)
     return stats
 
@@ -184,10 +185,9 @@ def _build_job(task: tuple[Job, str, float]) -> dict[str, Any]:
     job, out, segment_seconds = task
     out = Path(out)
     meta_path = out / "recordings" / job.split / f"{job.id}.json"
-    if meta_path.exists():  # resumable: finished earlier (the .json is written last)
-        meta = json.loads(meta_path.read_text())
-    else:
-        v = voice_named(job.voice)
+    v = voice_named(job.voice)
+    meta = _finished(meta_path, v)
+    if meta is None:
         r = render(list(job.chapter.sentences), v)
         audio_path = meta_path.with_suffix(".flac")
         save_audio(audio_path, r.audio)
@@ -197,10 +197,17 @@ def _build_job(task: tuple[Job, str, float]) -> dict[str, Any]:
     return {"recording": _manifest_line(meta), "segments": segments}
 
 
+def _finished(meta_path: Path, v: Voice) -> dict[str, Any] | None:
+    """A recording's metadata if it was finished earlier (the .json is written last) by the voice's current settings;
+    None if it must be (re)read: not made yet, or made by a voice whose settings have changed since."""
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
+    return meta if meta is not None and meta.get("voice") == dataclasses.asdict(v) else None
+
+
 def _meta(rid: str, split: str, v: Voice, chapter: Chapter | None, r: Rendering, audio: Path) -> dict[str, Any]:
     rnd = lambda spans: [[x, round(s, 4), round(e, 4)] for x, s, e in spans]  # noqa: E731
     return {
-        "id": rid, "split": split, "speaker": v.name, "gender": v.gender,
+        "id": rid, "split": split, "speaker": v.name, "gender": v.gender, "voice": dataclasses.asdict(v),
         "book": chapter.book if chapter else None, "chapter": chapter.index if chapter else None,
         "audio": str(audio), "sample_rate": SAMPLE_RATE, "duration": round(r.duration, 4),
         "num_words": len(r.words), "exact_alignment": r.exact, "source": "synthetic",
@@ -237,7 +244,7 @@ def _build_segments(meta: dict[str, Any], out: Path, max_seconds: float) -> list
     for k, (start, end) in enumerate(segment_bounds(meta["sentences"], meta["duration"], max_seconds)):
         sid = f"{meta['id']}-{k:03d}"
         seg_meta_path = out / "segments" / meta["split"] / f"{sid}.json"
-        if not seg_meta_path.exists():
+        if _finished(seg_meta_path, voice_named(meta["speaker"])) is None:
             if audio is None:
                 audio = load_audio(out / meta["audio"])
             seg_audio = audio[int(round(start * SAMPLE_RATE)):int(round(end * SAMPLE_RATE))]
@@ -263,7 +270,7 @@ def _build_parallel(config: CorpusConfig, out: Path, work: list[Job]) -> list[di
         for k, sentence in enumerate(sentences):
             pid = f"parallel-{k:04d}_{v.name}"
             meta_path = out / "parallel" / v.name / f"{pid}.json"
-            if not meta_path.exists():
+            if _finished(meta_path, v) is None:
                 r = render([sentence], v)
                 save_audio(meta_path.with_suffix(".flac"), r.audio)
                 meta = _meta(pid, "parallel", v, None, r, meta_path.with_suffix(".flac").relative_to(out))
