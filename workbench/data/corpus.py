@@ -186,7 +186,7 @@ def _build_job(task: tuple[Job, str, float]) -> dict[str, Any]:
     out = Path(out)
     meta_path = out / "recordings" / job.split / f"{job.id}.json"
     v = voice_named(job.voice)
-    meta = _finished(meta_path, v)
+    meta = _finished(meta_path, dataclasses.asdict(v))
     if meta is None:
         r = render(list(job.chapter.sentences), v)
         audio_path = meta_path.with_suffix(".flac")
@@ -197,11 +197,11 @@ def _build_job(task: tuple[Job, str, float]) -> dict[str, Any]:
     return {"recording": _manifest_line(meta), "segments": segments}
 
 
-def _finished(meta_path: Path, v: Voice) -> dict[str, Any] | None:
-    """A recording's metadata if it was finished earlier (the .json is written last) by the voice's current settings;
-    None if it must be (re)read: not made yet, or made by a voice whose settings have changed since."""
+def _finished(meta_path: Path, voice_settings: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A recording's (or segment's) metadata if it was finished earlier (the .json is written last) by a voice with
+    these settings (None for real speech); None if it must be (re)made: not made yet, or its voice has changed."""
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
-    return meta if meta is not None and meta.get("voice") == dataclasses.asdict(v) else None
+    return meta if meta is not None and meta.get("voice") == voice_settings else None
 
 
 def _meta(rid: str, split: str, v: Voice, chapter: Chapter | None, r: Rendering, audio: Path) -> dict[str, Any]:
@@ -244,7 +244,7 @@ def _build_segments(meta: dict[str, Any], out: Path, max_seconds: float) -> list
     for k, (start, end) in enumerate(segment_bounds(meta["sentences"], meta["duration"], max_seconds)):
         sid = f"{meta['id']}-{k:03d}"
         seg_meta_path = out / "segments" / meta["split"] / f"{sid}.json"
-        if _finished(seg_meta_path, voice_named(meta["speaker"])) is None:
+        if _finished(seg_meta_path, meta.get("voice")) is None:  # real speech: no voice settings (None)
             if audio is None:
                 audio = load_audio(out / meta["audio"])
             seg_audio = audio[int(round(start * SAMPLE_RATE)):int(round(end * SAMPLE_RATE))]
@@ -270,7 +270,7 @@ def _build_parallel(config: CorpusConfig, out: Path, work: list[Job]) -> list[di
         for k, sentence in enumerate(sentences):
             pid = f"parallel-{k:04d}_{v.name}"
             meta_path = out / "parallel" / v.name / f"{pid}.json"
-            if _finished(meta_path, v) is None:
+            if _finished(meta_path, dataclasses.asdict(v)) is None:
                 r = render([sentence], v)
                 save_audio(meta_path.with_suffix(".flac"), r.audio)
                 meta = _meta(pid, "parallel", v, None, r, meta_path.with_suffix(".flac").relative_to(out))
