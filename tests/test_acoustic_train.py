@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from workbench.acoustic.synthesize import Synthesizer
 from workbench.acoustic.train import train
 from workbench.acoustic.windowed import Prompt
 from workbench.cli import UserError, main
+from workbench.core.audio import AudioConversionWarning
 from workbench.core.config import override
 from workbench.data.voices import have_mbrola
 
@@ -124,6 +126,23 @@ def test_cli_synthesize_from_tokens_and_from_audio(tmp_path, smoke_run, smoke_co
                  "--out", str(tmp_path / "b.wav"), "--json"]) == 0
     capsys.readouterr()
     assert sf.info(str(tmp_path / "b.wav")).frames == sf.info(str(src)).frames
+    # a long prompt file: only its start is read, without a warning (using the start is what a prompt is)
+    long_prompt = tmp_path / "long.wav"
+    sf.write(long_prompt, np.random.default_rng(1).normal(0, 0.1, 61 * 16000).astype(np.float32), 16000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AudioConversionWarning)
+        assert main(["acoustic", "synthesize", *ckpt, "--semantic", str(tmp_path / "tokens.npy"), "--prompt",
+                     str(long_prompt), "--out", str(tmp_path / "c.wav"), "--json"]) == 0
+    capsys.readouterr()
+
+
+def test_cli_train_uses_the_threads_it_is_given(tmp_path, smoke_run, smoke_corpus, smoke_codec, smoke_tokenizer,
+                                                capsys):
+    root, _ = smoke_run  # its pairs are reused
+    assert main(["acoustic", "train", "--preset", "smoke", "--out", str(tmp_path / "run"), "--corpus", str(smoke_corpus),
+                 "--codec", str(smoke_codec), "--tokenizer", str(smoke_tokenizer), "--pairs", str(root / "pairs"),
+                 "--steps", "2", "--threads", "2", "--quiet", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["threads"] == 2  # not the one the test runs on (fixture)
 
 
 def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, smoke_corpus, smoke_tokenizer, capsys):
@@ -160,6 +179,10 @@ def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, smoke_corp
                 override(CODEC["smoke"].train, steps=2, adversarial=False), smoke_corpus, progress=False)
     code, err = run("--semantic", str(tmp_path / "ok.npy"), "--prompt", prompt, "--codec", str(smaller))
     assert code == 2 and "needs 4 levels" in err and "has 2 x 64" in err
+    for option, value in (("--finer-iterations", "0"), ("--temperature", "-1")):
+        assert main(["acoustic", "eval", "--preset", "smoke", "--ckpt", str(tmp_path / "none"), option, value]) == 2
+        err = capsys.readouterr().err  # refused before a checkpoint is looked for
+        assert err.count("\n") == 1 and option in err and "must be" in err and "no checkpoint" not in err
     assert main(["acoustic", "train", "--preset", "tiny"]) == 2
     assert "unknown acoustic preset" in capsys.readouterr().err
 
@@ -167,7 +190,8 @@ def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, smoke_corp
 def test_cli_eval_writes_the_measurements(tmp_path, smoke_run, smoke_corpus, capsys):
     root, _ = smoke_run
     assert main(["acoustic", "eval", "--preset", "smoke", "--ckpt", str(root / "run"), "--corpus", str(smoke_corpus),
-                 "--reports", str(tmp_path), "--json"]) == 0
+                 "--reports", str(tmp_path), "--iterations", "3", "--finer-iterations", "2", "--temperature", "1.5",
+                 "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     written = json.loads((tmp_path / "acoustic.json").read_text())
     assert printed["rows"] == written["rows"] and len(written["rows"]) == SMOKE.eval.clips
@@ -178,7 +202,8 @@ def test_cli_eval_writes_the_measurements(tmp_path, smoke_run, smoke_corpus, cap
     assert written["spkr_sim_gap"] == pytest.approx(written["spkr_sim_prompt"] - written["spkr_sim_other"])
     assert set(written["speakers"]) == {"us1-h", "us3-h"}  # the held-out voices
     assert all(r["speaker"] != r["other_speaker"] for r in written["rows"])
-    assert written["decode"]["iterations"] == [SMOKE.decode.first_level_iterations, 1, 1, 1]
+    # the decoding options given on the command line are the ones used and recorded
+    assert written["decode"]["iterations"] == [3, 2, 2, 2] and written["decode"]["temperature"] == 1.5
     # resynthesis per kind of voice and per voice: the smoke corpus holds synthetic voices only
     assert set(written["by_source"]) == {"synthetic"} and written["by_source"]["synthetic"]["clips"] == SMOKE.eval.clips
     assert written["by_source"]["synthetic"]["wer_codec"] == pytest.approx(written["wer_codec"])

@@ -198,6 +198,8 @@ MATRIX = [
      r"snapshots must be >= 0"),
     (["acoustic", "train", "--preset", "smoke", "--out", "{tmp}/run", "--cross-voice", "1.5"],
      r"--cross-voice 1.5: a share, between 0 and 1"),
+    (["acoustic", "train", "--preset", "smoke", "--out", "{tmp}/run", "--threads", "0"],
+     r"--threads must be at least 1"),
     (["data", "build", "--preset", "smoke", "--out", "{tmp}/c", "--real-speech", "{tmp}/nowhere"],
      r"real speech .*nowhere: no such folder"),
 ]

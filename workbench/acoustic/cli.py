@@ -3,8 +3,9 @@
     acoustic train      --preset laptop [--corpus DIR] [--codec DIR] [--tokenizer DIR] [--out DIR] [--resume]
                         [--steps N] [--max-minutes M]
     acoustic synthesize (--semantic TOKENS.npy | --audio SPEECH.wav) --prompt SPEAKER.wav --out OUT.wav
-                        [--iterations 16] [--temperature 1.0] [--seed 0]
-    acoustic eval       [--corpus DIR] [--clips N] [--json]        (writes acoustic.json into the report folder)
+                        [--iterations 16] [--finer-iterations 1] [--temperature 1.0] [--seed 0]
+    acoustic eval       [--corpus DIR] [--clips N] [--iterations 16] [--finer-iterations 1] [--temperature 1.0] [--json]
+                        (writes acoustic.json into the report folder)
 
 Defaults (`workbench.core.paths`): corpus data/build/<preset>, codec runs/codec/<preset>, tokenizer
 runs/tokenizer/<preset>/learned, training pairs data/build/acoustic/<preset>, run folder runs/acoustic/<preset>.
@@ -35,7 +36,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--codec", default=None, help="codec run folder (default: the one the model was trained with)")
         p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the one the model was trained with)")
         p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
-        p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the preset's, laptop 1)")
+        p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's, every core)")
+
+    def decoding(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--iterations", type=int, default=None, help="decoding iterations on the first level, 1-1000 "
+                       "(default 16)")
+        p.add_argument("--finer-iterations", type=int, default=None, help="decoding iterations on each finer level, "
+                       "1-1000 (default 1)")
+        p.add_argument("--temperature", type=float, default=None, help="sampling temperature, finite and >= 0 "
+                       "(0: greedy; default the preset's, 1.0)")
 
     t = sub.add_parser("train", help="train SoundStorm on (semantic tokens, codec codes) pairs of a corpus")
     common(t)
@@ -62,10 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--prompt", required=True, help="speaker prompt audio (4-384 kHz; its first prompt_seconds are "
                    f"used, at most the first {PROMPT_READ_SECONDS:g} s are read)")
     s.add_argument("--out", required=True, help="output audio (.wav or .flac)")
-    s.add_argument("--iterations", type=int, default=None, help="decoding iterations on the first level, 1-1000 "
-                   "(default 16)")
-    s.add_argument("--temperature", type=float, default=None, help="sampling temperature, finite and >= 0 "
-                   "(0: greedy; default the model's, 1.0)")
+    decoding(s)
     s.add_argument("--seed", type=int, default=0, help="random seed, 0 .. 2**63 - 1")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     add_output_args(s)
@@ -75,6 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common(v)
     v.add_argument("--corpus", default=None, help="corpus with held-out test speakers (default data/build/<preset>)")
     v.add_argument("--clips", type=int, default=None)
+    decoding(v)
     add_output_args(v)
     v.set_defaults(func=run_eval)
 
@@ -95,10 +102,11 @@ def run_train(args: argparse.Namespace) -> int:
 
     preset = pick_preset(PRESETS, args.preset, "acoustic")
     changes = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes),
-                                  ("batch_size", args.batch_size), ("cross_voice", args.cross_voice))
+                                  ("batch_size", args.batch_size), ("cross_voice", args.cross_voice),
+                                  ("threads", args.threads))
                if v is not None}
-    if changes.get("steps", 1) < 1 or changes.get("batch_size", 1) < 1:
-        raise UserError("--steps and --batch-size must be at least 1")
+    if min(changes.get("steps", 1), changes.get("batch_size", 1), changes.get("threads", 1)) < 1:
+        raise UserError("--steps, --batch-size and --threads must be at least 1")
     if not 0.0 <= changes.get("cross_voice", 0.0) <= 1.0:
         raise UserError(f"--cross-voice {args.cross_voice}: a share, between 0 and 1")
     preset = dataclasses.replace(preset, train=override(preset.train, **changes))
@@ -127,17 +135,25 @@ def _set_threads(args) -> None:
         torch.set_num_threads(threads)
 
 
-def _synthesizer(args, **decode_changes):
+def _check_decoding(args) -> dict:
+    """The decoding options given (checked before anything is loaded), as `DecodeConfig` changes."""
+    validate.count("--iterations", args.iterations, 1, 1000, optional=True)
+    validate.count("--finer-iterations", args.finer_iterations, 1, 1000, optional=True)
+    if args.temperature is not None:
+        validate.temperature(args.temperature)
+    changes = {"first_level_iterations": args.iterations, "finer_level_iterations": args.finer_iterations,
+               "temperature": args.temperature}
+    return {k: v for k, v in changes.items() if v is not None}
+
+
+def _synthesizer(args, decode_changes: dict):
     from workbench.acoustic.synthesize import Synthesizer
     from workbench.core.device import pick_device
 
     _set_threads(args)
 
     synth = Synthesizer.load(_ckpt(args), args.codec, args.tokenizer, device=pick_device(args.device))
-    changes = {k: v for k, v in decode_changes.items() if v is not None}
-    if changes.get("first_level_iterations", 1) < 1:
-        raise UserError("--iterations must be at least 1")
-    return synth.with_decode(**changes) if changes else synth
+    return synth.with_decode(**decode_changes) if decode_changes else synth
 
 
 def _read_audio(path: str, max_seconds: float = MAX_SECONDS, trim: bool = False):
@@ -148,7 +164,7 @@ def _read_audio(path: str, max_seconds: float = MAX_SECONDS, trim: bool = False)
     try:
         with warnings.catch_warnings():
             if trim:  # a long prompt file: using only its start is what a prompt is, not worth a warning
-                warnings.filterwarnings("ignore", "using its first", AudioConversionWarning)
+                warnings.filterwarnings("ignore", ".*: using its first", AudioConversionWarning)
             return load_audio(path, max_seconds=max_seconds, trim=trim)
     except AudioError as err:
         raise UserError(str(err)) from None
@@ -163,13 +179,11 @@ def run_synthesize(args: argparse.Namespace) -> int:
 
     # every argument is checked before a model is loaded or a sample read
     validate.output_file("--out", args.out, (".wav", ".flac"))
-    validate.count("--iterations", args.iterations, 1, 1000, optional=True)
-    if args.temperature is not None:
-        validate.temperature(args.temperature)
+    decode_changes = _check_decoding(args)
     validate.seed(args.seed)
     if args.semantic:
         validate.input_file("--semantic", args.semantic, "semantic tokens file (.npy)")
-    synth = _synthesizer(args, first_level_iterations=args.iterations, temperature=args.temperature)
+    synth = _synthesizer(args, decode_changes)
     if args.semantic:
         try:
             semantic = np.load(args.semantic, mmap_mode="r")  # the length is checked before the tokens are read
@@ -203,7 +217,7 @@ def run_eval(args: argparse.Namespace) -> int:
         if args.clips < 1:
             raise UserError("--clips must be at least 1")
         cfg = override(cfg, clips=args.clips)
-    synth = _synthesizer(args)
+    synth = _synthesizer(args, _check_decoding(args))
     corpus = Path(args.corpus or _paths(args)["corpus"])
     payload = evaluate(synth, cfg, corpus, progress=not args.json)
     payload = {"preset": args.preset, "checkpoint": str(_ckpt(args)), **payload}

@@ -51,6 +51,8 @@ class Synthesizer:
             changes["temperature"] = validate.temperature(changes["temperature"], "temperature")
         if "first_level_iterations" in changes:
             validate.count("iterations", changes["first_level_iterations"], 1, 1000)
+        if "finer_level_iterations" in changes:
+            validate.count("finer iterations", changes["finer_level_iterations"], 1, 1000)
         other = object.__new__(Synthesizer)
         other.__dict__.update(self.__dict__, decode=dataclasses.replace(self.decode, **changes))
         return other
