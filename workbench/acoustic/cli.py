@@ -1,7 +1,7 @@
 """`python -m workbench acoustic {train,synthesize,eval}`: SoundStorm, semantic tokens -> codec codes -> audio.
 
     acoustic train      --preset laptop [--corpus DIR] [--codec DIR] [--tokenizer DIR] [--out DIR] [--resume]
-                        [--steps N] [--max-minutes M]
+                        [--steps N] [--max-minutes M] [--threads N]
     acoustic synthesize (--semantic TOKENS.npy | --audio SPEECH.wav) --prompt SPEAKER.wav --out OUT.wav
                         [--iterations 16] [--finer-iterations 1] [--temperature 1.0] [--seed 0]
     acoustic eval       [--corpus DIR] [--clips N] [--iterations 16] [--finer-iterations 1] [--temperature 1.0] [--json]
