@@ -116,3 +116,30 @@ def test_only_units_of_the_tokenizer_are_sampled(one_torch_thread):
     model = build_model(model_config("smoke", "griffin")).eval()
     out = continue_tracked(model, torch.randint(0, 8, (1, 10)), 200, ExtrapolationConfig(), progress=False, num_units=8)
     assert out["tokens"].max() < 8
+
+
+def test_worker_processes_decode_the_same_streams(tmp_path, smoke_tokens):
+    """Two decoding processes (one per core on the laptop) give the tokens and measures of one, stream for stream."""
+    from workbench.core.config import override
+    from workbench.pipeline.extrapolate import run_extrapolation
+
+    cfg = extrapolation_config("smoke", minutes=0.2, transformer_minutes=0.1, set_minutes=0.1)
+    results = {}
+    for workers in (1, 2):
+        results[workers] = run_extrapolation("smoke", override(cfg, workers=workers), runs=tmp_path / "runs",
+                                             tokens=smoke_tokens["tokens"], audio=False, reports=tmp_path / "r",
+                                             progress=False, log=lambda m: None)
+    (serial, serial_streams), (pooled, pooled_streams) = results[1], results[2]
+    assert serial["machine"]["generation_workers"] == 1 and pooled["machine"]["generation_workers"] == 2
+    assert set(serial_streams) == set(pooled_streams) and len(serial_streams) == 9  # 4 streams x 2 models + truth
+    for name, tokens in serial_streams.items():
+        assert np.array_equal(tokens, pooled_streams[name]), name
+    for name in ("griffin", "transformer"):
+        assert serial["models"][name]["generated_tokens"] == pooled["models"][name]["generated_tokens"]
+        assert serial["models"][name]["measures"] == pooled["models"][name]["measures"]
+    assert serial["set"]["claims"] == pooled["set"]["claims"]
+
+
+def test_workers_must_be_a_whole_number():
+    with pytest.raises(UserError, match="workers must be a whole number >= 1"):
+        extrapolation_config("smoke", workers=0)

@@ -48,7 +48,7 @@ from workbench.core.audio import SAMPLE_RATE, AudioConversionWarning, load_audio
 from workbench.core.errors import UserError
 from workbench.data.loaders import open_dataset
 from workbench.data.synth import render
-from workbench.eval.asr import transcribe, word_error_rate
+from workbench.eval.asr import transcribe_many, word_error_rate
 from workbench.eval.speaker import cosine, speaker_embedding
 from workbench.eval.stats import mean_interval
 
@@ -182,7 +182,7 @@ def swap_test(synth: Synthesizer, clips: list[EvalClip], real: dict[str, np.ndar
         voices.setdefault(clip.other_speaker, (clip.other_kind, clip.other_prompt))
     voices.update({name: ("real", audio) for name, audio in real.items()})
     prompt_emb = {name: speaker_embedding(audio) for name, (_, audio) in voices.items()}
-    rows = []
+    rows, outputs = [], []
     jobs = [(j, clip, name) for j, clip in enumerate(clips) for name in voices if name != clip.speaker]
     for j, clip, name in tqdm(jobs, desc="swap test", unit="synthesis", disable=not progress):
         kind, audio = voices[name]
@@ -191,7 +191,10 @@ def swap_test(synth: Synthesizer, clips: list[EvalClip], real: dict[str, np.ndar
         sim_prompt, sim_source = cosine(emb, prompt_emb[name]), cosine(emb, speaker_embedding(clip.prompt))
         rows.append({"clip": clip.id, "source": clip.speaker, "source_kind": clip.kind, "prompt": name, "kind": kind,
                      "sim_prompt": sim_prompt, "sim_source": sim_source, "gap": sim_prompt - sim_source,
-                     "text": clip.text, "transcript": transcribe(out)})
+                     "text": clip.text})
+        outputs.append(out)
+    for row, heard in zip(rows, transcribe_many(outputs)):  # on every core, after the syntheses
+        row["transcript"] = heard
 
     def pooled(group: list[dict]) -> dict:
         return {"clips": len(group), "gap": mean_interval([r["gap"] for r in group]),
@@ -217,7 +220,7 @@ def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progre
 
     clips = eval_clips(corpus_dir, cfg.clips, cfg.clip_seconds, synth.decode.prompt_seconds)
     rows, refs, semantics = [], [], []
-    hyps: dict[str, list[str]] = {"synth": [], "codec": [], "original": []}
+    heard: dict[str, list[np.ndarray]] = {"synth": [], "codec": [], "original": []}  # transcribed after the loop
     for j, clip in enumerate(tqdm(clips, desc="acoustic eval", unit="clip", disable=not progress)):
         semantic = synth.semantic_tokens(clip.audio)
         semantics.append(semantic)
@@ -227,9 +230,8 @@ def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progre
         emb = {name: speaker_embedding(x) for name, x in (("own", own), ("swapped", swapped), ("codec", codec),
                                                            ("original", clip.audio), ("prompt", clip.prompt),
                                                            ("other", clip.other_prompt))}
-        said = {"synth": transcribe(own), "codec": transcribe(codec), "original": transcribe(clip.audio)}
-        for k, v in said.items():
-            hyps[k].append(v)
+        for k, wav in (("synth", own), ("codec", codec), ("original", clip.audio)):
+            heard[k].append(wav)
         refs.append(clip.text)
         rows.append({
             "clip": clip.id, "speaker": clip.speaker, "kind": clip.kind, "other_speaker": clip.other_speaker,
@@ -241,9 +243,12 @@ def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progre
             "spkr_sim_codec_other": cosine(emb["codec"], emb["other"]),
             "spkr_sim_original": cosine(emb["original"], emb["prompt"]),
             "spkr_sim_original_other": cosine(emb["original"], emb["other"]),
-            "transcript": said["synth"], "transcript_codec": said["codec"], "transcript_original": said["original"],
-            "wer": word_error_rate(clip.text, said["synth"]),
         })
+    said = transcribe_many([wav for k in heard for wav in heard[k]])  # on every core: pocketsphinx uses one
+    hyps = {k: said[i * len(rows): (i + 1) * len(rows)] for i, k in enumerate(heard)}
+    for j, row in enumerate(rows):
+        row.update(transcript=hyps["synth"][j], transcript_codec=hyps["codec"][j],
+                   transcript_original=hyps["original"][j], wer=word_error_rate(row["text"], hyps["synth"][j]))
     mean = lambda key: float(np.mean([r[key] for r in rows]))  # noqa: E731
     sims = {k: mean(k) for k in ("spkr_sim_prompt", "spkr_sim_other", "spkr_sim_swap_prompt", "spkr_sim_swap_source",
                                  "spkr_sim_codec", "spkr_sim_codec_other", "spkr_sim_original",

@@ -26,7 +26,6 @@ import os
 import random
 import time
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from workbench.core.audio import SAMPLE_RATE, save_audio
 from workbench.core.config import pick_preset
 from workbench.core.io import atomic_write_json, atomic_write_text
 from workbench.core.reuse import write_stamp
+from workbench.core.workers import process_pool
 from workbench.data.synth import Rendering, render
 from workbench.data.texts import Chapter, read_all, words
 from workbench.data.voices import VOICES, Voice, have_mbrola
@@ -139,7 +139,7 @@ def build_corpus(config: CorpusConfig, out: str | os.PathLike, jobs: int | None 
     exact = have_mbrola()
     tasks = [(job, str(out), config.segment_seconds) for job in work]
     results: list[dict] = []
-    with get_context("spawn").Pool(workers) if workers > 1 else _Serial() as pool:
+    with process_pool(workers) as pool:
         for lines in tqdm(pool.imap_unordered(_build_job, tasks), total=len(tasks), desc="reading chapters",
                           disable=not progress, unit="chapter"):
             results.append(lines)
@@ -165,20 +165,6 @@ def build_corpus(config: CorpusConfig, out: str | os.PathLike, jobs: int | None 
                       "voices": [dataclasses.asdict(v) for v in VOICES]},
                 finished=True)
     return stats
-
-
-class _Serial:
-    """A stand-in for a process pool when one worker is asked for (no spawn overhead, easy to debug)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    @staticmethod
-    def imap_unordered(fn, items):
-        return map(fn, items)
 
 
 def _build_job(task: tuple[Job, str, float]) -> dict[str, Any]:

@@ -11,7 +11,9 @@ Measured per time bin of each stream (`workbench.eval.longform.token_measures`):
 entropy, longest run (degeneration into loops or a stuck unit) and the NLL of the stream under a scorer LM (the
 Griffin run: the paper scores transcripts with a text LM; we have no text here, so this says how plausible the
 stream is to a speech-token LM, and loops are plausible -- read it beside the repeat rate). Plus each model's cache
-size as the stream grows (Griffin's is constant) and its decode speed per bin.
+size as the stream grows (Griffin's is constant) and its decode speed per bin. On a CPU the streams are decoded by
+one worker process per core, the longest first (`generate_streams`): the tokens are those of decoding them one
+after another, the speeds those of a core whose neighbour is busy too (notebook 06 times decoding alone).
 
 Audio: where the tokens come from a corpus (tokens.json names it), the ground truth's audio gets SC-L and speaker
 similarity over time (`audio_measures`) -- the ceiling for a generated continuation. The continuations are
@@ -43,6 +45,7 @@ from workbench.core.io import reports_dir
 from workbench.core.paths import lm_run_dir
 from workbench.core.progress import announce
 from workbench.core.progress import report as report_progress
+from workbench.core.workers import process_pool, torch_threads
 from workbench.eval.longform import (
     JUDGE_NOT_CONFIGURED,
     JUDGE_URL_ENV,
@@ -81,9 +84,12 @@ class ExtrapolationConfig(Config):
     seeds: int = 1
     long_streams: int = 1
     set_minutes: float = 4.0
+    workers: int | None = None  # decoding processes; None: one per CPU core (one on a GPU)
 
     def __post_init__(self):
         problems = []
+        if self.workers is not None and not (isinstance(self.workers, int) and self.workers >= 1):
+            problems.append(f"workers must be a whole number >= 1 (or None: one per core), got {self.workers}")
         for name in ("prompts", "seeds", "long_streams"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 problems.append(f"{name} must be a whole number >= 1, got {getattr(self, name)}")
@@ -228,6 +234,64 @@ def continue_tracked(model: SpeechLM, prompt: torch.Tensor, new_tokens: int, cfg
 def score(scorer: SpeechLM, tokens: np.ndarray, chunk: int) -> np.ndarray:
     """Per-token NLL of a stream under `scorer` (position_nll, one row)."""
     return position_nll(scorer, torch.as_tensor(tokens, dtype=torch.long)[None], chunk)[0].numpy()
+
+# The worker processes of `generate_streams`: the models, loaded once per worker from their run folders.
+_WORKER_MODELS: dict[str, SpeechLM] = {}
+SCORER = "griffin"  # every stream's NLL per bin is under the Griffin LM (see the module docstring)
+
+
+def generation_workers(cfg: ExtrapolationConfig, jobs: int, device: torch.device) -> int:
+    """How many processes decode the set: `cfg.workers`, else one per CPU core (batch-1 decoding is bound by
+    Python's per-op overhead, so a process per core is what uses them: `workbench.core.workers`); one on a GPU."""
+    if cfg.workers is not None:
+        return max(1, min(cfg.workers, jobs))
+    return 1 if device.type != "cpu" else max(1, min(os.cpu_count() or 1, jobs))
+
+
+def _continuation(model: SpeechLM, scorer: SpeechLM, job: dict[str, Any], cfg: ExtrapolationConfig
+                  ) -> dict[str, Any]:
+    """One stream of one model: decoded (`continue_tracked`) and scored per token by the scorer LM."""
+    out = continue_tracked(model, torch.from_numpy(job["prompt"])[None], job["new_tokens"], cfg, desc=job["model"],
+                           progress=job["progress"], num_units=job["num_units"], seed=job["seed"])
+    return {**out, "new_tokens": job["new_tokens"], "nll": score(scorer, out["tokens"], job["chunk"])}
+
+
+def _start_worker(runs: dict[str, str]) -> None:
+    torch.set_num_threads(1)  # one core each: the pool is the parallelism
+    for name, run in runs.items():
+        _WORKER_MODELS[name] = load_model(run)[0]
+
+
+def _worker_job(task: tuple[dict[str, Any], ExtrapolationConfig]) -> tuple[dict[str, Any], dict[str, Any]]:
+    job, cfg = task
+    return job, _continuation(_WORKER_MODELS[job["model"]], _WORKER_MODELS[SCORER], job, cfg)
+
+
+def generate_streams(jobs: list[dict[str, Any]], models: dict[str, tuple[SpeechLM, dict, Path]],
+                     cfg: ExtrapolationConfig, workers: int, log: Callable[[str], None] = print
+                     ) -> dict[tuple[int, str], dict[str, Any]]:
+    """Decode every (stream, model) job: (stream index, model name) -> continuation. With several `workers` the
+    jobs go to a spawned pool, the longest first (so the 16-minute stream does not start last); each stream has
+    its own seeded generator, so the tokens are the same as decoding them one after another here (tested)."""
+    outputs: dict[tuple[int, str], dict[str, Any]] = {}
+    if workers <= 1:
+        on_cpu = next(models[SCORER][0].parameters()).device.type == "cpu"
+        with torch_threads(1 if on_cpu else torch.get_num_threads()):  # batch-1 decoding: one thread is fastest
+            for job in jobs:
+                log(f"{job['what']}: continuing {len(job['prompt'])} prompt tokens by {job['new_tokens']:,} tokens")
+                model = models[job["model"]][0]
+                outputs[job["stream"], job["model"]] = _continuation(model, models[SCORER][0], job, cfg)
+        return outputs
+    log(f"decoding {len(jobs)} continuations ({sum(j['new_tokens'] for j in jobs):,} tokens) on {workers} worker "
+        "processes, one core each, the longest first")
+    runs = {name: str(run) for name, (_, _, run) in models.items()}
+    order = sorted(jobs, key=lambda j: -j["new_tokens"])
+    with process_pool(workers, _start_worker, (runs,)) as pool:
+        for job, out in pool.imap_unordered(_worker_job, [(j, cfg) for j in order]):
+            log(f"{job['what']}: {job['new_tokens']:,} tokens at {out['tokens_per_s']:.1f} tokens/s")
+            outputs[job["stream"], job["model"]] = out
+    return outputs
+
 
 
 def choose_prompts(corpus: TokenCorpus, prompt_seconds: float, count: int = 1) -> list[tuple[Any, np.ndarray, np.ndarray]]:
@@ -399,11 +463,11 @@ def run_extrapolation(preset: str, cfg: ExtrapolationConfig, *, runs: str | Path
     prompts = choose_prompts(corpus, cfg.prompt_seconds, cfg.prompts)
     plan = stream_plan(cfg, len(prompts))
     rec, prompt, truth = prompts[0]
-    scorer, scorer_meta, _ = models["griffin"]
+    scorer, scorer_meta, _ = models[SCORER]
     chunk = scorer_meta["train_config"]["window_tokens"]
     payload: dict[str, Any] = {
         "preset": preset, "config": cfg.to_dict(), "tokens": str(token_dir),
-        "synthetic_tokens": corpus.synthetic, "scorer": "griffin",
+        "synthetic_tokens": corpus.synthetic, "scorer": SCORER,
         "prompt": {"recording": rec.id, "speaker": rec.speaker, "split": rec.split, "tokens": len(prompt),
                    "seconds": len(prompt) / TOKENS_PER_SECOND},
         "machine": {"torch_threads": torch.get_num_threads(), "load_average": list(os.getloadavg()),
@@ -412,25 +476,32 @@ def run_extrapolation(preset: str, cfg: ExtrapolationConfig, *, runs: str | Path
     }
     streams: dict[str, np.ndarray] = {}
     members: dict[str, list[dict[str, Any]]] = {name: [] for name in (*models, "ground_truth")}
+    jobs = []
     for k, item in enumerate(plan):
-        rec_k, prompt_k, truth_k = prompts[item["prompt"]]
-        prompt_t = torch.from_numpy(prompt_k)[None]
-        for name, (model, meta, run) in models.items():
+        rec_k, prompt_k, _ = prompts[item["prompt"]]
+        for name, (_, meta, run) in models.items():
             new = round(item["minutes"][name] * 60 * TOKENS_PER_SECOND)
-            window = meta["train_config"]["window_tokens"]
             if k == 0:
                 payload["models"][name] = {"run": str(run), "parameters": meta["parameters"]["total"],
                                            "steps": meta["step"], "trained_now": meta["trained_now"],
-                                           "train_window_s": window / TOKENS_PER_SECOND, "minutes": item["minutes"][name]}
+                                           "train_window_s": meta["train_config"]["window_tokens"] / TOKENS_PER_SECOND,
+                                           "minutes": item["minutes"][name]}
             if new == 0:
                 payload["models"][name]["skipped"] = "transformer_minutes is 0"
                 continue
-            log(f"{name} [stream {k + 1}/{len(plan)}: {rec_k.id}, seed {item['seed']}]: continuing "
-                f"{len(prompt_k)} prompt tokens by {new:,} tokens ({item['minutes'][name]:g} min)")
-            out = continue_tracked(model, prompt_t, new, cfg, desc=name, progress=progress,
-                                   num_units=corpus.num_units, seed=item["seed"])
-            bins = token_measures(out["tokens"], len(prompt_k), bin_seconds=cfg.bin_seconds,
-                                  nll=score(scorer, out["tokens"], chunk))
+            jobs.append({"stream": k, "model": name, "prompt": prompt_k, "new_tokens": new, "seed": item["seed"],
+                         "num_units": corpus.num_units, "chunk": chunk, "progress": progress,
+                         "what": f"{name} [stream {k + 1}/{len(plan)}: {rec_k.id}, seed {item['seed']}]"})
+    workers = generation_workers(cfg, len(jobs), pick_device(device))
+    payload["machine"]["generation_workers"] = workers
+    outputs = generate_streams(jobs, models, cfg, workers, log)
+    for k, item in enumerate(plan):
+        rec_k, prompt_k, truth_k = prompts[item["prompt"]]
+        for name, (_, meta, _) in models.items():
+            if (k, name) not in outputs:
+                continue
+            out, new, window = outputs[k, name], outputs[k, name]["new_tokens"], meta["train_config"]["window_tokens"]
+            bins = token_measures(out["tokens"], len(prompt_k), bin_seconds=cfg.bin_seconds, nll=out["nll"])
             members[name].append({"prompt": rec_k.id, "speaker": rec_k.speaker, "seed": item["seed"],
                                   "minutes": item["minutes"][name], "measures": bins,
                                   "loop_onset_s": loop_onset_s(bins), "collapse_onset_s": collapse_onset_s(bins),
@@ -928,7 +999,7 @@ def _fmt(x: float | None) -> str:
 def cmd_extrapolate(args) -> None:
     cfg = extrapolation_config(args.preset, minutes=args.minutes, transformer_minutes=args.transformer_minutes,
                                prompt_seconds=args.prompt_seconds, bin_seconds=args.bin_seconds,
-                               temperature=args.temperature, seed=args.seed)
+                               temperature=args.temperature, seed=args.seed, workers=args.workers)
     log = (lambda m: None) if args.json else (lambda m: print(m, flush=True))
     payload, streams = run_extrapolation(args.preset, cfg, runs=args.runs, tokens=args.tokens,
                                          train_missing=not args.no_train, device=args.device,
@@ -949,6 +1020,8 @@ def register(subparsers) -> None:
     p.add_argument("--bin-seconds", type=float, default=None, help="measures per bin (laptop default: 60)")
     p.add_argument("--temperature", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None,
+                   help="decoding processes (default: one per CPU core; one on a GPU)")
     p.add_argument("--runs", default=None, help="folder holding griffin/ and transformer/ runs "
                    "(default runs/lm/<preset>)")
     p.add_argument("--tokens", default=None, help="token directory (default: the one the runs trained on)")
