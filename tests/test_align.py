@@ -155,6 +155,16 @@ def test_a_second_run_reuses_and_an_alignment_folder_can_be_named(small_set, ali
         open_dataset(no_default, alignments=tmp_path / "missing")
 
 
+def test_processes_align_as_one_does(small_set, aligned, tmp_path):
+    """The corpus build aligns on every core: the same files as one process writes, whichever process aligned."""
+    done = A.align_dataset(small_set, tmp_path / "pooled", progress=False, workers=2)
+    assert done["aligned"] == 3 and done["skipped"] == 0
+    for serial in sorted((small_set / "alignments").rglob("*.json")):
+        if serial.name != "align.json":
+            pooled = tmp_path / "pooled" / serial.relative_to(small_set / "alignments")
+            assert json.loads(pooled.read_text()) == json.loads(serial.read_text()), serial.name
+
+
 @needs_pocketsphinx
 @needs_mini
 def test_a_word_missing_from_the_dictionary_is_spelled_by_espeak(tmp_path):

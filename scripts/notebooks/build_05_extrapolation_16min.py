@@ -20,6 +20,7 @@ bin_seconds = None           # measures per bin; None: the preset's (laptop 60 s
 seed = 0
 prompts = None               # held-out recordings prompted (across voices); None: the preset's (laptop 2)
 seeds = None                 # samplings per prompt; None: the preset's (laptop 2)
+workers = None               # decoding processes; None: one per CPU core (one on a GPU)
 runs = None                  # folder with griffin/ and transformer/; None: runs/lm/<preset> (where 03 trains)
 tokens = None                # token directory; None: the one the runs trained on (or the preset's)
 audio = True                 # render the continuations (acoustic stage) and measure SC-L / speaker similarity
@@ -51,15 +52,12 @@ the set: is each measure's slope per minute flat (its interval holds 0) or drift
 loop or collapse (with its interval)."""),
     ("code", """from pathlib import Path
 
-import torch
-
 from workbench.core.io import write_report
 from workbench.pipeline import extrapolate as X
 
-torch.set_num_threads(1)  # batch-1 decoding of a small model: one thread is fastest and leaves the other core free
 cfg = X.extrapolation_config(preset, minutes=minutes, transformer_minutes=transformer_minutes,
                              prompt_seconds=prompt_seconds, bin_seconds=bin_seconds, seed=seed, prompts=prompts,
-                             seeds=seeds)
+                             seeds=seeds, workers=workers)
 payload, streams = X.run_extrapolation(preset, cfg, runs=runs, tokens=tokens, audio=audio, acoustic_run=acoustic_run,
                                       reports=reports, progress=False)
 payload["streams"] = str(X.save_streams(Path(reports) / "extrapolation-tokens.npz", streams))

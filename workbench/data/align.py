@@ -32,6 +32,7 @@ mbrola, exact phone timings) aligned from their text, boundary by boundary.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import time
 import warnings
@@ -44,6 +45,7 @@ import numpy as np
 from workbench.core.audio import SAMPLE_RATE
 from workbench.core.errors import UserError
 from workbench.core.io import atomic_write_json
+from workbench.core.workers import process_pool
 from workbench.data.texts import words as split_words
 
 PAUSE = "_"
@@ -270,9 +272,32 @@ def alignment_path(out: Path, root: Path, audio: Path) -> Path:
     return Path(out) / Path(audio).relative_to(root).with_suffix(".json")
 
 
+ALIGN_PER_WORKER = 8  # by default, a process per this many utterances at most (one takes ~0.5-1 s to align)
+_WORKER_ALIGNER: list[Aligner] = []  # the one Aligner of an aligning process (`_start_aligner`)
+
+
+def _start_aligner(min_score: float) -> None:
+    _WORKER_ALIGNER[:] = [Aligner(min_score=min_score)]
+
+
+def _align_job(rec) -> tuple[Any, str, Any]:
+    """(recording, "ok", alignment) or (recording, "unreadable" | "unaligned", why)."""
+    from workbench.core.audio import AudioError
+
+    try:
+        audio = rec.load()
+    except AudioError as err:
+        return rec, "unreadable", " ".join(str(err).split())
+    try:
+        return rec, "ok", _WORKER_ALIGNER[0].align(audio, rec.text)
+    except AlignmentError as err:
+        return rec, "unaligned", str(err)
+
+
 def align_dataset(dataset_dir: str | Path, out: str | Path | None = None, *, limit: int | None = None,
                   kind: str = "auto", force: bool = False, skip_bad: bool = False, progress: bool = True,
-                  min_score: float = MIN_SCORE_PER_FRAME, only: Collection[str] | None = None) -> dict[str, Any]:
+                  min_score: float = MIN_SCORE_PER_FRAME, only: Collection[str] | None = None,
+                  workers: int | None = None) -> dict[str, Any]:
     """Align every recording with a transcript in a LibriSpeech(-Long) / folder dataset; write one JSON per
     utterance under `out` (default ``<dataset>/alignments``, where `open_dataset` finds them) mirroring the
     dataset's tree, atomically; existing ones are kept unless `force`. Returns (and writes to ``align.json``
@@ -280,11 +305,12 @@ def align_dataset(dataset_dir: str | Path, out: str | Path | None = None, *, lim
 
     Missing transcripts and unreadable audio are UserErrors naming the file (with `skip_bad`: skipped and
     counted); an utterance the aligner cannot align is skipped and counted. `only`: align just the utterances
-    with these ids (the corpus build aligns its held-out speakers only)."""
+    with these ids (the corpus build aligns its held-out speakers only). `workers`: aligning processes (default
+    one per CPU core, fewer for a few utterances); an utterance's alignment does not depend on which one
+    aligned it."""
     from tqdm.auto import tqdm
 
     from workbench.core import progress as wb_progress
-    from workbench.core.audio import AudioError
     from workbench.data.loaders import open_dataset
 
     root = Path(dataset_dir)
@@ -300,42 +326,42 @@ def align_dataset(dataset_dir: str | Path, out: str | Path | None = None, *, lim
     if not any(r.text for r in recordings):
         raise UserError(f"{root}: no transcripts found (LibriSpeech: one <speaker>-<chapter>.trans.txt per "
                         "chapter; other layouts: a .txt beside each audio file)")
-    aligner = Aligner(min_score=min_score)
+    Aligner(min_score=min_score)  # a missing pocketsphinx is said here, not inside a worker process
     stats = AlignStats()
     skipped: dict[str, str] = {}
     started = time.time()
-    for i, rec in enumerate(tqdm(recordings, desc="aligning", unit="utt", disable=not progress)):
-        wb_progress.report("data align", i, len(recordings), "utterances", time.time() - started)
-        target = alignment_path(out, root, rec.audio)
-        if target.is_file() and not force:
+    todo = []
+    for rec in recordings:
+        if alignment_path(out, root, rec.audio).is_file() and not force:
             stats.reused += 1
-            continue
-        if not rec.text:
+        elif not rec.text:
             message = f"{rec.audio}: no transcript (expected a line '{rec.id} ...' in a .trans.txt, or a .txt beside it)"
             if not skip_bad:
                 raise UserError(message)
             skipped[rec.id] = "no transcript"
             stats.skipped += 1
-            continue
-        try:
-            audio = rec.load()
-        except AudioError as err:
-            if not skip_bad:
-                raise UserError(" ".join(str(err).split())) from None
-            skipped[rec.id] = " ".join(str(err).split())
-            stats.skipped += 1
-            continue
-        try:
-            result = aligner.align(audio, rec.text)
-        except AlignmentError as err:
-            skipped[rec.id] = str(err)
-            stats.skipped += 1
-            continue
-        meta = {"id": rec.id, "speaker": rec.speaker, "chapter": rec.audio.parent.name if dataset.kind != "folder"
-                else None, "split": rec.split, "audio": str(rec.audio.relative_to(root)), **result}
-        atomic_write_json(target, meta)
-        stats.aligned += 1
-        stats.seconds += rec.duration
+        else:
+            todo.append(rec)
+    # pocketsphinx aligns on one thread: a process per core, when there is enough to pay for starting them (~3 s)
+    workers = max(1, min(workers, len(todo)) if workers else min(os.cpu_count() or 1, len(todo) // ALIGN_PER_WORKER))
+    bar = tqdm(total=len(todo), desc="aligning", unit="utt", disable=not progress)
+    with process_pool(workers, _start_aligner, (min_score,)) as pool:
+        for i, (rec, status, result) in enumerate(pool.imap_unordered(_align_job, todo)):
+            bar.update(1)
+            wb_progress.report("data align", i, len(todo), "utterances", time.time() - started)
+            if status == "unreadable" and not skip_bad:
+                raise UserError(result)
+            if status != "ok":
+                skipped[rec.id] = result
+                stats.skipped += 1
+                continue
+            meta = {"id": rec.id, "speaker": rec.speaker, "chapter": rec.audio.parent.name if dataset.kind != "folder"
+                    else None, "split": rec.split, "audio": str(rec.audio.relative_to(root)), **result}
+            atomic_write_json(alignment_path(out, root, rec.audio), meta)
+            stats.aligned += 1
+            stats.seconds += rec.duration
+    bar.close()
+    skipped = dict(sorted(skipped.items()))
     wb_progress.report("data align", len(recordings), len(recordings), "utterances", time.time() - started)
     summary = {"dataset": str(root), "kind": dataset.kind, "out": str(out), "recordings": len(recordings),
                **stats.as_dict(), "skipped_reasons": skipped, "aligner": ALIGNER, "phone_set": PHONE_SET,
