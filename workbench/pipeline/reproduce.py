@@ -115,10 +115,10 @@ HEARTBEAT_S = 60.0  # a notebook whose stages report nothing still says it is ru
 OVERHEAD_MINUTES = {
     "smoke": {"00_corpus": 0.5, "01_tokenization": 1.0, "02_ssm_primer": 0.5, "03_griffin_training": 1.5,
               "04_acoustic_synthesis": 2.0, "05_extrapolation_16min": 1.0, "06_efficiency": 1.0},
-    # measured in the third timed fresh-clone run of 2026-12-03 (commit 286ec36, real speech mixed in; run.json;
-    # README "Reproduction"): each notebook's wall clock less its stages' budgets
-    "laptop": {"00_corpus": 2.5, "01_tokenization": 1.7, "02_ssm_primer": 0.6, "03_griffin_training": 9.2,
-               "04_acoustic_synthesis": 17.1, "05_extrapolation_16min": 13.3, "06_efficiency": 4.8},
+    # measured in the fifth timed fresh-clone run of 2026-12-03 (commit 705d009, real speech mixed in, on a slow
+    # machine; run.json; README "Reproduction"): each notebook's wall clock less its stages' budgets
+    "laptop": {"00_corpus": 2.8, "01_tokenization": 1.9, "02_ssm_primer": 0.8, "03_griffin_training": 9.8,
+               "04_acoustic_synthesis": 14.4, "05_extrapolation_16min": 14.5, "06_efficiency": 5.0},
 }
 
 
