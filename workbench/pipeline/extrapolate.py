@@ -235,6 +235,7 @@ def score(scorer: SpeechLM, tokens: np.ndarray, chunk: int) -> np.ndarray:
     """Per-token NLL of a stream under `scorer` (position_nll, one row)."""
     return position_nll(scorer, torch.as_tensor(tokens, dtype=torch.long)[None], chunk)[0].numpy()
 
+
 # The worker processes of `generate_streams`: the models, loaded once per worker from their run folders.
 _WORKER_MODELS: dict[str, SpeechLM] = {}
 SCORER = "griffin"  # every stream's NLL per bin is under the Griffin LM (see the module docstring)
@@ -291,7 +292,6 @@ def generate_streams(jobs: list[dict[str, Any]], models: dict[str, tuple[SpeechL
             log(f"{job['what']}: {job['new_tokens']:,} tokens at {out['tokens_per_s']:.1f} tokens/s")
             outputs[job["stream"], job["model"]] = out
     return outputs
-
 
 
 def choose_prompts(corpus: TokenCorpus, prompt_seconds: float, count: int = 1) -> list[tuple[Any, np.ndarray, np.ndarray]]:
