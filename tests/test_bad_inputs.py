@@ -202,6 +202,8 @@ MATRIX = [
      r"--threads must be at least 1"),
     (["data", "build", "--preset", "smoke", "--out", "{tmp}/c", "--real-speech", "{tmp}/nowhere"],
      r"real speech .*nowhere: no such folder"),
+    (["extrapolate", "--preset", "smoke", "--runs", "{tmp}/runs", "--workers", "0"],
+     r"workers must be a whole number >= 1"),
 ]
 
 
