@@ -204,6 +204,8 @@ MATRIX = [
      r"real speech .*nowhere: no such folder"),
     (["extrapolate", "--preset", "smoke", "--runs", "{tmp}/runs", "--workers", "0"],
      r"workers must be a whole number >= 1"),
+    (["codec", "eval", "--preset", "smoke", "--ckpt", "{tmp}/nowhere", "--postfilter", "0", "1.2"],
+     r"--postfilter factors must be in \(0, 3\] \(got 0 1.2\)"),
 ]
 
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from workbench.codec.config import PRESETS, ModelConfig
-from workbench.codec.model import Codec
+from workbench.acoustic.data import codec_fingerprint
+from workbench.codec.model import POSTFILTER_BINS, POSTFILTER_FRAMES, Codec, moving_average, postfilter
 from workbench.codec.quantizer import ResidualVectorQuantizer, VectorQuantizer
 from workbench.codec.stream import decode_long, encode_long, reconstruct
 from workbench.core.errors import UserError
@@ -225,3 +226,33 @@ def test_tilted_magnitude_loss_counts_low_frequencies_more() -> None:
     assert torch.isclose(magnitude_loss(low, target, flat), magnitude_loss(high, target, flat), rtol=1e-5)
     with pytest.raises(ValueError, match="magnitude_tilt"):
         TrainConfig(magnitude_tilt=-1.0)
+
+
+def test_postfilter_widens_contrast_and_is_the_identity_at_one() -> None:
+    torch.manual_seed(0)
+    log_mag = torch.randn(2, 641, 300)
+    assert torch.equal(postfilter(log_mag, 1.0, 1.0), log_mag)
+    widened = postfilter(log_mag, 1.5, 1.0)
+    mean = moving_average(log_mag, POSTFILTER_FRAMES, -1)
+    assert torch.allclose(widened - mean, 1.5 * (log_mag - mean), atol=1e-5)
+    flat = torch.linspace(-3, 2, 641)[None, :, None].expand(1, 641, 300)  # the same spectrum in every frame
+    assert torch.allclose(postfilter(flat, 1.3, 1.0), flat, atol=1e-5)  # nothing moves in time: nothing to widen
+    sharpened = postfilter(log_mag, 1.0, 1.3)
+    assert (sharpened - moving_average(sharpened, POSTFILTER_BINS, 1)).std() > (log_mag - moving_average(
+        log_mag, POSTFILTER_BINS, 1)).std()
+
+
+def test_postfilter_decodes_the_same_in_chunks_and_leaves_the_codes_alone() -> None:
+    torch.manual_seed(0)
+    plain = Codec(arch(False, "stft", "griffinlim")).eval()
+    codec = Codec(arch(False, "stft", "griffinlim", postfilter_time=1.2, postfilter_freq=1.2)).eval()
+    codec.load_state_dict(plain.state_dict())
+    assert codec.context_frames()[1] == plain.context_frames()[1] + POSTFILTER_FRAMES // 2
+    wav = (np.random.default_rng(0).standard_normal(320 * 240) * 0.3).astype(np.float32)
+    codes = encode_long(codec, wav, chunk_seconds=100.0)
+    assert torch.equal(codes, encode_long(plain, wav, chunk_seconds=100.0))
+    assert codec_fingerprint(codec) == codec_fingerprint(plain)  # SoundStorm's pairs stay valid
+    full = decode_long(codec, codes, chunk_seconds=100.0)
+    assert not torch.allclose(full, decode_long(plain, codes, chunk_seconds=100.0), atol=1e-3)
+    for chunk in (0.5, 1.3):  # 25 and 65 frames, with 2 s of moving average on either side to carry
+        assert torch.allclose(decode_long(codec, codes, chunk_seconds=chunk), full, atol=1e-5)

@@ -57,9 +57,11 @@ def test_griffinlim_decoder_trains_on_its_magnitudes(tmp_path, smoke_corpus) -> 
     codec, _ = load_codec(tmp_path / "run")
     assert codec.decode(codec.encode(torch.randn(1, 3200) * 0.1)).shape == (1, 3200)
     assert main(["codec", "diagnose", "--preset", "smoke", "--ckpt", str(tmp_path / "run"), "--corpus",
-                 str(smoke_corpus), "--clips", "1", "--reports", str(tmp_path), "--json"]) == 0
+                 str(smoke_corpus), "--clips", "1", "--reports", str(tmp_path), "--json",
+                 "--postfilter", "1.2", "1.2"]) == 0
     diagnosis = json.loads((tmp_path / "codec-diagnosis.json").read_text())
     pesq = diagnosis["sets"]["synthetic-test"]["pesq"]
+    assert pesq["codec + postfilter"] != pesq["codec"]  # the postfilter given at the command line decoded
     assert pesq["exact"] > pesq["codec"] and set(diagnosis["sets"]["synthetic-test"]["repair_gain"]) == {
         "0-1 kHz", "1-2 kHz", "2-4 kHz", "4-8 kHz"}
     with pytest.raises(UserError, match="no --adversarial"):

@@ -85,8 +85,9 @@ def upsample_semantic(semantic: np.ndarray | torch.Tensor, rates: Rates, first_f
 
 
 def codec_fingerprint(codec) -> str:
-    """A short hash of the codec's config and weights: what decides its codes."""
-    h = hashlib.sha256(json.dumps(codec.cfg.to_dict(), sort_keys=True).encode())
+    """A short hash of the codec's config and weights: what decides its codes (not the decode-time postfilter)."""
+    config = {k: v for k, v in codec.cfg.to_dict().items() if not k.startswith("postfilter_")}
+    h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for name, tensor in sorted(codec.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().float().cpu().numpy().tobytes())

@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--preset", default="laptop", help="smoke | laptop (default) | paper")
         p.add_argument("--ckpt", default=None, help="codec run folder (default runs/codec/<preset>)")
         p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+        p.add_argument("--postfilter", type=float, nargs=2, default=None, metavar=("TIME", "FREQ"),
+                       help="griffinlim decoder: decode with this postfilter (contrast in time and in frequency, "
+                       "1 1 = none) instead of the run's")
 
     t = sub.add_parser("train", help="train a codec on a corpus")
     common(t)
@@ -105,6 +108,8 @@ def run_train(args: argparse.Namespace) -> int:
     model, cfg = preset.model, preset.train
     if args.causal is not None:
         model = override(model, causal=args.causal)
+    if args.postfilter is not None:
+        model = override(model, postfilter_time=args.postfilter[0], postfilter_freq=args.postfilter[1])
     changes = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes),
                                   ("batch_size", args.batch_size), ("adversarial", args.adversarial),
                                   ("magnitude_tilt", args.magnitude_tilt)) if v is not None}
@@ -131,7 +136,10 @@ def _load(args):
     from workbench.codec.train import load_codec
     from workbench.core.device import pick_device
 
-    return load_codec(_ckpt(args), pick_device(args.device))
+    postfilter = getattr(args, "postfilter", None)
+    if postfilter is not None and not all(0 < f <= 3 for f in postfilter):
+        raise UserError(f"--postfilter factors must be in (0, 3] (got {postfilter[0]:g} {postfilter[1]:g})")
+    return load_codec(_ckpt(args), pick_device(args.device), postfilter)
 
 
 def run_encode(args: argparse.Namespace) -> int:

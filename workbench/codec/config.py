@@ -31,6 +31,11 @@ class ModelConfig(Config):
     # "griffinlim": frame-rate convs -> magnitudes, phase by fast Griffin-Lim
     gla_iters: int = 32  # Griffin-Lim iterations of the griffinlim decoder
     gla_momentum: float = 0.99  # fast Griffin-Lim momentum (0: the original algorithm)
+    # the griffinlim decoder's postfilter, at decoding only (`model.postfilter`): the predicted log magnitudes'
+    # deviations from their 2 s moving average in time, then from their 187 Hz moving average in frequency, are
+    # multiplied by these (1, 1: no postfilter). A regression to the log spectrum is too smooth in both
+    postfilter_time: float = 1.0
+    postfilter_freq: float = 1.0
     causal: bool = False  # causal convolutions: streaming, and chunked == unchunked with left context only
     codebook_size: int = 1024
     num_quantizers: int = 6
@@ -64,6 +69,8 @@ class ModelConfig(Config):
             problems.append(f"decoder {self.decoder!r} is not 'conv', 'istft' or 'griffinlim'")
         if self.decoder == "griffinlim" and self.causal:
             problems.append("the griffinlim decoder is not causal (each iteration reads 3 frames ahead)")
+        if not (0 < self.postfilter_time <= 3 and 0 < self.postfilter_freq <= 3):
+            problems.append(f"postfilter factors ({self.postfilter_time}, {self.postfilter_freq}) are not in (0, 3]")
         if not 0 < self.ema_decay < 1:
             problems.append(f"ema_decay {self.ema_decay} is not in (0, 1)")
         if problems:
@@ -141,7 +148,8 @@ PRESETS = {
     # second of the waveform-conv encoder, ~7x of SoundStream's conv pair. The discriminator (--adversarial) costs
     # ~3.5x per step here; see README.md for the measured trade-offs.
     "laptop": CodecPreset(
-        ModelConfig(encoder="stft", decoder="griffinlim", ema_decay=0.95),  # thousands of steps: codebooks follow fast
+        # thousands of steps: codebooks follow fast; the postfilter widens the magnitudes' swing in time by 1.1 (README)
+        ModelConfig(encoder="stft", decoder="griffinlim", ema_decay=0.95, postfilter_time=1.1),
         TrainConfig(steps=100_000, max_minutes=12.0, commit_weight=0.0, magnitude_tilt=1.0),
         EvalConfig(test_clips=18, real_test_clips=18, real_clips=8),
     ),

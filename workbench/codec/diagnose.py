@@ -5,7 +5,8 @@ loss on the way from the input to the output can be isolated on the same clips (
 
 - `exact`: Griffin-Lim from the input's own magnitudes (no codec at all): what the phase recovery costs;
 - `unquantized`: the decoder's magnitudes from the encoder's latent without the RVQ: what the autoencoder costs;
-- `codec`: through the RVQ at `n_q` levels: the codec as it is;
+- `codec`: through the RVQ at `n_q` levels: the decoder's own magnitudes, before the postfilter;
+- `codec + postfilter`: the codec as it decodes (when its postfilter is on: `model.postfilter`);
 - `codec, true <band>`: the codec's magnitudes with one frequency band replaced by the input's: how much of the
   gap that band holds. A band whose repair lifts PESQ most is where training should look (the loss's
   `magnitude_tilt` came from this).
@@ -23,7 +24,7 @@ import torch
 
 from workbench.codec.evaluate import Clip, mean_over
 from workbench.codec.metrics import pesq_wb
-from workbench.codec.model import Codec, frame_spectrum
+from workbench.codec.model import Codec, frame_spectrum, postfilter
 from workbench.core.errors import UserError
 
 BANDS_HZ = ((0, 1000), (1000, 2000), (2000, 4000), (4000, 8000))
@@ -43,6 +44,8 @@ def diagnose_clip(codec: Codec, audio: np.ndarray, n_q: int | None = None, bands
     predicted = dec.log_magnitude(codec.quantizer.decode(codec.quantizer.encode(z, n_q)))
     score = lambda log_mag: pesq_wb(audio, dec.griffin_lim(log_mag.exp())[0, 0, :n].numpy())  # noqa: E731
     out = {"exact": score(true), "unquantized": score(dec.log_magnitude(z)), "codec": score(predicted)}
+    if dec.contrast != (1, 1):
+        out["codec + postfilter"] = score(postfilter(predicted, *dec.contrast))
     hz_per_bin = codec.cfg.sample_rate / dec.n_fft
     error = (predicted - true).abs()[0]
     loud = true[0] > true[0].amax(0, keepdim=True) - LOUD_NEPERS

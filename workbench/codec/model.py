@@ -151,6 +151,35 @@ class ISTFTDecoder(nn.Module):
         return wav[..., start: start + frames * self.hop]
 
 
+POSTFILTER_FRAMES = 101  # the postfilter's moving average in time: 2 s at 50 Hz
+POSTFILTER_BINS = 15  # and in frequency: 187.5 Hz of the 1280-point spectrum at 16 kHz
+
+
+def moving_average(x: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    """Mean over `width` (odd) neighbours along `dim` of (B, bins, F), edges repeated."""
+    x = x.transpose(dim, -1)
+    y = F.avg_pool1d(F.pad(x, (width // 2, width // 2), mode="replicate"), width, 1)
+    return y.transpose(dim, -1)
+
+
+def postfilter(log_mag: torch.Tensor, time: float, freq: float) -> torch.Tensor:
+    """Widen the contrast of predicted log magnitudes (B, bins, F): deviations from the moving average over
+    POSTFILTER_FRAMES frames times `time`, then from the moving average over POSTFILTER_BINS bins times `freq`.
+
+    Why: a decoder regressed to the log spectrum predicts what is likely, which is smoother than speech -- pauses
+    and the valleys between harmonics and formants come out too loud. Classic codecs (Codec2's, CELP's) end with a
+    postfilter that deepens the valleys for the same reason. Measured on the laptop codec (README): `time` 1.1
+    lifts PESQ-WB by 0.06-0.10 and leaves speaker similarity alone; sharpening in frequency lifts PESQ more but
+    moves the voice (a d-vector's similarity to the original falls), so the laptop preset leaves `freq` at 1."""
+    if time != 1:
+        mean = moving_average(log_mag, POSTFILTER_FRAMES, -1)
+        log_mag = mean + time * (log_mag - mean)
+    if freq != 1:
+        mean = moving_average(log_mag, POSTFILTER_BINS, 1)
+        log_mag = mean + freq * (log_mag - mean)
+    return log_mag
+
+
 class GriffinLimDecoder(nn.Module):
     """Magnitude decoder + Griffin-Lim phase: the frame-rate trunk of the iSTFT decoder predicts only the log
     magnitude of each frame's spectrum (the frames of `frame_spectrum`), trained by direct regression on the
@@ -168,6 +197,7 @@ class GriffinLimDecoder(nn.Module):
         super().__init__()
         c = cfg.decoder_channels * 2 ** len(cfg.strides)
         self.hop, self.n_fft, self.iters, self.momentum = cfg.hop, 4 * cfg.hop, cfg.gla_iters, cfg.gla_momentum
+        self.contrast = (cfg.postfilter_time, cfg.postfilter_freq)
         self.net = nn.Sequential(Conv(cfg.dim, c, 7), *frame_rate_backbone(cfg, c), nn.ELU(),
                                  Conv(c, self.n_fft // 2 + 1, 1))
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
@@ -177,7 +207,9 @@ class GriffinLimDecoder(nn.Module):
         return self.net(z).float().clamp(-12.0, 10.0)
 
     def reach_frames(self) -> int:
-        return self.iters * (self.n_fft // self.hop - 1)
+        """Frames on each side that one output frame depends on, from the postfilter to the audio."""
+        postfilter = POSTFILTER_FRAMES // 2 if self.contrast[0] != 1 else 0
+        return self.iters * (self.n_fft // self.hop - 1) + postfilter
 
     def _istft(self, spec: torch.Tensor) -> torch.Tensor:
         """(B, bins, F) -> the overlap-added signal over all frames, (B, (F - 1) * hop + n_fft)."""
@@ -204,7 +236,7 @@ class GriffinLimDecoder(nn.Module):
         return wav[:, None, start: start + frames * self.hop]
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.griffin_lim(self.log_magnitude(z).exp())
+        return self.griffin_lim(postfilter(self.log_magnitude(z), *self.contrast).exp())
 
 
 def _context_samples(layers, step: int) -> int:

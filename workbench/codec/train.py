@@ -30,6 +30,7 @@ from workbench.codec.losses import (
 )
 from workbench.codec.model import Codec, count_parameters, frame_spectrum
 from workbench.core.checkpoint import latest_checkpoint, load_config, load_weights
+from workbench.core.config import override
 from workbench.core.device import DistInfo, init_distributed
 from workbench.core.errors import UserError
 from workbench.core.paths import BUILD, codec_dir
@@ -63,12 +64,18 @@ def check_moved(run_dir: str | Path) -> None:
                         f"mkdir -p {rel.parent} && mv {old} {rel}")
 
 
-def load_codec(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Codec, dict]:
-    """The latest checkpoint's codec (eval mode) and its config.json contents."""
+def load_codec(run_dir: str | Path, device: str | torch.device = "cpu",
+               postfilter: tuple[float, float] | None = None) -> tuple[Codec, dict]:
+    """The latest checkpoint's codec (eval mode) and its config.json contents; `postfilter` (time, frequency)
+    replaces the decoding postfilter the run recorded (`model.postfilter`; 1, 1 turns it off)."""
     check_moved(run_dir)
     path = latest_checkpoint(run_dir, HINT)
     meta = load_config(path)
-    codec = load_weights(path, "codec", Codec(ModelConfig.from_dict(meta["model_config"])))
+    config = ModelConfig.from_dict(meta["model_config"])
+    if postfilter is not None:
+        config = override(config, postfilter_time=postfilter[0], postfilter_freq=postfilter[1])
+        config.check()
+    codec = load_weights(path, "codec", Codec(config))
     return codec.to(device).eval(), meta
 
 
