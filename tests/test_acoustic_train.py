@@ -90,8 +90,9 @@ def test_training_errors_are_clear(tmp_path, smoke_run, smoke_corpus, smoke_code
         train(tmp_path / "y", long, *args, progress=False)
 
 
-def test_padding_and_batching_do_not_change_a_window():
-    cfg = SMOKE.model.for_data(3, 8, 5)
+@pytest.mark.parametrize("prompt_pooling", [False, True])
+def test_padding_and_batching_do_not_change_a_window(prompt_pooling: bool):
+    cfg = override(SMOKE.model, prompt_pooling=prompt_pooling).for_data(3, 8, 5)
     torch.manual_seed(0)
     model = SoundStorm(cfg).eval()
     sem, codes = torch.randint(0, 5, (2, 30)), torch.randint(0, 9, (2, 3, 30))
@@ -105,6 +106,28 @@ def test_padding_and_batching_do_not_change_a_window():
     changed = codes[:1].clone()
     changed[0, :, -1] = (changed[0, :, -1] + 1) % 8
     assert not torch.allclose(model.level_logits(sem[:1], changed, 0)[0, 0], model.level_logits(sem[:1], codes[:1], 0)[0, 0])
+
+
+def test_prompt_pooling_reads_the_voice_from_the_frames_known_at_every_level():
+    """The pooled vector averages the frames whose every level is given (the prompt) and nothing else: changing a
+    masked frame's known coarse codes leaves it alone, changing a prompt frame moves it and every frame's output."""
+    cfg = override(SMOKE.model, prompt_pooling=True).for_data(3, 8, 5)
+    torch.manual_seed(0)
+    model = SoundStorm(cfg).eval()
+    sem, codes = torch.randint(0, 5, (1, 30)), torch.randint(0, 8, (1, 3, 30))
+    codes[0, 1:, 10:] = model.mask_id  # frames 10.. know level 0 only: the window being decoded
+    frames = model.code_embedding(codes + model.level_offset[:, None]).sum(1)
+    with torch.no_grad():
+        expected = model.speaker_projection(frames[:, :10].mean(1))
+        assert torch.allclose(model.speaker(frames, codes, None), expected, atol=1e-5)
+        window_changed = codes.clone()
+        window_changed[0, 0, 20] = (window_changed[0, 0, 20] + 1) % 8
+        changed_frames = model.code_embedding(window_changed + model.level_offset[:, None]).sum(1)
+        assert torch.allclose(model.speaker(changed_frames, window_changed, None), expected, atol=1e-6)
+        prompt_changed = codes.clone()
+        prompt_changed[0, 2, 3] = (prompt_changed[0, 2, 3] + 1) % 8
+        before, after = model.level_logits(sem, codes, 1), model.level_logits(sem, prompt_changed, 1)
+        assert not torch.allclose(before[0, 25], after[0, 25])
 
 
 def _audio(smoke_corpus, split, index=0):

@@ -57,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--cross-voice", type=float, default=None, help="share of rows across voices, 0-1: voice A's "
                    "semantic tokens on voice B's codes for the same train sentences (default: the preset's, 0)")
+    t.add_argument("--prompt-pooling", action=argparse.BooleanOptionalAction, default=None,
+                   help="add the prompt's mean code embedding to every frame (default: the preset's choice)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     add_output_args(t)
     t.set_defaults(func=run_train)
@@ -110,6 +112,8 @@ def run_train(args: argparse.Namespace) -> int:
     if not 0.0 <= changes.get("cross_voice", 0.0) <= 1.0:
         raise UserError(f"--cross-voice {args.cross_voice}: a share, between 0 and 1")
     preset = dataclasses.replace(preset, train=override(preset.train, **changes))
+    if args.prompt_pooling is not None:
+        preset = dataclasses.replace(preset, model=override(preset.model, prompt_pooling=args.prompt_pooling))
     paths = _paths(args)
     summary = train(args.out or _ckpt(args), preset, args.corpus or paths["corpus"], args.codec or paths["codec"],
                     args.tokenizer or paths["tokenizer"], args.pairs or paths["pairs"], resume=args.resume,

@@ -31,6 +31,9 @@ class AcousticModelConfig(Config):
     conv_kernel: int = 5  # SoundStorm's depthwise kernel
     dropout: float = 0.0
     num_levels: int | None = None  # RVQ levels modelled: None = all of the codec's; a number = the codec must have them
+    # add to every frame a projection of the mean code embedding of the frames known at every level (the prompt):
+    # a direct path for the voice besides attention (`model.SoundStorm.speaker`)
+    prompt_pooling: bool = False
     # filled in from the data (codec, tokenizer) by `for_data`; None in the presets
     codebook_size: int | None = None
     semantic_vocab: int | None = None

@@ -98,6 +98,7 @@ class SoundStorm(nn.Module):
         self.semantic_embedding = nn.Embedding(cfg.semantic_vocab, d)
         self.code_embedding = nn.Embedding(q * (k + 1), d)  # level q's table at rows q (k + 1) ..; row k = mask
         self.register_buffer("level_offset", torch.arange(q) * (k + 1), persistent=False)
+        self.speaker_projection = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d)) if cfg.prompt_pooling else None
         self.blocks = nn.ModuleList(ConformerBlock(cfg) for _ in range(cfg.layers))
         self.head_weight = nn.Parameter(torch.empty(q, k, d))  # one output head per level
         self.head_bias = nn.Parameter(torch.zeros(q, k))
@@ -121,11 +122,26 @@ class SoundStorm(nn.Module):
                 level: int | torch.Tensor | None = None) -> torch.Tensor:
         """semantic (b, t) at the codec rate, codes (b, q, t) with `mask_id` where masked -> hidden (b, t, d), or
         with `level` that level's logits (b, t, k) (what training calls: one pass through `forward`)."""
-        x = self.semantic_embedding(semantic) + self.code_embedding(codes + self.level_offset[:, None]).sum(1)
+        frames = self.code_embedding(codes + self.level_offset[:, None]).sum(1)
+        x = self.semantic_embedding(semantic) + frames
         keep = None if pad is None else ~pad
+        if self.speaker_projection is not None:
+            x = x + self.speaker(frames, codes, keep)[:, None]
         for block in self.blocks:
             x = block(x, keep)
         return x if level is None else self.logits(x, level)
+
+    def speaker(self, frames: torch.Tensor, codes: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+        """(b, d): the projected mean of the summed code embeddings `frames` (b, t, d) over the frames whose every
+        level is known -- the prompt, and the overlap a window takes from its predecessor; in training the
+        unmasked prefix (the finest level's loss frames excepted when it is the level trained: they are masked).
+        Averaged over seconds of speech, what the words put in cancels and the voice stays (a d-vector's trick),
+        so the voice reaches every frame in one step instead of through attention it must first learn."""
+        full = (codes != self.mask_id).all(1)
+        if keep is not None:
+            full = full & keep
+        weights = full.to(frames.dtype) / full.sum(1, keepdim=True).clamp(min=1)
+        return self.speaker_projection(torch.einsum("bt,btd->bd", weights, frames))
 
     def logits(self, hidden: torch.Tensor, level: int | torch.Tensor) -> torch.Tensor:
         """hidden (b, t, d) -> logits (b, t, k) of `level` (an int, or (b,) one level per item)."""
