@@ -42,8 +42,10 @@ from workbench.lm.train import train
 out, tokens, cfg, mode = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
 try:
     train(out, model_config("smoke"), TrainConfig.from_dict(cfg), tokens, resume=mode == "resume", progress=False)
-finally:
-    finish_distributed()
+except BaseException:
+    finish_distributed(synchronize=False)
+    raise
+finish_distributed()
 """
 
 

@@ -64,7 +64,12 @@ def init_distributed(device: str | torch.device | None = None) -> tuple[DistInfo
     return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank), device
 
 
-def finish_distributed() -> None:
-    """Leave the process group (what torchrun expects before a process exits)."""
+def finish_distributed(synchronize: bool = True) -> None:
+    """Leave the process group (what torchrun expects before a process exits). After a run that finished,
+    `synchronize` first waits for every rank: a rank that tears gloo down while its peer still has a receive
+    pending aborts the process ("terminate called without an active exception"). After an error, no wait: the
+    peers may never arrive."""
     if dist.is_available() and dist.is_initialized():
+        if synchronize:
+            dist.barrier()
         dist.destroy_process_group()

@@ -61,8 +61,10 @@ def cmd_train(args) -> None:
     try:
         summary = train(out, mcfg, tcfg, tokens, resume=args.resume, device=args.device, preset=args.preset,
                         tensorboard=args.tensorboard)
-    finally:
-        finish_distributed()  # leave torchrun's process group (a no-op in one process)
+    except BaseException:
+        finish_distributed(synchronize=False)
+        raise
+    finish_distributed()  # leave torchrun's process group once every rank is done (a no-op in one process)
     if summary:  # rank 0 only under torchrun
         emit(args, summary, lambda s: (f"{s['model']} ({s['parameters']:,} params) {s['steps']} steps in "
                                        f"{s['elapsed_s']:.0f}s: train loss {s['train_loss']:.3f}, eval loss "
