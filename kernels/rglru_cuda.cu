@@ -366,8 +366,10 @@ std::vector<at::Tensor> cuda_backward(const at::Tensor& dy, const at::Tensor& dh
     dispatch(x.scalar_type(), [&](auto tag) { backward_kernel<decltype(tag)><<<grid(s), kThreads, 0, stream>>>(p, s); });
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
-  // d softplus / d a_param = sigmoid(a_param) (1 above torch's threshold of 20)
-  const at::Tensor d_a_param = d_sp.sum({0, 1}) * at::where(ap > 20.0, at::ones_like(ap), at::sigmoid(ap));
+  // d softplus / d a_param = sigmoid(a_param) (1 above torch's threshold of 20). The dims are an explicit
+  // IntArrayRef: a bare {0, 1} also matches sum(DimnameList) in torch 2.11's headers (ambiguous there).
+  const at::Tensor d_a_param =
+      d_sp.sum(at::IntArrayRef{0, 1}) * at::where(ap > 20.0, at::ones_like(ap), at::sigmoid(ap));
   return {dx, dga, dgx, d_a_param, dh0};
 }
 

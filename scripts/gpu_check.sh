@@ -3,7 +3,7 @@
 # limit; they add up to 9.5 minutes):
 #
 #   1. build the RG-LRU extensions (CUDA and CPU)                      reports/gpu/build.log
-#   2. make test-gpu (kernel vs reference up to T = 1M, LM on CUDA, FSDP on one GPU)   test-gpu.log
+#   2. the `gpu` tests (kernel vs reference up to T = 1M, LM on CUDA, FSDP on one GPU)  test-gpu.log
 #   3. bench scan on the GPU (bf16, 8 x 8192 x 2560)                  scan.json
 #   4. bench decode at a GPU-sized shape (the `small` LM, to 16k tokens)   decode.json, decode.md
 #   5. a timed training step of the `small` and `paper` shapes: tokens/s and peak memory, or "does not fit"
@@ -13,7 +13,8 @@
 # A failed step is recorded and the next one runs; the exit status is non-zero if any failed. Without a visible
 # CUDA device it exits at once (status 2) with one line and writes nothing.
 #
-#   bash scripts/gpu_check.sh            (after `make setup`; PY=... to use another interpreter)
+#   bash scripts/gpu_check.sh            (after `make setup`; PY=... to use another interpreter, e.g. a
+#                                         machine's own torch: PY=python3 with the repo on PYTHONPATH)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,7 +56,9 @@ for backend in ("cuda", "cpu"):
     print(backend, "extension built and loaded")
 '
 
-step test-gpu 180 make test-gpu
+# the files that hold `gpu` tests, not `make test-gpu`: that sets a .venv up first, and collecting every
+# test file imports the notebook and demo stacks, which a GPU machine's own Python may not have
+step test-gpu 180 "$PY" -m pytest -q -m gpu tests/test_ops.py tests/test_gpu_ops.py tests/test_gpu_lm.py
 
 step bench-scan 60 "$PY" -m workbench bench scan --preset laptop --no-reference --reports "$REPORTS"
 
