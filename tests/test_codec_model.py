@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.codec.config import PRESETS, ModelConfig
 from workbench.acoustic.data import codec_fingerprint
+from workbench.codec.config import PRESETS, ModelConfig
 from workbench.codec.model import POSTFILTER_BINS, POSTFILTER_FRAMES, Codec, moving_average, postfilter
 from workbench.codec.quantizer import ResidualVectorQuantizer, VectorQuantizer
 from workbench.codec.stream import decode_long, encode_long, reconstruct

@@ -15,6 +15,7 @@ from workbench.core.errors import UserError
 from workbench.data.corpus import build_preset, real_speech_root
 from workbench.data.loaders import MINI_LIBRISPEECH, Recording, SpeechDataset, open_dataset, speaker_split
 
+
 @pytest.fixture(scope="module")
 def mixed_corpus(tmp_path_factory) -> tuple[Path, dict]:
     """The smoke corpus with the first utterance of every mini-LibriSpeech chapter mixed in (seconds)."""

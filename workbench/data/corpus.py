@@ -302,8 +302,14 @@ def _build_real(config: CorpusConfig, root: Path, out: Path, progress: bool) -> 
     into segments like the synthetic ones. Returns manifest rows, segment rows and a summary."""
     from workbench.core.errors import UserError
     from workbench.data.align import align_dataset
-    from workbench.data.loaders import (SpeechDataset, _utterance_number, open_dataset, read_speaker_genders,
-                                        speaker_split, write_longform)
+    from workbench.data.loaders import (
+        SpeechDataset,
+        _utterance_number,
+        open_dataset,
+        read_speaker_genders,
+        speaker_split,
+        write_longform,
+    )
 
     try:
         dataset = open_dataset(root)
