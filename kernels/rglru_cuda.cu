@@ -18,7 +18,8 @@
 //      s_{c+1} = decay_c * s_c + local_c, giving the true state entering every chunk;
 //   3. the ordinary pass runs on every chunk from its true initial state.
 // The local pass re-reads the inputs, so chunking trades ~1.75x the bytes for num_chunks x parallelism;
-// `auto_chunks` only chooses it when b * d leaves most of the GPU idle. See kernels/README.md.
+// `auto_chunks` chooses it for the forward only when b * d leaves most of the GPU idle, for the backward
+// always (measured on an H200). See kernels/README.md.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
@@ -33,12 +34,13 @@
 
 namespace rglru {
 
-int64_t auto_chunks(int64_t B, int64_t T, int64_t D, int64_t device);
+int64_t auto_chunks(int64_t B, int64_t T, int64_t D, int64_t device, bool backward);
 
 namespace {
 
 constexpr int kThreads = 128;
 constexpr int64_t kMinChunk = 8 * kCheckpoint;  // shorter chunks spend more on carries than they gain
+constexpr int64_t kBackwardChunks = 64;         // the backward's floor (see auto_chunks)
 
 template <typename T> struct Cvt;
 template <> struct Cvt<float> {
@@ -233,10 +235,10 @@ __global__ void carry_kernel(const float* decay, const float* local, const float
   if (last) last[i] = s;
 }
 
-Shape make_shape(const at::Tensor& x, int64_t num_chunks) {
+Shape make_shape(const at::Tensor& x, int64_t num_chunks, bool backward) {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
   Shape s{B, T, D, (T + kCheckpoint - 1) / kCheckpoint, 0, 1};
-  if (num_chunks <= 0) num_chunks = auto_chunks(B, T, D, x.device().index());
+  if (num_chunks <= 0) num_chunks = auto_chunks(B, T, D, x.device().index(), backward);
   // chunk length: a multiple of kCheckpoint so checkpoint tiles never straddle chunks
   const int64_t tiles = std::max<int64_t>(1, s.n_ckpt);
   const int64_t tiles_per_chunk = (tiles + std::min(num_chunks, tiles) - 1) / std::min(num_chunks, tiles);
@@ -273,13 +275,17 @@ const bool* maybe_resets(const std::optional<at::Tensor>& r) {
 
 // Time chunks for a (B, T, D) problem on `device`: 1 (a single pass) unless B * D channels leave the GPU
 // mostly idle (< 128 threads per SM), then enough chunks for ~512 threads per SM, each >= kMinChunk long.
-int64_t auto_chunks(int64_t B, int64_t T, int64_t D, int64_t device) {
+// The forward chunks only when b * d leaves the GPU idle: its local pass re-reads every input, which costs more
+// than the parallelism buys once the SMs are busy. The backward takes at least min(64, t / 128) chunks: on an
+// H200 it gained from chunks at every shape measured, +65% at 8 x 8192 x 2560 bf16, where the forward lost
+// (kernels/measurements/h200-2026-12-04/chunk_sweep.json; 64 is the most measured at t >= 8192).
+int64_t auto_chunks(int64_t B, int64_t T, int64_t D, int64_t device, bool backward) {
   const auto index = device < 0 ? at::cuda::current_device() : static_cast<c10::DeviceIndex>(device);
   const int64_t sms = at::cuda::getDeviceProperties(index)->multiProcessorCount;
   const int64_t channels = B * D;
-  if (channels >= 128 * sms) return 1;
-  const int64_t wanted = (512 * sms + channels - 1) / channels;
-  return std::max<int64_t>(1, std::min(wanted, T / kMinChunk));
+  const int64_t most = std::max<int64_t>(1, T / kMinChunk);
+  const int64_t forward = channels >= 128 * sms ? 1 : std::min((512 * sms + channels - 1) / channels, most);
+  return backward ? std::max(forward, std::min(kBackwardChunks, most)) : forward;
 }
 
 std::vector<at::Tensor> cuda_forward(const at::Tensor& x, const at::Tensor& gate_a, const at::Tensor& gate_x,
@@ -289,7 +295,7 @@ std::vector<at::Tensor> cuda_forward(const at::Tensor& x, const at::Tensor& gate
   check(x, gate_a, "gate_a");
   check(x, gate_x, "gate_x");
   const c10::cuda::CUDAGuard guard(x.device());
-  const Shape s = make_shape(x, num_chunks);
+  const Shape s = make_shape(x, num_chunks, false);
   const auto f32 = x.options().dtype(at::kFloat);
   const at::Tensor ap = a_param.to(f32).contiguous();
   const at::Tensor h0f = h0 ? h0->to(f32).contiguous() : at::Tensor();
@@ -332,7 +338,7 @@ std::vector<at::Tensor> cuda_backward(const at::Tensor& dy, const at::Tensor& dh
   check(x, gate_a, "gate_a");
   check(x, gate_x, "gate_x");
   const c10::cuda::CUDAGuard guard(x.device());
-  const Shape s = make_shape(x, num_chunks);
+  const Shape s = make_shape(x, num_chunks, true);
   TORCH_CHECK(ckpt.sizes() == at::IntArrayRef({s.B, s.n_ckpt, s.D}) && ckpt.is_contiguous(), "rglru_cuda: bad checkpoints");
   const auto f32 = x.options().dtype(at::kFloat);
   const at::Tensor ap = a_param.to(f32).contiguous();

@@ -109,7 +109,9 @@ def measure_device(device: torch.device, shape: tuple[int, int, int], dtype: tor
     native = "cuda" if device.type == "cuda" else "cpu"
     if native == "cuda" and "error" not in result["backends"].get("cuda", {"error": ""}):
         _, ext = resolve_backend(device, dtype, "cuda")
-        result["cuda_time_chunks"] = int(ext.auto_chunks(b, t, d, device.index if device.index is not None else -1))
+        index = device.index if device.index is not None else -1
+        result["cuda_time_chunks"] = {"fwd": int(ext.auto_chunks(b, t, d, index)),
+                                      "bwd": int(ext.auto_chunks(b, t, d, index, backward=True))}
     fast, slow = result["backends"].get(native, {}), result["backends"].get("reference", {})
     result["speedup_fwd"] = _ratio(slow.get("fwd_s"), fast.get("fwd_s"))
     result["speedup_fwdbwd"] = _ratio(slow.get("fwdbwd_s"), fast.get("fwdbwd_s"))
