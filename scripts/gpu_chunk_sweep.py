@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 import torch
 
+from workbench.bench.scan import median_time
 from workbench.ops import build
 
 SHAPES = {  # name: (b, t, d)
@@ -31,15 +30,7 @@ SHAPES = {  # name: (b, t, d)
 
 
 def median_ms(fn, repeats: int) -> float:
-    fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    return 1e3 * median_time(fn, repeats, torch.cuda.synchronize)
 
 
 def sweep(ext, shape: tuple[int, int, int], dtype: torch.dtype, repeats: int) -> dict:

@@ -14,29 +14,25 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import statistics
-import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from workbench.bench.decode import extend, time_steps
 from workbench.lm.generate import stream
 from workbench.lm.model import build_model, model_config
 
-PROMPT, WARMUP, TIMED, PROFILED = 64, 5, 30, 10
+PROMPT, WARMUP, TIMED, PROFILED = 64, 5, 30, 10  # tokens, then steps
 
 
 def profile_steps(model, batch: int, device: str) -> dict:
+    cache = extend(model, model.init_cache(batch, device), PROMPT, PROMPT, torch.Generator().manual_seed(0))
+    wall = time_steps(model, cache, batch, TIMED, WARMUP)  # median seconds per step, synchronised
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    steps = stream(model, torch.zeros(batch, PROMPT, dtype=torch.long, device=device), WARMUP + TIMED + PROFILED + 1)
+    steps = stream(model, torch.zeros(batch, 1, dtype=torch.long, device=device), WARMUP + PROFILED, cache=cache)
     for _ in range(WARMUP):
         next(steps)
     sync()
-    stamps = []
-    for _ in range(TIMED):
-        next(steps)
-        sync()
-        stamps.append(time.perf_counter())
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
     with profile(activities=activities) as prof:
         for _ in range(PROFILED):
@@ -45,7 +41,7 @@ def profile_steps(model, batch: int, device: str) -> dict:
     events = prof.key_averages()
     on_device = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
     return {
-        "wall_ms_per_step": round(1e3 * statistics.median(b - a for a, b in zip(stamps, stamps[1:])), 3),
+        "wall_ms_per_step": round(1e3 * wall, 3),
         "kernel_ms_per_step": round(sum(e.self_device_time_total for e in on_device) / PROFILED / 1e3, 3)
         if device == "cuda" else None,
         "kernels_per_step": sum(e.count for e in on_device) / PROFILED if device == "cuda" else None,

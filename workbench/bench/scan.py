@@ -91,8 +91,8 @@ def measure_device(device: torch.device, shape: tuple[int, int, int], dtype: tor
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     src, dst = torch.randn(n, device=device).to(dtype), torch.empty(n, device=device, dtype=dtype)
-    copy_s = _median_time(lambda: dst.copy_(src), repeats, sync)
-    add_s = _median_time(lambda: torch.add(src, dst), repeats, sync)
+    copy_s = median_time(lambda: dst.copy_(src), repeats, sync)
+    add_s = median_time(lambda: torch.add(src, dst), repeats, sync)
     result: dict[str, Any] = {
         "shape": list(shape), "dtype": str(dtype).removeprefix("torch."), "elements": n,
         # copy_ into a preallocated tensor: the physical ceiling; add allocates its output, like the op does
@@ -123,7 +123,7 @@ def measure_device(device: torch.device, shape: tuple[int, int, int], dtype: tor
 def _measure_backend(name: str, inputs: tuple[torch.Tensor, ...], dy: torch.Tensor, repeats: int,
                      sync: Callable[[], None], tensor_bytes: int) -> dict[str, float]:
     with torch.no_grad():
-        fwd_s = _median_time(lambda: rglru(*inputs, backend=name), repeats, sync)
+        fwd_s = median_time(lambda: rglru(*inputs, backend=name), repeats, sync)
     leaves = [v.detach().requires_grad_(True) for v in inputs]
 
     def fwdbwd() -> None:
@@ -132,7 +132,7 @@ def _measure_backend(name: str, inputs: tuple[torch.Tensor, ...], dy: torch.Tens
         for leaf in leaves:
             leaf.grad = None
 
-    fwdbwd_s = _median_time(fwdbwd, repeats, sync)
+    fwdbwd_s = median_time(fwdbwd, repeats, sync)
     bwd_s = max(fwdbwd_s - fwd_s, 1e-9)
     return {
         "fwd_s": fwd_s, "fwdbwd_s": fwdbwd_s, "bwd_s": bwd_s,
@@ -142,7 +142,7 @@ def _measure_backend(name: str, inputs: tuple[torch.Tensor, ...], dy: torch.Tens
     }
 
 
-def _median_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
+def median_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
     fn()  # warm-up: extension load, allocator, caches
     sync()
     times = []
