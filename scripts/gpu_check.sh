@@ -78,6 +78,7 @@ import json, sys, time
 import torch
 from workbench.core.device import autocast
 from workbench.core.distributed import one_process_group, prepare_blocks, shard
+from workbench.core.io import atomic_write_json
 from workbench.core.train import make_optimizer
 from workbench.lm.config import train_config
 from workbench.lm.model import build_model, count_parameters, model_config
@@ -142,8 +143,7 @@ with one_process_group(device):
         results["runs"].append(run)
         if not run["fits"]:
             break
-with open(out_path, "w") as f:
-    json.dump(results, f, indent=2)
+atomic_write_json(out_path, results)
 sys.exit(0 if all(run["fits"] is not None for run in results["runs"]) else 1)
 EOF
 
@@ -161,7 +161,8 @@ for s in steps:
 import torch
 summary = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
            "steps": steps, "all_ok": all(s["ok"] for s in steps)}
-(reports / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+from workbench.core.io import atomic_write_json
+atomic_write_json(reports / "summary.json", summary)
 print(json.dumps(summary, indent=2))
 EOF
 

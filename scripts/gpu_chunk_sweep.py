@@ -13,11 +13,11 @@ tensors of b*t*d elements) and against a `copy_` of the same size on the same GP
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 
 from workbench.bench.scan import median_time
+from workbench.core.io import atomic_write_json
 from workbench.ops import build
 
 SHAPES = {  # name: (b, t, d)
@@ -85,8 +85,7 @@ def main() -> None:
             for r in entry["rows"]:
                 print(f"   {r['chunks']:>4} chunks: fwd {r['fwd_ms']:8.3f} ms ({r['fwd_fraction_of_copy']:.3f})   "
                       f"bwd {r['bwd_ms']:8.3f} ms ({r['bwd_fraction_of_copy']:.3f})", flush=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    atomic_write_json(args.out, result)  # no half-written file if it is interrupted
 
 
 if __name__ == "__main__":

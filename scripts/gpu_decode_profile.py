@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from workbench.bench.decode import extend, time_steps
+from workbench.core.io import atomic_write_json
 from workbench.lm.generate import stream
 from workbench.lm.model import build_model, model_config
 
@@ -65,8 +65,7 @@ def main() -> None:
         for batch in (1, 64):
             result["runs"][f"{name} batch {batch}"] = run = profile_steps(model, batch, args.device)
             print(f"{name} batch {batch}: {run}", flush=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    atomic_write_json(args.out, result)  # no half-written file if it is interrupted
 
 
 if __name__ == "__main__":
