@@ -273,12 +273,12 @@ const bool* maybe_resets(const std::optional<at::Tensor>& r) {
 
 }  // namespace
 
-// Time chunks for a (B, T, D) problem on `device`: 1 (a single pass) unless B * D channels leave the GPU
-// mostly idle (< 128 threads per SM), then enough chunks for ~512 threads per SM, each >= kMinChunk long.
-// The forward chunks only when b * d leaves the GPU idle: its local pass re-reads every input, which costs more
-// than the parallelism buys once the SMs are busy. The backward takes at least min(64, t / 128) chunks: on an
-// H200 it gained from chunks at every shape measured, +65% at 8 x 8192 x 2560 bf16, where the forward lost
-// (kernels/measurements/h200-2026-12-04/chunk_sweep.json; 64 is the most measured at t >= 8192).
+// Time chunks for a (B, T, D) problem on `device`, each >= kMinChunk long. The forward: 1 (a single pass)
+// unless B * D channels leave the GPU mostly idle (< 128 threads per SM), then enough chunks for ~512 threads
+// per SM; its local pass re-reads every input, which costs more than the parallelism buys once the SMs are
+// busy. The backward takes at least min(64, t / 128) chunks: on an H200 it gained from chunks at every shape
+// measured, +65% at 8 x 8192 x 2560 bf16, where the forward lost (kernels/measurements/h200-2026-12-04/
+// chunk_sweep.json; 64 is the most measured at t >= 8192).
 int64_t auto_chunks(int64_t B, int64_t T, int64_t D, int64_t device, bool backward) {
   const auto index = device < 0 ? at::cuda::current_device() : static_cast<c10::DeviceIndex>(device);
   const int64_t sms = at::cuda::getDeviceProperties(index)->multiProcessorCount;
