@@ -162,6 +162,54 @@ def test_finer_levels_are_greedy_and_padding_stays_masked():
     assert all(torch.equal(p, pad) for _, _, p in model.calls)
 
 
+class PromptSensitiveModel:
+    """A fake whose logits are table `seen` for a row that can read its prompt (frame 0 known) and `blind` for one
+    that cannot; records every input."""
+
+    def __init__(self, t, seed=4):
+        g = torch.Generator().manual_seed(seed)
+        self.seen, self.blind = (torch.randn(Q, t, K, generator=g) * 3 for _ in range(2))
+        self.calls = []
+
+    def __call__(self, semantic, codes, level, pad):
+        self.calls.append(codes.clone())
+        sees = (codes[:, 0, 0] != MASK)[:, None, None]
+        return torch.where(sees, self.seen[level, : codes.shape[2]], self.blind[level, : codes.shape[2]])
+
+
+def test_guidance_one_is_plain_decoding():
+    b, t = 2, 16
+    codes, known = random_codes(b, Q, t, seed=6), torch.zeros(b, t, dtype=torch.bool)
+    known[:, :4] = True
+    args = (torch.zeros(b, t, dtype=torch.long), codes, known, [3, 1, 1, 1], MASK)
+    plain, guided = RecordingModel(t, seed=7), RecordingModel(t, seed=7)
+    a = decode_levels(plain, *args, generator=torch.Generator().manual_seed(0))
+    c = decode_levels(guided, *args, generator=torch.Generator().manual_seed(0), guidance=1.0)
+    assert torch.equal(a, c) and len(guided.calls) == len(plain.calls)
+    assert all(seen.shape[0] == b for _, seen, _ in guided.calls), "no blind rows without guidance"
+
+
+@pytest.mark.parametrize("w", [0.0, 2.5])
+def test_guidance_decodes_from_blind_plus_w_times_what_the_prompt_adds(w):
+    b, t = 2, 16
+    codes, known = random_codes(b, Q, t, seed=8), torch.zeros(b, t, dtype=torch.bool)
+    known[:, :4] = True  # the prompt
+    known[1, 4:6] = True  # and an overlap
+    model = PromptSensitiveModel(t)
+    out = decode_levels(model, torch.zeros(b, t, dtype=torch.long), codes, known, [1, 1, 1, 1], MASK,
+                        temperature=0.0, guidance=w)
+    assert len(model.calls) == Q, "one batched forward per pass"
+    for seen_and_blind in model.calls:
+        seen, blind = seen_and_blind.chunk(2)
+        assert torch.equal(seen[known[:, None].expand_as(seen)], codes[known[:, None].expand_as(codes)])
+        assert (blind[known[:, None].expand_as(blind)] == MASK).all(), "the blind rows must not read known frames"
+        assert torch.equal(blind[~known[:, None].expand_as(blind)], seen[~known[:, None].expand_as(seen)])
+    for q in range(Q):
+        expect = (model.blind[q] + w * (model.seen[q] - model.blind[q])).argmax(-1)
+        assert torch.equal(out[:, q][~known], expect.expand(b, -1)[~known])
+    assert torch.equal(out[known[:, None].expand_as(out)], codes[known[:, None].expand_as(codes)])
+
+
 # ---------------------------------------------------------------------------------------------------- windows
 @pytest.mark.parametrize("total,window,overlap", [(10, 20, 4), (20, 20, 4), (21, 20, 4), (100, 20, 4), (57, 9, 0)])
 def test_plan_windows_covers_everything_with_the_given_overlap(total, window, overlap):

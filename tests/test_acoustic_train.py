@@ -214,7 +214,7 @@ def test_cli_eval_writes_the_measurements(tmp_path, smoke_run, smoke_corpus, cap
     root, _ = smoke_run
     assert main(["acoustic", "eval", "--preset", "smoke", "--ckpt", str(root / "run"), "--corpus", str(smoke_corpus),
                  "--reports", str(tmp_path), "--iterations", "3", "--finer-iterations", "2", "--temperature", "1.5",
-                 "--json"]) == 0
+                 "--guidance", "2", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     written = json.loads((tmp_path / "acoustic.json").read_text())
     assert printed["rows"] == written["rows"] and len(written["rows"]) == SMOKE.eval.clips
@@ -227,6 +227,7 @@ def test_cli_eval_writes_the_measurements(tmp_path, smoke_run, smoke_corpus, cap
     assert all(r["speaker"] != r["other_speaker"] for r in written["rows"])
     # the decoding options given on the command line are the ones used and recorded
     assert written["decode"]["iterations"] == [3, 2, 2, 2] and written["decode"]["temperature"] == 1.5
+    assert written["decode"]["guidance"] == 2.0
     # resynthesis per kind of voice and per voice: the smoke corpus holds synthetic voices only
     assert set(written["by_source"]) == {"synthetic"} and written["by_source"]["synthetic"]["clips"] == SMOKE.eval.clips
     assert written["by_source"]["synthetic"]["wer_codec"] == pytest.approx(written["wer_codec"])
@@ -353,3 +354,21 @@ def test_voice_variants_of_one_diphone_set_are_different_speakers():
     for held in (v.name for v in VOICES if v.held_out):
         nearest = max(pair(held, v.name) for v in VOICES if not v.held_out)
         assert nearest < sims["self"][held] - 0.08, (held, nearest, sims["self"][held])
+
+
+def test_levels_study_decodes_each_prefix_of_the_same_syntheses(smoke_run, smoke_corpus):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "acoustic_levels_study.py"
+    spec = importlib.util.spec_from_file_location("levels_study", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    root, _ = smoke_run
+    result = script.study(Synthesizer.load(root / "run"), smoke_corpus, [1, 4], SMOKE.eval)
+    assert [(r["kind"], r["levels"]) for r in result["table"]] == [("synthetic", 1), ("synthetic", 4), ("all", 1),
+                                                                   ("all", 4)]
+    assert all(r["clips"] == SMOKE.eval.clips and r["wer"] >= 0 and r["wer_codec"] >= 0 for r in result["table"])
+    one, four = ([r for r in result["rows"] if r["levels"] == n] for n in (1, 4))
+    assert [r["clip"] for r in one] == [r["clip"] for r in four]
+    # the same synthesis, decoded from fewer levels, is other audio: its voice measures differ
+    assert any(a["sim_prompt"] != b["sim_prompt"] for a, b in zip(one, four))

@@ -162,6 +162,7 @@ MATRIX = [
     # acoustic synthesize: numbers, outputs, inputs, the length cap
     (SYNTH + ["--temperature", "nan"], r"--temperature nan: must be a finite number >= 0"),
     (SYNTH + ["--temperature", "-1"], r"--temperature -1.0: must be a finite number >= 0"),
+    (SYNTH + ["--guidance", "11"], r"--guidance 11.0: must be a finite number in \[0, 10\]"),
     (SYNTH + ["--seed", str(2**70)], r"--seed 1180591620717411303424: must be an integer in \[0, 2\*\*63 - 1\]"),
     (SYNTH + ["--seed", "-1"], r"--seed -1: must be an integer in \[0, 2\*\*63 - 1\]"),
     (SYNTH + ["--iterations", "0"], r"--iterations 0: must be an integer in \[1, 1000\]"),

@@ -3,8 +3,9 @@
     acoustic train      --preset laptop [--corpus DIR] [--codec DIR] [--tokenizer DIR] [--out DIR] [--resume]
                         [--steps N] [--max-minutes M] [--threads N]
     acoustic synthesize (--semantic TOKENS.npy | --audio SPEECH.wav) --prompt SPEAKER.wav --out OUT.wav
-                        [--iterations 16] [--finer-iterations 1] [--temperature 1.0] [--seed 0]
-    acoustic eval       [--corpus DIR] [--clips N] [--iterations 16] [--finer-iterations 1] [--temperature 1.0] [--json]
+                        [--iterations 16] [--finer-iterations 1] [--temperature 1.0] [--guidance 1.0] [--seed 0]
+    acoustic eval       [--corpus DIR] [--clips N] [--iterations 16] [--finer-iterations 1] [--temperature 1.0]
+                        [--guidance 1.0] [--json]
                         (writes acoustic.json into the report folder)
 
 Defaults (`workbench.core.paths`): corpus data/build/<preset>, codec runs/codec/<preset>, tokenizer
@@ -45,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "1-1000 (default 1)")
         p.add_argument("--temperature", type=float, default=None, help="sampling temperature, finite and >= 0 "
                        "(0: greedy; default the preset's, 1.0)")
+        p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance on the prompt, 0-10: "
+                       "1 = none (the preset's), w > 1 follows the prompt's voice harder at twice the forward cost, "
+                       "0 ignores the prompt")
 
     t = sub.add_parser("train", help="train SoundStorm on (semantic tokens, codec codes) pairs of a corpus")
     common(t)
@@ -145,8 +149,10 @@ def _check_decoding(args) -> dict:
     validate.count("--finer-iterations", args.finer_iterations, 1, 1000, optional=True)
     if args.temperature is not None:
         validate.temperature(args.temperature)
+    if args.guidance is not None:
+        validate.guidance(args.guidance)
     changes = {"first_level_iterations": args.iterations, "finer_level_iterations": args.finer_iterations,
-               "temperature": args.temperature}
+               "temperature": args.temperature, "guidance": args.guidance}
     return {k: v for k, v in changes.items() if v is not None}
 
 

@@ -66,6 +66,9 @@ class DecodeConfig(Config):
     first_level_iterations: int = 16
     finer_level_iterations: int = 1
     temperature: float = 1.0  # sampling temperature of every iteration but the last of a level (which is greedy)
+    # classifier-free guidance on the prompt (decode.guided_logits): 1 = none; w > 1 pushes each pass toward what
+    # the prompt (and the overlap) add over decoding blind, at twice the forward cost
+    guidance: float = 1.0
     prompt_seconds: float = 3.0
     window_seconds: float = 6.0
     overlap_seconds: float = 1.0

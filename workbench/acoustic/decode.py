@@ -9,6 +9,10 @@ was shown).
               the most confident so that cos(pi/2 * (i+1)/n) of the level's frames stay masked; the least
               confident are re-masked for the next iteration. Tokens once kept are never re-masked.
     level q>0: one greedy pass (default), reading the decoded coarser levels; finer levels are still masked.
+    guidance w != 1 (classifier-free guidance on the prompt): every pass also runs blind -- the known frames (the
+              prompt and the overlap) masked at every level, the window's decoded tokens kept -- and decodes from
+              blind + w * (seen - blind): what knowing the speaker adds, scaled. The blind input needs no
+              training of its own: SoundStorm's training mask draws prefixes of any length, none included.
 
 While level q is decoded, every unknown frame of every level finer than q is the mask token: the model never
 reads a finer level before it is decoded (the tests check this on every call).
@@ -40,13 +44,27 @@ def masked_count_after(total: torch.Tensor, iteration: int, iterations: int) -> 
     return torch.floor(total.double() * math.cos(math.pi / 2 * (iteration + 1) / iterations)).long()
 
 
+def guided_logits(logits_fn: LogitsFn, semantic: torch.Tensor, codes: torch.Tensor, level: int,
+                  pad: torch.Tensor | None, known: torch.Tensor, mask_id: int, guidance: float) -> torch.Tensor:
+    """The model's logits (b, t, k) at `level`; for guidance != 1, blind + guidance * (seen - blind), where the
+    blind input hides the `known` frames at every level (one batched call of 2b rows)."""
+    if guidance == 1.0:
+        return logits_fn(semantic, codes, level, pad).float()
+    blind = codes.masked_fill(known[:, None], mask_id)
+    both = logits_fn(torch.cat([semantic, semantic]), torch.cat([codes, blind]), level,
+                     None if pad is None else torch.cat([pad, pad])).float()
+    seen, unseen = both.chunk(2)
+    return unseen + guidance * (seen - unseen)
+
+
 @torch.no_grad()
 def decode_levels(logits_fn: LogitsFn, semantic: torch.Tensor, codes: torch.Tensor, known: torch.Tensor,
                   iterations: Sequence[int], mask_id: int, temperature: float = 1.0,
                   generator: torch.Generator | None = None, pad: torch.Tensor | None = None,
-                  trace: DecodeTrace | None = None) -> torch.Tensor:
+                  trace: DecodeTrace | None = None, guidance: float = 1.0) -> torch.Tensor:
     """Fill every unknown frame of every level. semantic (b, t); codes (b, q, t), read only at `known` frames;
-    known (b, t) bool; iterations: passes per level (len q); pad (b, t) bool (True = no frame). Returns (b, q, t);
+    known (b, t) bool; iterations: passes per level (len q); pad (b, t) bool (True = no frame); guidance: the
+    prompt's weight (1 = plain decoding, one forward per pass; otherwise two, batched). Returns (b, q, t);
     padded frames hold `mask_id`."""
     b, q, t = codes.shape
     if len(iterations) != q or min(iterations) < 1:
@@ -61,7 +79,7 @@ def decode_levels(logits_fn: LogitsFn, semantic: torch.Tensor, codes: torch.Tens
             masked = todo & (out[:, level] == mask_id)
             if not masked.any():
                 break
-            logits = logits_fn(semantic, out, level, pad).float()  # (b, t, k)
+            logits = guided_logits(logits_fn, semantic, out, level, pad, known, mask_id, guidance)  # (b, t, k)
             probs = torch.softmax(logits, -1)
             last = i == n - 1
             if last or temperature <= 0:

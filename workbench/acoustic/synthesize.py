@@ -49,6 +49,8 @@ class Synthesizer:
     def with_decode(self, **changes) -> "Synthesizer":
         if "temperature" in changes:
             changes["temperature"] = validate.temperature(changes["temperature"], "temperature")
+        if "guidance" in changes:
+            changes["guidance"] = validate.guidance(changes["guidance"], "guidance")
         if "first_level_iterations" in changes:
             validate.count("iterations", changes["first_level_iterations"], 1, 1000)
         if "finer_level_iterations" in changes:

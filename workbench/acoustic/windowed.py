@@ -124,7 +124,8 @@ def _decode_group(logits_fn, group, streams, prompts, plans, outs, rates, levels
         semantic[j, : len(s)], codes[j, :, : len(s)] = torch.from_numpy(s), torch.from_numpy(c)
         known[j, : len(s)], pad[j, : len(s)] = torch.from_numpy(kn), False
     out = decode_levels(logits_fn, semantic.to(device), codes.to(device), known.to(device), iterations, mask_id,
-                        cfg.temperature, generator, pad.to(device) if pad.any() else None, trace).cpu().numpy()
+                        cfg.temperature, generator, pad.to(device) if pad.any() else None, trace,
+                        cfg.guidance).cpu().numpy()
     for j, (i, k) in enumerate(group):
         span, p = plans[i][k], prompts[i].frames
         outs[i][:, span.start + span.fixed: span.end] = out[j, :, p + span.fixed: p + span.end - span.start]

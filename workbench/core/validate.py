@@ -69,6 +69,11 @@ def temperature(value: Any, name: str = "--temperature") -> float:
     return float(number(name, value, 0.0, None))
 
 
+def guidance(value: Any, name: str = "--guidance") -> float:
+    """Classifier-free guidance weight: 0 (unconditioned) to 10; 1 = no guidance."""
+    return float(number(name, value, 0.0, 10.0))
+
+
 def top_k(value: Any, name: str = "--top-k") -> int | None:
     """Top-k: None (off) or an integer >= 1."""
     return number(name, value, 1, None, integer=True, optional=True)
