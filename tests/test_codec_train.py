@@ -143,6 +143,33 @@ def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, smoke_corp
     assert "--n-q must be 1..4" in capsys.readouterr().err
     assert main(["codec", "train", "--preset", "smoke", "--magnitude-tilt", "9", "--out", str(tmp_path / "t")]) == 2
     assert "--magnitude-tilt must be in [0, 4]" in capsys.readouterr().err and not (tmp_path / "t").exists()
+    assert main(["codec", "train", "--preset", "smoke", "--speed-perturb", "0.5", "--out", str(tmp_path / "t")]) == 2
+    assert "--speed-perturb must be in [0, 0.3]" in capsys.readouterr().err and not (tmp_path / "t").exists()
+
+
+class ToneDataset:
+    """One endless recording of a 200 Hz tone: random_crop as SpeechDataset draws it (a choice, then a start)."""
+
+    def random_crop(self, seconds, rng):
+        rng.choice(1, p=[1.0])
+        start = float(rng.uniform(0.0, 10.0))
+        t = start + np.arange(int(round(seconds * 16_000))) / 16_000
+        return None, start, np.sin(2 * np.pi * 200.0 * t).astype(np.float32)
+
+
+def test_speed_perturbation_moves_the_pitch_by_its_factor_and_is_off_by_default() -> None:
+    from workbench.codec.data import sample_batch, speed_factors
+
+    assert np.allclose(speed_factors(0.1), [0.9, 0.95, 1.0, 1.05, 1.1]) and np.allclose(speed_factors(0.0), [1.0])
+    # off: the RNG draws what it drew before the option existed, so resumed and earlier runs see the same crops
+    plain = sample_batch(ToneDataset(), 1.0, 4, np.random.default_rng(3), 320)
+    rng = np.random.default_rng(3)
+    direct = [ToneDataset().random_crop(1.0, rng)[2] for _ in range(4)]
+    assert torch.equal(plain[:, 0], torch.from_numpy(np.stack(direct)))
+    batch = sample_batch(ToneDataset(), 1.0, 64, np.random.default_rng(0), 320, speed_perturb=0.1)
+    assert batch.shape == (64, 1, 16_000)
+    pitches = {round(float(np.argmax(np.abs(np.fft.rfft(x[0].numpy()))))) for x in batch}  # 1 Hz bins
+    assert pitches == {180, 190, 200, 210, 220}, "each crop's tone moves by one of the factors, all of them drawn"
 
 
 def test_cli_eval_json_structure(tmp_path, smoke_run, smoke_corpus, capsys) -> None:
@@ -191,3 +218,25 @@ def test_acoustic_notebook_runs(tmp_path, smoke_corpus, smoke_tokenizer) -> None
     assert players >= 1 + SMOKE.model.num_quantizers + 6  # codec: original + every bitrate; SoundStorm: 6
     text = "".join(o.get("text", "") for o in shown)
     assert "SoundStorm:" in text and "speaker similarity: to the prompt" in text
+
+
+def test_heard_voices_study_scores_training_speakers_beside_new_ones(smoke_run, smoke_corpus) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "codec_heard_voices.py"
+    spec = importlib.util.spec_from_file_location("codec_heard_voices", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out, _ = smoke_run
+    codec, _ = load_codec(out, "cpu")
+    cfg = SMOKE.eval
+    heard = script.heard_clips(smoke_corpus, 3, cfg.clip_seconds, "synthetic")
+    assert len(heard) == 3 and all(len(c.audio) == int(cfg.clip_seconds * 16_000) for c in heard)
+    result = script.study(codec, smoke_corpus, "synthetic", 3, cfg)
+    assert list(result) == ["synthetic-train (heard)", "synthetic-test (new)"]
+    speakers = [{v["speaker"] for v in part["by_speaker"]} for part in result.values()]
+    assert speakers[0] and speakers[1] and not speakers[0] & speakers[1], "heard and new voices must not overlap"
+    for part in result.values():
+        ours = [r for r in part["results"] if r["system"] == "ours"]
+        assert len(ours) == 1 and ours[0]["n_q"] == codec.cfg.num_quantizers and ours[0]["pesq"] > 1.0

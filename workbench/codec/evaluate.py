@@ -42,7 +42,7 @@ def corpus_clips(corpus_dir: str | Path, n: int, seconds: float, source: str = "
     data = open_dataset(corpus_dir, split="test-segments")
     windows = [(r, s) for r, s, e in data.contiguous_segments(seconds)
                if e - s >= seconds - 1e-6 and r.source == source]
-    return _pick([(f"{r.id}@{s:.0f}s", lambda r=r, s=s: r.load(s, seconds), r.speaker) for r, s in windows], n)
+    return pick_clips([(f"{r.id}@{s:.0f}s", lambda r=r, s=s: r.load(s, seconds), r.speaker) for r, s in windows], n)
 
 
 def real_clips(folder: str | Path, n: int, seconds: float) -> list[Clip]:
@@ -51,11 +51,13 @@ def real_clips(folder: str | Path, n: int, seconds: float) -> list[Clip]:
     data = open_dataset(folder, kind="folder", skip_bad=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AudioConversionWarning)
-        return _pick([(r.id, lambda r=r: r.load(0, seconds), real_speaker_of(r.audio))
+        return pick_clips([(r.id, lambda r=r: r.load(0, seconds), real_speaker_of(r.audio))
                       for r in sorted(data.recordings, key=lambda r: str(r.audio))], n)
 
 
-def _pick(candidates: list, n: int) -> list[Clip]:
+def pick_clips(candidates: list, n: int) -> list[Clip]:
+    """Up to `n` clips from (id, load, speaker) candidates, evenly spaced over them; a silent clip is replaced by
+    a spare."""
     order = np.linspace(0, len(candidates) - 1, len(candidates)).round().astype(int)
     if len(candidates) > n:  # evenly spaced first, the rest as spares for skipped (silent) clips
         first = np.unique(np.linspace(0, len(candidates) - 1, n).round().astype(int))
