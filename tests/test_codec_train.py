@@ -240,3 +240,34 @@ def test_heard_voices_study_scores_training_speakers_beside_new_ones(smoke_run, 
     for part in result.values():
         ours = [r for r in part["results"] if r["system"] == "ours"]
         assert len(ours) == 1 and ours[0]["n_q"] == codec.cfg.num_quantizers and ours[0]["pesq"] > 1.0
+
+
+def test_voice_count_corpus_keeps_or_adds_voices_at_a_fixed_share(tmp_path, smoke_corpus) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    from workbench.data.loaders import open_dataset
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "voice_count_corpus.py"
+    spec = importlib.util.spec_from_file_location("voice_count_corpus", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    rows = [json.loads(line) for line in (smoke_corpus / "manifest.jsonl").read_text().splitlines()]
+    train = script._train_rows(rows, "synthetic")
+    speakers = sorted({r["speaker"] for r in train})
+    fewer = script.keep_every(rows, "synthetic", 2)
+    assert sorted({r["speaker"] for r in script._train_rows(fewer, "synthetic")}) == speakers[::2]
+    assert script._mass(script._train_rows(fewer, "synthetic")) == pytest.approx(script._mass(train))
+    assert [r for r in fewer if r["split"] != "train"] == [r for r in rows if r["split"] != "train"]
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    for name in ("19-198-0000.flac", "26-495-0000.flac"):
+        shutil.copy(REAL_SPEECH / name, extra / name)
+    more = script.add_voices(rows, "synthetic", extra, {"librispeech-26"}, 0.25)
+    added = more[len(rows):]
+    assert [r["speaker"] for r in added] == ["librispeech-19"], "excluded and known speakers are not added"
+    assert script._mass(added) / script._mass(script._train_rows(more, "synthetic")) == pytest.approx(0.25)
+    script.write_corpus(smoke_corpus, tmp_path / "corpus", more)
+    corpus = open_dataset(tmp_path / "corpus", split="train")
+    assert len(corpus.recordings) == len(train) + 1 and corpus.recordings[-1].load(0, 1.0).shape == (16_000,)
+    assert (tmp_path / "corpus" / "manifest.jsonl").read_text() != (smoke_corpus / "manifest.jsonl").read_text()
