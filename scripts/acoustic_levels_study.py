@@ -22,6 +22,7 @@ from workbench.acoustic.config import PRESETS, EvalConfig
 from workbench.acoustic.evaluate import eval_clips
 from workbench.acoustic.synthesize import Synthesizer
 from workbench.codec.stream import reconstruct
+from workbench.core.errors import UserError
 from workbench.core.io import atomic_write_json
 from workbench.eval.asr import transcribe_many, word_error_rate
 from workbench.eval.speaker import cosine, speaker_embedding
@@ -71,9 +72,14 @@ def main() -> None:
     p.add_argument("--levels", default="1,2,3,4,6", help="level counts to decode, comma-separated")
     p.add_argument("--preset", default="laptop", help="whose `acoustic eval` clips (count, length) to use")
     args = p.parse_args()
-    synth = Synthesizer.load(args.run)
-    levels = sorted({int(x) for x in args.levels.split(",") if 1 <= int(x) <= synth.levels})
-    result = study(synth, args.corpus, levels, PRESETS[args.preset].eval)
+    try:
+        synth = Synthesizer.load(args.run)
+        levels = sorted({int(x) for x in args.levels.split(",") if 1 <= int(x) <= synth.levels})
+        if not levels:
+            raise UserError(f"--levels {args.levels}: none in 1..{synth.levels}")
+        result = study(synth, args.corpus, levels, PRESETS[args.preset].eval)
+    except (UserError, ValueError) as err:  # no checkpoint, no corpus, levels not numbers: one line
+        p.error(str(err))
     for r in result["table"]:
         print(f"{r['kind']:>9} L{r['levels']}: WER {r['wer']:.3f} (codec {r['wer_codec']:.3f}), same-prompt gap "
               f"{r['same_prompt_gap']['mean']:+.3f}, swap gap {r['swap_gap']['mean']:+.3f}, to the prompt "

@@ -17,6 +17,7 @@ from pathlib import Path
 from workbench.codec.config import PRESETS, EvalConfig
 from workbench.codec.evaluate import Clip, corpus_clips, evaluate_set, pick_clips
 from workbench.codec.train import load_codec
+from workbench.core.errors import UserError
 from workbench.core.io import atomic_write_json
 from workbench.data.loaders import open_dataset
 
@@ -26,6 +27,8 @@ def heard_clips(corpus: str | Path, n: int, seconds: float, source: str) -> list
     spread over the recordings (so over the speakers)."""
     train = open_dataset(corpus, split="train")
     recs = sorted((r for r in train.recordings if r.source == source), key=lambda r: r.id)
+    if not recs:
+        raise UserError(f"{corpus}: no {source} training recordings")
     return pick_clips([(f"{r.id}@{s:.0f}s", lambda r=r, s=s: r.load(s, seconds), r.speaker) for r in recs
                        for s in (0.3 * r.duration, 0.7 * r.duration) if s + seconds <= r.duration], n)
 
@@ -47,8 +50,13 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=28, help="clips of the heard voices (the new voices: codec eval's)")
     p.add_argument("--preset", default="laptop", help="whose `codec eval` settings (clip length, chunks) to use")
     args = p.parse_args()
-    codec, _ = load_codec(args.codec, "cpu")
-    result = study(codec, args.corpus, args.source, args.clips, PRESETS[args.preset].eval)
+    if args.clips < 1:
+        p.error("--clips must be at least 1")
+    try:
+        codec, _ = load_codec(args.codec, "cpu")
+        result = study(codec, args.corpus, args.source, args.clips, PRESETS[args.preset].eval)
+    except (UserError, FileNotFoundError, ValueError) as err:  # no checkpoint, no corpus: one line
+        p.error(str(err))
     for name, part in result.items():
         for r in part["results"]:
             print(f"{name:>24}: {r['system']:<11} PESQ-WB {r['pesq']} STOI {r['stoi']} ({r['clips']} clips)")

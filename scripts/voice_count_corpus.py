@@ -24,6 +24,7 @@ from pathlib import Path
 
 import soundfile as sf
 
+from workbench.core.errors import UserError
 from workbench.core.io import atomic_write_text
 
 AUDIO = (".flac", ".wav")
@@ -39,7 +40,11 @@ def _mass(rows: list[dict]) -> float:
 
 def keep_every(rows: list[dict], source: str, n: int) -> list[dict]:
     """Rows with only every n-th training speaker of `source`, the kept ones reweighted to the old crop share."""
+    if n < 1:
+        raise UserError(f"--keep-every must be at least 1 (got {n})")
     train = _train_rows(rows, source)
+    if not train:
+        raise UserError(f"the corpus has no {source} training recordings")
     speakers = sorted({r["speaker"] for r in train})
     kept = set(speakers[::n])
     out = [r for r in rows if r not in train or r["speaker"] in kept]
@@ -50,6 +55,12 @@ def keep_every(rows: list[dict], source: str, n: int) -> list[dict]:
 def add_voices(rows: list[dict], source: str, folder: Path, exclude: set[str], share: float) -> list[dict]:
     """Rows plus one training recording per audio file of `folder` whose speaker is new, weighted to `share` of
     `source`'s crops."""
+    if not 0 < share < 1:
+        raise UserError(f"--share must be in (0, 1) (got {share})")
+    if not _train_rows(rows, source):
+        raise UserError(f"the corpus has no {source} training recordings to add voices beside")
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder")
     have = {r["speaker"] for r in rows} | exclude
     template = _train_rows(rows, source)[0]
     added = []
@@ -58,8 +69,11 @@ def add_voices(rows: list[dict], source: str, folder: Path, exclude: set[str], s
         if speaker not in have:
             added.append(dict(template, id=f"extra-{path.stem}", speaker=speaker, audio=str(path.resolve()),
                               duration=round(sf.info(str(path)).duration, 3), text="", num_words=0,
-                              exact_alignment=False, alignment="none.json", book="extra", chapter=0))
+                              exact_alignment=False, alignment=f"unaligned-{path.stem}.json",  # audio only
+                              book="extra", chapter=0))
             have.add(speaker)
+    if not added:
+        raise UserError(f"{folder}: no audio file of a speaker the corpus lacks ({', '.join(AUDIO)})")
     weight = share / (1 - share) * _mass(_train_rows(rows, source)) / sum(r["duration"] for r in added)
     return rows + [dict(r, sampling_weight=weight) for r in added]
 
@@ -82,12 +96,18 @@ def main() -> None:
     p.add_argument("--exclude", default="", help="LibriSpeech speaker numbers not to add, comma-separated")
     p.add_argument("--share", type=float, default=1 / 3, help="share of the kind's crops the added files make")
     args = p.parse_args()
-    rows = [json.loads(line) for line in (args.src / "manifest.jsonl").read_text().splitlines() if line.strip()]
-    if args.keep_every:
-        rows = keep_every(rows, args.source, args.keep_every)
-    else:
-        exclude = {f"librispeech-{n}" for n in args.exclude.split(",") if n}
-        rows = add_voices(rows, args.source, args.add, exclude, args.share)
+    manifest = args.src / "manifest.jsonl"
+    if not manifest.is_file():
+        p.error(f"{args.src}: not a corpus folder (no manifest.jsonl)")
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    try:
+        if args.keep_every is not None:
+            rows = keep_every(rows, args.source, args.keep_every)
+        else:
+            exclude = {f"librispeech-{n}" for n in args.exclude.split(",") if n}
+            rows = add_voices(rows, args.source, args.add, exclude, args.share)
+    except UserError as err:
+        p.error(str(err))
     write_corpus(args.src, args.dst, rows)
     train = _train_rows(rows, args.source)
     print(f"{args.dst}: {len({r['speaker'] for r in train})} {args.source} training voices, "

@@ -271,3 +271,10 @@ def test_voice_count_corpus_keeps_or_adds_voices_at_a_fixed_share(tmp_path, smok
     corpus = open_dataset(tmp_path / "corpus", split="train")
     assert len(corpus.recordings) == len(train) + 1 and corpus.recordings[-1].load(0, 1.0).shape == (16_000,)
     assert (tmp_path / "corpus" / "manifest.jsonl").read_text() != (smoke_corpus / "manifest.jsonl").read_text()
+    for bad, message in ((lambda: script.keep_every(rows, "synthetic", 0), "--keep-every must be at least 1"),
+                         (lambda: script.keep_every(rows, "real", 2), "no real training recordings"),
+                         (lambda: script.add_voices(rows, "synthetic", extra, set(), 1.5), "--share must be in"),
+                         (lambda: script.add_voices(more, "synthetic", extra, {"librispeech-26"}, 0.25),
+                          "no audio file of a speaker the corpus lacks")):
+        with pytest.raises(UserError, match=message):
+            bad()
