@@ -289,6 +289,7 @@ def test_real_prompt_voices_are_named_fixed_and_exclude_training_speakers():
     assert len(voices) == 4 and all(len(a) == 3 * 16000 and np.abs(a).max() > 0.01 for a in voices.values())
     assert "librispeech-19" not in real_prompt_voices(99, 3.0) or not MINI.is_dir()  # mini-LibriSpeech trains
     assert list(real_prompt_voices(2, 3.0, exclude=set())) != [] and real_prompt_voices(0, 3.0) == {}
+    assert not set(real_prompt_voices(4, 3.0, exclude=set(voices))) & set(voices)  # voices a corpus holds
 
 
 def test_the_listening_explorer_plays_the_chosen_voice_and_bitrate(smoke_run, smoke_corpus, smoke_codec,

@@ -4,6 +4,7 @@ test voices apart. Reads ../shared/data/mini-librispeech/ (CI has it there); ski
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,14 +19,18 @@ from workbench.data.loaders import MINI_LIBRISPEECH, Recording, SpeechDataset, o
 
 @pytest.fixture(scope="module")
 def mixed_corpus(tmp_path_factory) -> tuple[Path, dict]:
-    """The smoke corpus with the first utterance of every mini-LibriSpeech chapter mixed in (seconds)."""
+    """The smoke corpus with the first utterance of every mini-LibriSpeech chapter mixed in (seconds), and the
+    fixture clips as extra voices for the codec."""
     if not (MINI_LIBRISPEECH / "train-clean-5").is_dir():
         pytest.skip(f"{MINI_LIBRISPEECH} is not here")
     pytest.importorskip("pocketsphinx")
     out = tmp_path_factory.mktemp("mixed") / "smoke"
     stats = build_preset("smoke", out, jobs=1, progress=False, real_speech=str(MINI_LIBRISPEECH),
-                         real_utterances_per_chapter=1, real_weight=3.0)
+                         real_utterances_per_chapter=1, real_weight=3.0, real_extra_voices=str(FIXTURES))
     return out, stats
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "real-speech"
 
 
 def test_real_speakers_are_split_disjointly_and_joined_per_chapter(mixed_corpus):
@@ -153,3 +158,56 @@ def test_the_real_speech_of_a_built_corpus_may_change(mixed_corpus, tmp_path):
     assert len(longer.alignment_data()["utterances"]) == 2
     with pytest.raises(UserError, match=r"different settings \(seed;"):
         build_preset("smoke", out, jobs=1, progress=False, seed=7)
+
+
+def test_extra_voices_are_new_speakers_the_codec_alone_trains_on(mixed_corpus):
+    from workbench.codec.data import open_training_data
+    from workbench.codec.evaluate import real_clips
+    from workbench.data.loaders import corpus_speakers
+
+    out, stats = mixed_corpus
+    voices = open_dataset(out, split="voices").recordings
+    # the fixtures' speakers less librispeech-19, whom mini-LibriSpeech (the corpus) already holds
+    assert {r.speaker for r in voices} == {"librispeech-26", "ljspeech", "arctic-aew", "jfk"}
+    assert len(voices) == 5 and all(r.split == "voices" and r.source == "real" for r in voices)
+    assert not any(r.split == "voices" for r in open_dataset(out).recordings)  # not the other stages' data
+    import soundfile as sf
+
+    for rec in voices:
+        info = sf.info(str(rec.audio))
+        assert info.samplerate == 16000 and info.channels == 1
+        assert info.duration == pytest.approx(sf.info(rec.extra["origin"]).duration, abs=0.01)
+    # a third of the real training crops
+    real_train = [r for r in open_dataset(out, split="train").recordings if r.source == "real"]
+    mass = lambda rows: sum(r.duration * r.extra["sampling_weight"] for r in rows)  # noqa: E731
+    assert mass(voices) / (mass(voices) + mass(real_train)) == pytest.approx(1 / 3, abs=1e-3)
+    summary = stats["extra_voices"]
+    assert summary["root"] == str(FIXTURES) and summary["recordings"] == 5 and summary["left_out"] == 1
+    train, _ = open_training_data(out)
+    assert {r.id for r in voices} <= {r.id for r in train.recordings}
+    heard = corpus_speakers(out)
+    assert {r.speaker for r in voices} | {"librispeech-19"} <= heard
+    # codec eval's other real voices are voices the corpus does not hold
+    assert not {c.speaker for c in real_clips(FIXTURES, 10, 1.0, heard)} & heard
+    assert {c.speaker for c in real_clips(FIXTURES, 10, 1.0)} & heard
+
+
+def test_extra_voices_bad_settings(tmp_path):
+    from workbench.data.corpus import PRESETS, _build_voices, extra_voices_root
+    from workbench.data.loaders import EXTRA_VOICES
+
+    smoke = PRESETS["smoke"]
+    assert smoke.real_extra_voices is None and extra_voices_root(smoke) is None
+    assert extra_voices_root(PRESETS["laptop"]) == (EXTRA_VOICES if EXTRA_VOICES.is_dir() else None)
+    with pytest.raises(UserError, match="nowhere: no such folder"):
+        build_preset("smoke", tmp_path / "c", progress=False, real_extra_voices=str(tmp_path / "nowhere"))
+    with pytest.raises(UserError, match=r"real_extra_share must be in \(0, 1\)"):
+        build_preset("smoke", tmp_path / "c", progress=False, real_extra_voices=str(FIXTURES), real_extra_share=1.0)
+    assert not (tmp_path / "c").exists()  # said before anything is written
+    import shutil
+
+    (tmp_path / "only").mkdir()
+    shutil.copy(FIXTURES / "19-198-0000.flac", tmp_path / "only")
+    held = [{"speaker": "librispeech-19", "split": "train", "duration": 10.0}]
+    with pytest.raises(UserError, match="no audio of a speaker the corpus lacks"):
+        _build_voices(dataclasses.replace(smoke, real_extra_voices="x"), tmp_path / "only", tmp_path, held, False)

@@ -46,7 +46,7 @@ from workbench.acoustic.train import masked_loss
 from workbench.codec.stream import reconstruct
 from workbench.core.audio import SAMPLE_RATE, AudioConversionWarning, load_audio
 from workbench.core.errors import UserError
-from workbench.data.loaders import open_dataset
+from workbench.data.loaders import corpus_speakers, open_dataset
 from workbench.data.synth import render
 from workbench.eval.asr import transcribe_many, word_error_rate
 from workbench.eval.speaker import cosine, speaker_embedding
@@ -115,15 +115,14 @@ def eval_clips(corpus_dir: str | Path, n: int, clip_seconds: float, prompt_secon
 
 def real_prompt_voices(count: int, seconds: float, exclude: set[str] | None = None) -> dict[str, np.ndarray]:
     """`count` real voices as `seconds`-long prompts from their first speech (one file per speaker, the longest),
-    spread evenly over the speakers found, in a fixed order. `exclude`: speaker names to pass over (default: the
-    mini-LibriSpeech speakers, which may be in a model's training data)."""
+    spread evenly over the speakers found, in a fixed order. Passed over: the mini-LibriSpeech speakers (which
+    may be in a model's training data) and `exclude` (the voices the corpus holds: `corpus_speakers`)."""
     import soundfile as sf
 
     from workbench.data.loaders import MINI_LIBRISPEECH, real_speaker_of, real_speech_files
 
-    if exclude is None:
-        root = MINI_LIBRISPEECH / "train-clean-5"
-        exclude = {f"librispeech-{d.name}" for d in root.iterdir()} if root.is_dir() else set()
+    root = MINI_LIBRISPEECH / "train-clean-5"
+    exclude = set(exclude or ()) | ({f"librispeech-{d.name}" for d in root.iterdir()} if root.is_dir() else set())
     longest: dict[str, tuple[float, Path]] = {}
     for path in real_speech_files():
         speaker = real_speaker_of(path)
@@ -254,7 +253,8 @@ def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progre
                                  "spkr_sim_codec", "spkr_sim_codec_other", "spkr_sim_original",
                                  "spkr_sim_original_other")}
     speed = measure_speed(synth, clips[0], cfg.speed_seconds, seed)
-    swap = swap_test(synth, clips, real_prompt_voices(cfg.real_prompts, synth.decode.prompt_seconds), semantics,
+    swap = swap_test(synth, clips, real_prompt_voices(cfg.real_prompts, synth.decode.prompt_seconds,
+                                                            corpus_speakers(corpus_dir)), semantics,
                      seed, progress)
     return {
         "same_prompt_gap": mean_interval([r["spkr_sim_prompt"] - r["spkr_sim_other"] for r in rows]),

@@ -57,12 +57,16 @@ def sample_batch(dataset: SpeechDataset, crop_seconds: float, batch_size: int, r
 
 
 def open_training_data(corpus_dir: str | Path) -> tuple[SpeechDataset, SpeechDataset]:
-    """(train, held out): the corpus's train split (all of it if it has none) and its dev (else test, else train)
-    split."""
+    """(train, held out): the corpus's train split (all of it if it has none) with its extra voices (the `voices`
+    split, which only the codec trains on: `CorpusConfig.real_extra_voices`), and its dev (else test, else
+    train) split."""
     try:
         full = open_dataset(corpus_dir)
+        voices = open_dataset(corpus_dir, split="voices").recordings \
+            if (Path(corpus_dir) / "voices.jsonl").is_file() else []
     except (FileNotFoundError, ValueError) as err:
         raise UserError(f"cannot open the training corpus: {err}") from None
     train = full.split("train") if any(r.split == "train" for r in full.recordings) else full
+    train = SpeechDataset(train.kind, train.root, train.recordings + voices)
     held = next((full.split(s) for s in ("dev", "test") if any(r.split == s for r in full.recordings)), train)
     return train, held

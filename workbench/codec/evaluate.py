@@ -2,7 +2,8 @@
 held-out synthetic test speakers and on real speech; plus encode/decode speed.
 
 Test sets are fixed lists of clips: `clip_seconds` windows cut back to back from the synthetic test segments
-(held-out speakers) and spread evenly over them, and the first `clip_seconds` of each real-speech file. Clips
+(held-out speakers) and spread evenly over them, and the first `clip_seconds` of each real-speech file whose
+speaker the corpus does not hold (its extra voices included: those the codec heard are not "other" voices). Clips
 that are near-silent are skipped (PESQ needs speech). Every system codes the same clips; figures are means over
 clips. Our codec encodes each clip once at all levels and decodes every prefix (RVQ's levels are nested).
 """
@@ -24,7 +25,7 @@ from workbench.codec.metrics import align, measure
 from workbench.codec.model import Codec
 from workbench.codec.stream import decode_long, encode_long
 from workbench.core.audio import SAMPLE_RATE, AudioConversionWarning
-from workbench.data.loaders import open_dataset, real_speaker_of
+from workbench.data.loaders import corpus_speakers, open_dataset, real_speaker_of
 
 MIN_PEAK = 0.01  # a clip quieter than this (-40 dBFS peak) is skipped: nothing to measure
 
@@ -45,14 +46,15 @@ def corpus_clips(corpus_dir: str | Path, n: int, seconds: float, source: str = "
     return pick_clips([(f"{r.id}@{s:.0f}s", lambda r=r, s=s: r.load(s, seconds), r.speaker) for r, s in windows], n)
 
 
-def real_clips(folder: str | Path, n: int, seconds: float) -> list[Clip]:
-    """The first `seconds` of up to `n` audio files (any format the loaders read), spread evenly over them;
-    other sample rates are resampled to 16 kHz (expected here, so not warned about)."""
+def real_clips(folder: str | Path, n: int, seconds: float, exclude: set[str] = frozenset()) -> list[Clip]:
+    """The first `seconds` of up to `n` audio files (any format the loaders read) whose speaker is not in
+    `exclude` (voices the codec heard: `corpus_speakers`), spread evenly over them; other sample rates are
+    resampled to 16 kHz (expected here, so not warned about)."""
     data = open_dataset(folder, kind="folder", skip_bad=True)
+    files = [r for r in sorted(data.recordings, key=lambda r: str(r.audio)) if real_speaker_of(r.audio) not in exclude]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AudioConversionWarning)
-        return pick_clips([(r.id, lambda r=r: r.load(0, seconds), real_speaker_of(r.audio))
-                      for r in sorted(data.recordings, key=lambda r: str(r.audio))], n)
+        return pick_clips([(r.id, lambda r=r: r.load(0, seconds), real_speaker_of(r.audio)) for r in files], n)
 
 
 def pick_clips(candidates: list, n: int) -> list[Clip]:
@@ -143,10 +145,11 @@ def evaluate(codec: Codec, cfg: EvalConfig, corpus_dir: str | Path | None, real_
     """The codec.json payload: rows for every set x system x bitrate, set descriptions, speed, notes."""
     levels = list(range(1, codec.cfg.num_quantizers + 1))
     sets, rows, notes, speed, by_speaker = {}, [], [], None, []
+    heard = corpus_speakers(corpus_dir) if corpus_dir is not None else set()  # not "other" real voices
     for name, source, make in (
             ("synthetic-test", corpus_dir, lambda p: corpus_clips(p, cfg.test_clips, cfg.clip_seconds)),
             ("real-test", corpus_dir, lambda p: corpus_clips(p, cfg.real_test_clips, cfg.clip_seconds, "real")),
-            ("real-speech", real_dir, lambda p: real_clips(p, cfg.real_clips, cfg.clip_seconds))):
+            ("real-speech", real_dir, lambda p: real_clips(p, cfg.real_clips, cfg.clip_seconds, heard))):
         if source is None or not Path(source).is_dir():
             notes.append(f"{name} skipped: no folder {source}")
             continue

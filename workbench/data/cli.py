@@ -19,6 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--real-speech", default=None, help="real read speech to mix in, split by speaker: a "
                        "LibriSpeech-layout folder, 'auto' (the laptop default: $WORKBENCH_REAL_SPEECH, else "
                        "../shared/data/mini-librispeech where present) or 'none'")
+    build.add_argument("--extra-voices", default=None, help="more real voices for the codec only: a folder of audio "
+                       "files (speaker from the file name; speakers the corpus holds left out), 'auto' (the laptop "
+                       "default: ../shared/data/real-speech/librispeech_train-clean-100_1utt_per_speaker where "
+                       "present) or 'none'")
+    build.add_argument("--extra-share", type=float, default=None,
+                       help="the extra voices' share of the real training crops, in (0, 1) (default 1/3)")
     add_output_args(build)
     build.set_defaults(func=_build)
 
@@ -75,6 +81,10 @@ def _build(args: argparse.Namespace) -> None:
     overrides = {"seed": args.seed} if args.seed is not None else {}
     if args.real_speech is not None:
         overrides["real_speech"] = None if args.real_speech == "none" else args.real_speech
+    if args.extra_voices is not None:
+        overrides["real_extra_voices"] = None if args.extra_voices == "none" else args.extra_voices
+    if args.extra_share is not None:
+        overrides["real_extra_share"] = args.extra_share
     out = args.out or f"data/build/{args.preset}"
     stats = build_preset(args.preset, out, jobs=args.jobs, progress=not args.json, **overrides)
     emit(args, stats, _human_stats, report_name="corpus.json")
@@ -92,6 +102,10 @@ def _human_stats(s: dict) -> str:
                  + ", ".join(f"{k} {v:.2f}" for k, v in real["hours"].items())
                  + f"; crops drawn {real['sampling_weight']:g}x as often per second" if real.get("root")
                  else f"  no real speech mixed in: {real.get('why', 'an older corpus')}")
+    extra = s.get("extra_voices") or {}
+    lines.append(f"  extra voices (codec only) from {extra['root']}: {len(extra['speakers'])} speakers, "
+                 f"{extra['minutes']:.1f} min, {extra['share']:.0%} of the real crops" if extra.get("root")
+                 else f"  no extra voices: {extra.get('why', 'an older corpus')}")
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ every held-out speaker (for measuring speaker invariance). Layout of a built cor
     segments/<split>/..., parallel/<speaker>/...
     real/<split>/<speaker>/<chapter>/<id>.flac    real read speech mixed in (`real_speech`), chapters joined;
     real/alignments/..., real/utterance-alignments/...   their alignments (held-out speakers aligned offline)
+    voices.jsonl, voices/<speaker>/<id>.flac       extra real voices for the codec only (`real_extra_voices`)
 
 Deterministic given the seed; parallel across processes; resumable (a recording whose .json exists is kept;
 every file is written atomically, the .json last).
@@ -62,6 +63,12 @@ class CorpusConfig:
     real_test_speakers: int = 3
     real_weight: float = 1.0  # training crops come from real recordings this many times as often per second
     real_utterances_per_chapter: int | None = None  # only the first N of each chapter (tests)
+    # More real voices for the codec, whose loss on new real speakers is one of too few voices heard (codec
+    # README): a folder of audio files (speaker from the file name, `real_speaker_of`), "auto"
+    # (loaders.EXTRA_VOICES where present, else none) or None. Files of speakers the corpus already holds are
+    # left out; the rest become the `voices` split (voices.jsonl), `real_extra_share` of the real training crops.
+    real_extra_voices: str | None = None
+    real_extra_share: float = 1 / 3
 
 
 PRESETS = {
@@ -70,7 +77,7 @@ PRESETS = {
     # 10.6 h synthetic + mini-LibriSpeech's 2.97 h where present; real crops 4x as often per second, so about
     # 45% of the training audio the tokenizer and codec hear is real speech
     "laptop": CorpusConfig("laptop", train_hours=10.5, dev_hours=0.55, test_hours=0.55, parallel_sentences=200,
-                           real_speech="auto", real_weight=4.0),
+                           real_speech="auto", real_weight=4.0, real_extra_voices="auto"),
     "paper": CorpusConfig("paper", train_hours=None, dev_hours=1.5, test_hours=1.5, parallel_sentences=1000),
 }
 
@@ -131,6 +138,7 @@ def build_corpus(config: CorpusConfig, out: str | os.PathLike, jobs: int | None 
     from tqdm.auto import tqdm
 
     real_root = real_speech_root(config.real_speech)  # a folder that is not there: said before anything is built
+    voices_root = extra_voices_root(config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -150,18 +158,25 @@ def build_corpus(config: CorpusConfig, out: str | os.PathLike, jobs: int | None 
     if real is not None:
         recordings += real["recordings"]
         segments += real["segments"]
+    voices = _build_voices(config, voices_root, out, recordings, progress)
     _write_jsonl(out / "manifest.jsonl", recordings)
+    if voices["recordings"]:
+        _write_jsonl(out / "voices.jsonl", voices["recordings"])
+    else:
+        (out / "voices.jsonl").unlink(missing_ok=True)
     _write_jsonl(out / "segments.jsonl", segments)
     _write_jsonl(out / "parallel.jsonl", parallel)
     atomic_write_json(out / "speakers.json", [dataclasses.asdict(v) for v in VOICES])
     stats = corpus_stats(recordings, segments, parallel)
-    stats.update(real_speech=real["summary"] if real else {"root": None, "why": _no_real_reason(config)})
+    stats.update(real_speech=real["summary"] if real else {"root": None, "why": _no_real_reason(config)},
+                 extra_voices=voices["summary"])
     stats.update(config=dataclasses.asdict(config), path=str(out), mbrola=exact,
                  build_seconds=round(time.time() - started, 2), workers=workers)
     atomic_write_json(out / "corpus.json", stats)
     # a corpus is what its settings and voices make (a partial build is finished; a finished recording is rewritten
     # only when its voice has changed): its stamp is both, which downstream reuse reads (`reuse.input_fingerprint`)
     write_stamp(out, {"config": dataclasses.asdict(config), "real_speech": real["summary"]["root"] if real else None,
+                      "extra_voices": voices["summary"]["root"],
                       "voices": [dataclasses.asdict(v) for v in VOICES]},
                 finished=True)
     return stats
@@ -355,6 +370,75 @@ def _build_real(config: CorpusConfig, root: Path, out: Path, progress: bool) -> 
     return {"recordings": recordings, "segments": segments, "summary": summary}
 
 
+def extra_voices_root(config: CorpusConfig) -> Path | None:
+    """The folder of extra voices a `CorpusConfig.real_extra_voices` setting names (see there), or None."""
+    from workbench.core.errors import UserError
+    from workbench.data.loaders import EXTRA_VOICES
+
+    setting = config.real_extra_voices
+    if setting in (None, "", "none"):
+        return None
+    if not 0 < config.real_extra_share < 1:
+        raise UserError(f"real_extra_share must be in (0, 1) (got {config.real_extra_share})")
+    if setting == "auto":
+        return EXTRA_VOICES if EXTRA_VOICES.is_dir() else None
+    root = Path(setting).expanduser()
+    if not root.is_dir():
+        raise UserError(f"extra voices {root}: no such folder (a folder of audio files, one speaker per file name)")
+    return root
+
+
+def _build_voices(config: CorpusConfig, root: Path | None, out: Path, recordings: list[dict],
+                  progress: bool) -> dict[str, Any]:
+    """The extra voices (`real_extra_voices`): every file of `root` whose speaker the corpus does not hold, copied
+    to ``voices/`` as 16 kHz mono, weighted so that they make `real_extra_share` of the real training crops (all of
+    the training crops if the corpus has no real speech). Returns their rows and a summary."""
+    import shutil
+    import warnings
+
+    from tqdm.auto import tqdm
+
+    from workbench.core.audio import AudioConversionWarning
+    from workbench.core.errors import UserError
+    from workbench.data.loaders import open_dataset, real_speaker_of
+
+    shutil.rmtree(out / "voices", ignore_errors=True)  # cheap to remake; none of another folder is kept by mistake
+    if root is None:
+        why = "none asked for" if config.real_extra_voices in (None, "", "none") else "the folder is not here"
+        return {"recordings": [], "summary": {"root": None, "why": why}}
+    try:
+        found = open_dataset(root, kind="folder", skip_bad=True).recordings
+    except (OSError, ValueError) as err:
+        raise UserError(f"extra voices {root}: {' '.join(str(err).split())}") from None
+    held = {r["speaker"] for r in recordings}
+    rows = []
+    for rec in tqdm(sorted(found, key=lambda r: str(r.audio)), desc="extra voices", disable=not progress,
+                    unit="file"):
+        speaker = real_speaker_of(rec.audio)
+        if speaker in held:
+            continue
+        with warnings.catch_warnings():  # resampled or downmixed to 16 kHz mono: expected, so not warned about
+            warnings.simplefilter("ignore", AudioConversionWarning)
+            audio = rec.load()
+        path = save_audio(out / "voices" / speaker / f"{rec.audio.name.split('.')[0]}.flac", audio)
+        rows.append({"id": f"voice-{path.stem}", "split": "voices", "speaker": speaker, "source": "real",
+                     "audio": str(path.relative_to(out)), "duration": round(len(audio) / SAMPLE_RATE, 3),
+                     "origin": str(rec.audio)})
+    if not rows:
+        raise UserError(f"extra voices {root}: no audio of a speaker the corpus lacks")
+    real = [r for r in recordings if r["split"] == "train" and r.get("source") == "real"] or \
+        [r for r in recordings if r["split"] == "train"]
+    mass = sum(r["duration"] * r.get("sampling_weight", 1.0) for r in real)
+    share = config.real_extra_share
+    weight = share / (1 - share) * mass / sum(r["duration"] for r in rows)
+    for row in rows:
+        row["sampling_weight"] = round(weight, 6)
+    summary = {"root": str(root), "speakers": sorted({r["speaker"] for r in rows}), "recordings": len(rows),
+               "minutes": round(sum(r["duration"] for r in rows) / 60, 3), "share": round(share, 4),
+               "sampling_weight": round(weight, 6), "left_out": len(found) - len(rows)}
+    return {"recordings": rows, "summary": summary}
+
+
 def _forget_other_real_speech(out: Path, settings: dict[str, Any]) -> None:
     """Finished real recordings and segments are reused by name; if they were made from another folder, split or
     cut, remove them first so none is reused by mistake."""
@@ -407,6 +491,7 @@ def build_preset(name: str, out: str | os.PathLike, jobs: int | None = None, pro
     if overrides:
         config = override(config, **overrides)
     real_speech_root(config.real_speech)  # a real-speech folder that is not there: said before anything is written
+    extra_voices_root(config)
     out = Path(out)
     previous = out / ".config.json"
     if previous.exists():

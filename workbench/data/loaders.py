@@ -36,6 +36,8 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 REPO = Path(__file__).resolve().parents[2]
 REAL_SPEECH_DIRS = (REPO / "tests" / "fixtures" / "real-speech", REPO.parent / "shared" / "data" / "real-speech")
 MINI_LIBRISPEECH = REPO.parent / "shared" / "data" / "mini-librispeech"  # real voices to train on, where present
+# one LibriSpeech utterance from each of 40 speakers: more real voices for the codec to train on, where present
+EXTRA_VOICES = REPO.parent / "shared" / "data" / "real-speech" / "librispeech_train-clean-100_1utt_per_speaker"
 KINDS = ("synthbooks", "librispeech", "librispeech-long", "folder")
 
 
@@ -168,8 +170,12 @@ def open_dataset(path: str | os.PathLike, kind: str = "auto", split: str | None 
 
 
 def _synthbooks(root: Path, split: str | None) -> list[Recording]:
-    """SynthBooks-Long: whole chapters from manifest.jsonl; dev/test segments via split='dev-segments' etc."""
-    manifest = "segments.jsonl" if split and split.endswith("-segments") else "manifest.jsonl"
+    """SynthBooks-Long: whole chapters from manifest.jsonl; dev/test segments via split='dev-segments' etc.; the
+    extra one-file voices only the codec trains on via split='voices' (voices.jsonl, where the corpus has them)."""
+    if split == "voices":
+        manifest = "voices.jsonl"
+    else:
+        manifest = "segments.jsonl" if split and split.endswith("-segments") else "manifest.jsonl"
     want = split.removesuffix("-segments") if split else None
     out = []
     if not (root / manifest).is_file():
@@ -183,7 +189,8 @@ def _synthbooks(root: Path, split: str | None) -> list[Recording]:
             if want and row["split"] != want:
                 continue
             out.append(Recording(row["id"], root / row["audio"], row["duration"], row["speaker"], row["split"],
-                                 row.get("text"), alignment=root / row["alignment"], extra=row))
+                                 row.get("text"), alignment=root / row["alignment"] if row.get("alignment") else None,
+                                 extra=row))
         except (ValueError, KeyError, TypeError) as err:
             raise ValueError(f"{root / manifest}: line {i + 1} is not a manifest row ({one_line(err)})") from None
     return out
@@ -439,6 +446,15 @@ def write_longform(dataset: SpeechDataset, out: str | os.PathLike, split: Speake
 def real_speech_files(dirs: Sequence[Path] = REAL_SPEECH_DIRS) -> list[Path]:
     """Every audio file under `dirs` (the real-speech folders by default), sorted."""
     return [p for d in dirs if Path(d).is_dir() for p in sorted(Path(d).rglob("*")) if p.suffix.lower() in AUDIO_SUFFIXES]
+
+
+def corpus_speakers(corpus_dir: str | os.PathLike) -> set[str]:
+    """Every speaker a built corpus holds, in any split and among its extra voices: voices its models may have
+    heard, which a measurement of *unheard* real voices leaves out (empty for a folder that is no built corpus)."""
+    root = Path(corpus_dir)
+    rows = [line for name in ("manifest.jsonl", "voices.jsonl") if (root / name).is_file()
+            for line in (root / name).read_text().splitlines() if line.strip()]
+    return {json.loads(line)["speaker"] for line in rows}
 
 
 def real_speaker_of(path: Path) -> str:
