@@ -27,7 +27,10 @@ is at hand -- a LibriSpeech-layout folder: `../shared/data/mini-librispeech` bes
 named by `WORKBENCH_REAL_SPEECH` -- the laptop corpus **mixes it in**: its speakers split into train / dev / test
 (disjoint), each chapter's consecutive utterances joined into one long recording, the held-out ones aligned
 offline (pocketsphinx), so every later notebook measures synthetic and real held-out voices apart. Without such a
-folder the corpus is synthetic only, and says so.
+folder the corpus is synthetic only, and says so. Fourteen real training voices are still few for a codec that
+must code voices it never heard, so where `../shared/data/real-speech/librispeech_train-clean-100_1utt_per_speaker`
+is present the laptop corpus also takes its one-utterance speakers as **extra voices for the codec alone**
+(`voices.jsonl`; speakers it already holds left out; a third of the real training crops).
 
 Everything here calls `workbench.data`; this notebook only shows."""),
     ("parameters", """# Parameters (papermill): the whole interface of this notebook.
@@ -58,7 +61,10 @@ for split, s in stats["splits"].items():
 real = stats["real_speech"]
 print(f"real speech from {real['root']}: held-out speakers dev {real['speakers']['dev']}, test "
       f"{real['speakers']['test']}; {real['aligned_utterances']} utterances aligned; training crops drawn "
-      f"{real['sampling_weight']:g}x as often per second" if real["root"] else f"no real speech: {real['why']}")"""),
+      f"{real['sampling_weight']:g}x as often per second" if real["root"] else f"no real speech: {real['why']}")
+extra = stats["extra_voices"]
+print(f"extra voices for the codec from {extra['root']}: {len(extra['speakers'])} speakers, {extra['minutes']:.1f} "
+      f"min, {extra['share']:.0%} of the real training crops" if extra["root"] else f"no extra voices: {extra['why']}")"""),
     ("markdown", """## Who reads what, and for how long
 Training chapters are spread evenly over eight readers; dev and test are read only by the two held-out
 synthetic speakers (and the held-out real ones), so every evaluation is on voices the models never heard."""),
