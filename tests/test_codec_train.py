@@ -145,6 +145,8 @@ def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, smoke_corp
     assert "--magnitude-tilt must be in [0, 4]" in capsys.readouterr().err and not (tmp_path / "t").exists()
     assert main(["codec", "train", "--preset", "smoke", "--speed-perturb", "0.5", "--out", str(tmp_path / "t")]) == 2
     assert "--speed-perturb must be in [0, 0.3]" in capsys.readouterr().err and not (tmp_path / "t").exists()
+    assert main(["codec", "train", "--preset", "smoke", "--eq-perturb", "-1", "--out", str(tmp_path / "t")]) == 2
+    assert "--eq-perturb must be in [0, 20] dB" in capsys.readouterr().err and not (tmp_path / "t").exists()
 
 
 class ToneDataset:
@@ -170,6 +172,34 @@ def test_speed_perturbation_moves_the_pitch_by_its_factor_and_is_off_by_default(
     assert batch.shape == (64, 1, 16_000)
     pitches = {round(float(np.argmax(np.abs(np.fft.rfft(x[0].numpy()))))) for x in batch}  # 1 Hz bins
     assert pitches == {180, 190, 200, 210, 220}, "each crop's tone moves by one of the factors, all of them drawn"
+
+
+def test_channel_perturbation_follows_its_gain_curve_and_keeps_the_loudness() -> None:
+    from workbench.codec.data import EQ_ANCHORS_HZ, random_eq, sample_batch
+
+    noise = np.random.default_rng(1).standard_normal(16_000).astype(np.float32)
+    out = random_eq(noise, np.random.default_rng(2), 6.0)
+    gains_db = np.random.default_rng(2).uniform(-6.0, 6.0, len(EQ_ANCHORS_HZ))  # what random_eq drew
+    ratio_db = 20 * np.log10(np.abs(np.fft.rfft(out)) / np.abs(np.fft.rfft(noise)))  # 1 Hz bins
+    level_db = 20 * np.log10(np.sqrt(np.mean(out ** 2)) / np.sqrt(np.mean(noise ** 2)))
+    assert abs(level_db) < 1e-3, "brought back to the crop's own loudness"
+    shape = [ratio_db[int(f)] for f in EQ_ANCHORS_HZ] - ratio_db[int(EQ_ANCHORS_HZ[0])]
+    assert np.allclose(shape, gains_db - gains_db[0], atol=0.05), "each anchor gets its drawn gain, up to level"
+    assert np.ptp(gains_db) > 3.0  # so the check above is not of a flat curve
+    # in a batch each crop is drawn, then filtered by a curve of its own (the option off: untouched, tested above)
+
+    class TwoTones(ToneDataset):  # 200 Hz + 3 kHz: a curve moves their balance
+        def random_crop(self, seconds, rng):
+            _, start, low = super().random_crop(seconds, rng)
+            t = start + np.arange(len(low)) / 16_000
+            return None, start, low + np.sin(2 * np.pi * 3000.0 * t).astype(np.float32)
+
+    batch = sample_batch(TwoTones(), 1.0, 4, np.random.default_rng(0), 320, eq_perturb=6.0)[:, 0].numpy()
+    rng = np.random.default_rng(0)
+    expected = [random_eq(TwoTones().random_crop(1.0, rng)[2], rng, 6.0) for _ in range(4)]
+    assert np.allclose(batch, np.stack(expected), atol=1e-6)
+    balance_db = [20 * np.log10(abs(np.fft.rfft(x)[3000]) / abs(np.fft.rfft(x)[200])) for x in batch]
+    assert np.ptp(balance_db) > 1.0, "the crops' tone balance differs: each got its own curve"
 
 
 def test_cli_eval_json_structure(tmp_path, smoke_run, smoke_corpus, capsys) -> None:

@@ -51,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(700 + f) ** -tilt in the magnitude loss, 0..4 (0 every bin alike; laptop default 1)")
     t.add_argument("--speed-perturb", type=float, default=None, help="play each training crop at a speed drawn "
                    "from 1 +- this (pitch and formants move with it: new voices), 0..0.3 on a 0.05 grid (0: off)")
+    t.add_argument("--eq-perturb", type=float, default=None, help="filter each training crop by a random smooth "
+                   "gain curve within +- this many dB (microphones and rooms), 0..20 (0: off)")
     t.add_argument("--causal", action=argparse.BooleanOptionalAction, default=None,
                    help="causal (streamable) convolutions (default: the preset's choice)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -114,7 +116,8 @@ def run_train(args: argparse.Namespace) -> int:
         model = override(model, postfilter_time=args.postfilter[0], postfilter_freq=args.postfilter[1])
     changes = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes),
                                   ("batch_size", args.batch_size), ("adversarial", args.adversarial),
-                                  ("magnitude_tilt", args.magnitude_tilt), ("speed_perturb", args.speed_perturb))
+                                  ("magnitude_tilt", args.magnitude_tilt), ("speed_perturb", args.speed_perturb),
+                                  ("eq_perturb", args.eq_perturb))
                if v is not None}
     if changes.get("steps", 1) < 1 or changes.get("batch_size", 1) < 1:
         raise UserError("--steps and --batch-size must be at least 1")
@@ -122,6 +125,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise UserError(f"--magnitude-tilt must be in [0, 4] (got {args.magnitude_tilt})")
     if not 0 <= changes.get("speed_perturb", 0) <= 0.3:
         raise UserError(f"--speed-perturb must be in [0, 0.3] (got {args.speed_perturb})")
+    if not 0 <= changes.get("eq_perturb", 0) <= 20:
+        raise UserError(f"--eq-perturb must be in [0, 20] dB (got {args.eq_perturb})")
     cfg = override(cfg, **changes)
     corpus = Path(args.corpus or corpus_dir(args.preset))
     if not corpus.is_dir():

@@ -95,6 +95,9 @@ class TrainConfig(LoopConfig):
     # each training crop played at a speed (pitch and formants with it) drawn from 1 +- this, on a 0.05 grid:
     # voices the corpus does not have (data.speed_factors); 0 = as recorded
     speed_perturb: float = 0.0
+    # each training crop through a random smooth gain curve within +- this many dB (data.random_eq): the microphones
+    # and rooms of voices the corpus does not have; 0 = as recorded
+    eq_perturb: float = 0.0
     # reconstruction: multi-scale log-mel L1 (windows 2^5..2^11 at 16 kHz) + waveform L1, and RVQ commitment
     mel_weight: float = 1.0
     wave_weight: float = 0.1
@@ -116,6 +119,8 @@ class TrainConfig(LoopConfig):
             raise ValueError(f"bad TrainConfig: magnitude_tilt {self.magnitude_tilt} is not in [0, 4]")
         if not 0 <= self.speed_perturb <= 0.3:
             raise ValueError(f"bad TrainConfig: speed_perturb {self.speed_perturb} is not in [0, 0.3]")
+        if not 0 <= self.eq_perturb <= 20:
+            raise ValueError(f"bad TrainConfig: eq_perturb {self.eq_perturb} is not in [0, 20] dB")
         if not self.crop_seconds > 0 or not 0 <= self.quantizer_dropout <= 1 or not 0 <= self.adversarial_start <= 1:
             raise ValueError(f"bad TrainConfig: need crop_seconds > 0 (got {self.crop_seconds}), quantizer_dropout "
                              f"and adversarial_start in [0, 1] (got {self.quantizer_dropout}, {self.adversarial_start})")

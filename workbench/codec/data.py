@@ -6,6 +6,11 @@ Speed perturbation (`speed_perturb`, Kaldi's augmentation): a crop is read `fact
 the crop's length, so it plays `factor` times faster with its pitch and formants moved by the same factor: a
 new voice made from one the corpus has, for a codec that must code voices it never heard. Factors lie on a
 grid of `SPEED_STEP` so every resampling ratio is a small fraction (16800:16000 = 21:20).
+
+Channel perturbation (`eq_perturb`): a crop is filtered by a random smooth gain curve (a gain drawn within
++-`eq_perturb` dB at each of `EQ_ANCHORS_HZ`, straight lines between them on a log-frequency axis) and brought back
+to its own loudness: the microphones and rooms of real recordings tilt and colour a voice's spectrum in ways no
+change of speed makes.
 """
 
 from __future__ import annotations
@@ -37,11 +42,27 @@ def speed_factors(max_change: float) -> np.ndarray:
     return 1.0 + SPEED_STEP * np.arange(-k, k + 1)
 
 
+EQ_ANCHORS_HZ = (100.0, 250.0, 600.0, 1500.0, 3500.0, 8000.0)
+
+
+def random_eq(audio: np.ndarray, rng: np.random.Generator, max_db: float,
+              sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """`audio` through a zero-phase filter whose gain is drawn within +-max_db dB at each of EQ_ANCHORS_HZ
+    (linear in log frequency between them, flat beyond), applied to the whole crop's spectrum, then scaled back to
+    the crop's RMS."""
+    gains_db = rng.uniform(-max_db, max_db, len(EQ_ANCHORS_HZ))
+    freqs = np.fft.rfftfreq(len(audio), 1 / sample_rate)
+    curve_db = np.interp(np.log(np.maximum(freqs, 1.0)), np.log(EQ_ANCHORS_HZ), gains_db)
+    out = np.fft.irfft(np.fft.rfft(audio) * 10 ** (curve_db / 20), n=len(audio))
+    rms_in, rms_out = float(np.sqrt(np.mean(audio ** 2))), float(np.sqrt(np.mean(out ** 2)))
+    return (out * (rms_in / rms_out if rms_out > 0 else 1.0)).astype(np.float32)
+
+
 def sample_batch(dataset: SpeechDataset, crop_seconds: float, batch_size: int, rng: np.random.Generator, hop: int,
-                 sample_rate: int = SAMPLE_RATE, speed_perturb: float = 0.0) -> torch.Tensor:
+                 sample_rate: int = SAMPLE_RATE, speed_perturb: float = 0.0, eq_perturb: float = 0.0) -> torch.Tensor:
     """(batch_size, 1, T) random crops, T = crop_seconds rounded down to whole frames; with `speed_perturb`, each
-    crop is played at a factor drawn uniformly from `speed_factors(speed_perturb)` (0: as recorded, and the RNG
-    draws exactly what it drew before the option existed)."""
+    crop is played at a factor drawn uniformly from `speed_factors(speed_perturb)`; with `eq_perturb`, filtered by
+    `random_eq` (0: as recorded, and the RNG draws exactly what it drew before the options existed)."""
     n = crop_samples(crop_seconds, hop, sample_rate)
     factors = speed_factors(speed_perturb)
     crops = []
@@ -50,7 +71,8 @@ def sample_batch(dataset: SpeechDataset, crop_seconds: float, batch_size: int, r
             factor = float(factors[rng.integers(len(factors))]) if len(factors) > 1 else 1.0
             read = int(round(sample_rate * factor))  # the crop is read as if recorded at this rate
             audio = dataset.random_crop(n * read / sample_rate / sample_rate, rng)[2]
-            crops.append((audio if read == sample_rate else resample_audio(audio, read, sample_rate))[:n])
+            audio = (audio if read == sample_rate else resample_audio(audio, read, sample_rate))[:n]
+            crops.append(random_eq(audio, rng, eq_perturb, sample_rate) if eq_perturb > 0 else audio)
     except ValueError as err:
         raise UserError(f"cannot draw training crops: {err}") from None
     return torch.from_numpy(np.stack([np.pad(c, (0, n - len(c))) for c in crops]))[:, None]

@@ -107,7 +107,7 @@ class CodecTask(Task):
     def micro_batches(self, step: int, rng: np.random.Generator, info: DistInfo) -> list[Any]:
         cfg, self.info = self.cfg, info
         wav = sample_batch(self.train_data, cfg.crop_seconds, cfg.batch_size, rng, self.codec.hop,
-                           speed_perturb=cfg.speed_perturb)
+                           speed_perturb=cfg.speed_perturb, eq_perturb=cfg.eq_perturb)
         q = self.codec.cfg.num_quantizers
         n_q = int(rng.integers(1, q + 1)) if rng.random() < cfg.quantizer_dropout else q
         adversarial = self.disc is not None and self.progress >= cfg.adversarial_start  # the loop's progress
