@@ -29,6 +29,22 @@ from workbench.eval.speaker import cosine, speaker_embedding
 from workbench.eval.stats import mean_interval
 
 
+def _embedding(wav: np.ndarray) -> np.ndarray | None:
+    """A speaker embedding, or None where the VAD keeps too little speech (a garbled decode from few levels)."""
+    try:
+        return speaker_embedding(wav)
+    except ValueError:
+        return None
+
+
+def _similarity(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
+    return None if a is None or b is None else cosine(a, b)
+
+
+def _difference(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
 def study(synth: Synthesizer, corpus: str, levels: list[int], cfg: EvalConfig) -> dict:
     clips = eval_clips(corpus, cfg.clips, cfg.clip_seconds, synth.decode.prompt_seconds)
     rows, heard = [], []
@@ -39,13 +55,14 @@ def study(synth: Synthesizer, corpus: str, levels: list[int], cfg: EvalConfig) -
         prompt, other = speaker_embedding(clip.prompt), speaker_embedding(clip.other_prompt)
         for n in levels:
             wav = synth.audio(own[:n])[: len(clip.audio)]
-            swap = speaker_embedding(synth.audio(swapped[:n])[: len(clip.audio)])
+            swap = _embedding(synth.audio(swapped[:n])[: len(clip.audio)])
             codec = reconstruct(synth.codec, clip.audio, n_q=n)
-            emb = speaker_embedding(wav)
+            emb = _embedding(wav)
             rows.append({"clip": clip.id, "kind": clip.kind, "levels": n, "text": clip.text,
-                         "sim_prompt": cosine(emb, prompt), "same_gap": cosine(emb, prompt) - cosine(emb, other),
-                         "swap_gap": cosine(swap, other) - cosine(swap, prompt),
-                         "codec_sim_prompt": cosine(speaker_embedding(codec), prompt)})
+                         "sim_prompt": _similarity(emb, prompt),
+                         "same_gap": _difference(_similarity(emb, prompt), _similarity(emb, other)),
+                         "swap_gap": _difference(_similarity(swap, other), _similarity(swap, prompt)),
+                         "codec_sim_prompt": _similarity(_embedding(codec), prompt)})
             heard += [wav, codec]
     said = transcribe_many(heard)  # one process per core, after the syntheses
     for i, row in enumerate(rows):
@@ -61,8 +78,11 @@ def study(synth: Synthesizer, corpus: str, levels: list[int], cfg: EvalConfig) -
                               "wer_codec": word_error_rate(texts, [r["transcript_codec"] for r in group]),
                               "same_prompt_gap": mean_interval([r["same_gap"] for r in group]),
                               "swap_gap": mean_interval([r["swap_gap"] for r in group]),
-                              "sim_prompt": float(np.mean([r["sim_prompt"] for r in group])),
-                              "codec_sim_prompt": float(np.mean([r["codec_sim_prompt"] for r in group]))})
+                              "sim_prompt": mean_interval([r["sim_prompt"] for r in group])["mean"],
+                              "codec_sim_prompt": mean_interval([r["codec_sim_prompt"] for r in group])["mean"],
+                              # decodes too garbled for a speaker embedding (None): left out of the means
+                              "unmeasured": sum(r[k] is None for r in group
+                                                for k in ("sim_prompt", "swap_gap", "codec_sim_prompt"))})
     return {"model": {"trained_steps": synth.meta.get("step"), "levels": synth.levels}, "table": table, "rows": rows}
 
 

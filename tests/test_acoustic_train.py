@@ -373,3 +373,8 @@ def test_levels_study_decodes_each_prefix_of_the_same_syntheses(smoke_run, smoke
     assert [r["clip"] for r in one] == [r["clip"] for r in four]
     # the same synthesis, decoded from fewer levels, is other audio: its voice measures differ
     assert any(a["sim_prompt"] != b["sim_prompt"] for a, b in zip(one, four))
+    # a decode too garbled for a speaker embedding is left out (None, counted), not a crash mid-study
+    assert all(isinstance(r["unmeasured"], int) for r in result["table"])
+    assert all(r["sim_prompt"] is None or -1 <= r["sim_prompt"] <= 1 for r in result["rows"])
+    assert script._embedding(np.zeros(16_000, dtype=np.float32)) is None
+    assert script._similarity(None, script._embedding(np.zeros(16_000, dtype=np.float32))) is None
