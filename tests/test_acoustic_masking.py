@@ -75,6 +75,18 @@ def test_mask_with_a_fixed_level_and_ratio():
     assert not (m.inputs[:, :2] == MASK).any()
 
 
+def test_level0_share_draws_level_zero_that_often_and_the_rest_alike():
+    codes = random_codes(b=4000, t=20)
+    m = training_mask(codes, MASK, torch.Generator().manual_seed(5), level0_share=0.5)
+    counts = torch.bincount(m.level, minlength=Q).float() / len(m.level)
+    assert abs(counts[0] - 0.5) < 0.03
+    assert torch.allclose(counts[1:], torch.full((Q - 1,), 0.5 / (Q - 1)), atol=0.03)
+    assert (training_mask(codes, MASK, torch.Generator().manual_seed(5), level0_share=1.0).level == 0).all()
+    # unset, the draw is SoundStorm's uniform one, exactly as before the option existed
+    plain = training_mask(codes, MASK, torch.Generator().manual_seed(5))
+    assert torch.equal(plain.level, torch.randint(0, Q, (4000,), generator=torch.Generator().manual_seed(5)))
+
+
 def test_cosine_ratio_endpoints():
     assert cosine_ratio(torch.tensor(0.0)) == pytest.approx(1.0)
     assert cosine_ratio(torch.tensor(1.0)) == pytest.approx(0.0, abs=1e-6)

@@ -16,9 +16,10 @@ import torch
 from safetensors.torch import load_file
 
 from workbench.acoustic.config import PRESETS
+from workbench.acoustic.data import Pair, Rates, load_pairs, semantic_prior
 from workbench.acoustic.model import SoundStorm
 from workbench.acoustic.synthesize import Synthesizer
-from workbench.acoustic.train import train
+from workbench.acoustic.train import load_acoustic, train
 from workbench.acoustic.windowed import Prompt
 from workbench.cli import UserError, main
 from workbench.core.audio import AudioConversionWarning
@@ -106,6 +107,46 @@ def test_padding_and_batching_do_not_change_a_window(prompt_pooling: bool):
     changed = codes[:1].clone()
     changed[0, :, -1] = (changed[0, :, -1] + 1) % 8
     assert not torch.allclose(model.level_logits(sem[:1], changed, 0)[0, 0], model.level_logits(sem[:1], codes[:1], 0)[0, 0])
+
+
+def test_semantic_prior_counts_each_tokens_codes_and_the_model_adds_it():
+    # 25 Hz tokens, 50 Hz frames: frames 0-1 read token 0, frames 2-3 token 1, frames 4-5 token 2 (here 1 again)
+    pairs = [Pair("a", None, np.array([0, 1, 1]), np.array([[2, 2, 3, 3, 3, 0], [1, 1, 1, 1, 1, 1]]))]
+    prior = semantic_prior(pairs, Rates(16_000, 640, 320), levels=2, codebook_size=4, semantic_vocab=3)
+    assert prior.shape == (2, 3, 4)
+    assert torch.allclose(prior[0, 0].exp(), torch.tensor([1.0, 1, 3, 1]) / 6)  # codes 2, 2, add-one
+    assert torch.allclose(prior[0, 1].exp(), torch.tensor([2.0, 1, 1, 4]) / 8)  # codes 3, 3, 3, 0
+    assert torch.allclose(prior[0, 2].exp(), torch.full((4,), 0.25))  # never seen: uniform
+    assert torch.allclose(prior[1, 1].exp(), torch.tensor([1.0, 5, 1, 1]) / 8)
+
+    cfg = override(SMOKE.model, semantic_prior=True).for_data(2, 4, 3)
+    torch.manual_seed(0)
+    model = SoundStorm(cfg).eval()
+    model.set_prior(prior)
+    sem, codes = torch.tensor([[0, 0, 1, 1, 2, 2]]), torch.full((1, 2, 6), 4)
+    assert torch.equal(model.level_logits(sem, codes, 0), prior[0][sem])  # a new model starts as the table
+    torch.nn.init.normal_(model.head_weight)  # as after training: the network's logits and the table's add
+    plain = SoundStorm(override(cfg, semantic_prior=False)).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if k != "prior"})
+    assert torch.allclose(model.level_logits(sem, codes, 0), plain.level_logits(sem, codes, 0) + prior[0][sem])
+    hidden = model(sem, codes)  # training's path: one level per item
+    assert torch.allclose(model.logits(hidden, torch.tensor([1]), sem),
+                          plain.logits(hidden, torch.tensor([1]), sem) + prior[1][sem])
+    with pytest.raises(ValueError, match="without a semantic prior"):
+        plain.set_prior(prior)
+
+
+def test_training_with_the_semantic_prior_saves_the_counted_table(tmp_path, smoke_run, smoke_corpus, smoke_codec,
+                                                                  smoke_tokenizer):
+    root, _ = smoke_run
+    preset = dataclasses.replace(SMOKE, model=override(SMOKE.model, semantic_prior=True),
+                                 train=override(SMOKE.train, steps=4, eval_every=4, checkpoint_every=4))
+    train(tmp_path / "run", preset, smoke_corpus, smoke_codec, smoke_tokenizer, root / "pairs", progress=False)
+    model, meta = load_acoustic(tmp_path / "run")
+    rates = Rates(**meta["data"]["rates"])
+    want = semantic_prior(load_pairs(root / "pairs", "train"), rates, model.cfg.num_levels,
+                          model.cfg.codebook_size, model.cfg.semantic_vocab)
+    assert torch.equal(model.prior, want) and want[0].exp().sum(-1).allclose(torch.tensor(1.0))
 
 
 def test_prompt_pooling_reads_the_voice_from_the_frames_known_at_every_level():
@@ -208,6 +249,10 @@ def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, smoke_corp
         assert err.count("\n") == 1 and option in err and "must be" in err and "no checkpoint" not in err
     assert main(["acoustic", "train", "--preset", "tiny"]) == 2
     assert "unknown acoustic preset" in capsys.readouterr().err
+    for option in ("--level0-share", "--cross-voice"):
+        assert main(["acoustic", "train", "--preset", "smoke", "--out", str(tmp_path / "t"), option, "1.5"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{option} 1.5: a share, between 0 and 1" in err
 
 
 def test_cli_eval_writes_the_measurements(tmp_path, smoke_run, smoke_corpus, capsys):
@@ -357,13 +402,18 @@ def test_voice_variants_of_one_diphone_set_are_different_speakers():
         assert nearest < sims["self"][held] - 0.08, (held, nearest, sims["self"][held])
 
 
-def test_levels_study_decodes_each_prefix_of_the_same_syntheses(smoke_run, smoke_corpus):
+def _levels_study_script():
     import importlib.util
 
     path = Path(__file__).resolve().parents[1] / "scripts" / "acoustic_levels_study.py"
     spec = importlib.util.spec_from_file_location("levels_study", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_levels_study_decodes_each_prefix_of_the_same_syntheses(smoke_run, smoke_corpus):
+    script = _levels_study_script()
     root, _ = smoke_run
     result = script.study(Synthesizer.load(root / "run"), smoke_corpus, [1, 4], SMOKE.eval)
     assert [(r["kind"], r["levels"]) for r in result["table"]] == [("synthetic", 1), ("synthetic", 4), ("all", 1),
@@ -378,3 +428,23 @@ def test_levels_study_decodes_each_prefix_of_the_same_syntheses(smoke_run, smoke
     assert all(r["sim_prompt"] is None or -1 <= r["sim_prompt"] <= 1 for r in result["rows"])
     assert script._embedding(np.zeros(16_000, dtype=np.float32)) is None
     assert script._similarity(None, script._embedding(np.zeros(16_000, dtype=np.float32))) is None
+
+
+def test_given_levels_study_forces_the_given_levels_and_decodes_the_rest(smoke_run, smoke_corpus):
+    from workbench.acoustic.evaluate import eval_clips
+
+    script = _levels_study_script()
+    root, _ = smoke_run
+    synth = Synthesizer.load(root / "run")
+    clip = eval_clips(smoke_corpus, 1, SMOKE.eval.clip_seconds, synth.decode.prompt_seconds)[0]
+    semantic, truth, prompt = synth.semantic_tokens(clip.audio), synth.codes(clip.audio), synth.prompt(clip.prompt)
+    frames = synth.rates.frames(len(semantic))
+    truth = np.pad(truth[:, :frames], ((0, 0), (0, frames - min(frames, truth.shape[1]))), mode="edge")
+    plain, one, three = (script.given_codes(synth, semantic, prompt, truth, n, seed=0) for n in (0, 1, 3))
+    assert plain.shape == one.shape == (synth.levels, frames)
+    assert np.array_equal(one[0], truth[0]) and not np.array_equal(plain[0], truth[0])
+    assert np.array_equal(three[:3], truth[:3]) and (three != synth.model.mask_id).all()
+    result = script.given_study(synth, smoke_corpus, [0, 1], SMOKE.eval)
+    assert [(r["kind"], r["given"]) for r in result["table"]] == [("synthetic", 0), ("synthetic", 1), ("all", 0),
+                                                                  ("all", 1)]
+    assert all(r["wer"] >= 0 and r["wer_codec"] >= 0 and r["clips"] == SMOKE.eval.clips for r in result["table"])

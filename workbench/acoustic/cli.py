@@ -61,8 +61,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--cross-voice", type=float, default=None, help="share of rows across voices, 0-1: voice A's "
                    "semantic tokens on voice B's codes for the same train sentences (default: the preset's, 0)")
+    t.add_argument("--level0-share", type=float, default=None, help="probability a row trains RVQ level 0, 0-1 "
+                   "(default: the preset's; none = every level alike, SoundStorm's)")
     t.add_argument("--prompt-pooling", action=argparse.BooleanOptionalAction, default=None,
                    help="add the prompt's mean code embedding to every frame (default: the preset's choice)")
+    t.add_argument("--semantic-prior", action=argparse.BooleanOptionalAction, default=None,
+                   help="add log p(code | semantic token), counted on the training pairs, to the logits (default: "
+                   "the preset's choice)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     add_output_args(t)
     t.set_defaults(func=run_train)
@@ -109,15 +114,17 @@ def run_train(args: argparse.Namespace) -> int:
     preset = pick_preset(PRESETS, args.preset, "acoustic")
     changes = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes),
                                   ("batch_size", args.batch_size), ("cross_voice", args.cross_voice),
-                                  ("threads", args.threads))
+                                  ("level0_share", args.level0_share), ("threads", args.threads))
                if v is not None}
     if min(changes.get("steps", 1), changes.get("batch_size", 1), changes.get("threads", 1)) < 1:
         raise UserError("--steps, --batch-size and --threads must be at least 1")
-    if not 0.0 <= changes.get("cross_voice", 0.0) <= 1.0:
-        raise UserError(f"--cross-voice {args.cross_voice}: a share, between 0 and 1")
+    for name in ("cross_voice", "level0_share"):
+        if not 0.0 <= changes.get(name, 0.0) <= 1.0:
+            raise UserError(f"--{name.replace('_', '-')} {changes[name]}: a share, between 0 and 1")
     preset = dataclasses.replace(preset, train=override(preset.train, **changes))
-    if args.prompt_pooling is not None:
-        preset = dataclasses.replace(preset, model=override(preset.model, prompt_pooling=args.prompt_pooling))
+    model_changes = {k: v for k, v in (("prompt_pooling", args.prompt_pooling), ("semantic_prior", args.semantic_prior))
+                     if v is not None}
+    preset = dataclasses.replace(preset, model=override(preset.model, **model_changes))
     paths = _paths(args)
     summary = train(args.out or _ckpt(args), preset, args.corpus or paths["corpus"], args.codec or paths["codec"],
                     args.tokenizer or paths["tokenizer"], args.pairs or paths["pairs"], resume=args.resume,

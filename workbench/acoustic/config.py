@@ -34,6 +34,10 @@ class AcousticModelConfig(Config):
     # add to every frame a projection of the mean code embedding of the frames known at every level (the prompt):
     # a direct path for the voice besides attention (`model.SoundStorm.speaker`)
     prompt_pooling: bool = False
+    # add to level q's logits log p(code | the frame's semantic token), counted on the training pairs when a run
+    # starts (`model.SoundStorm.prior`): the network learns what the token alone does not say, instead of first
+    # learning the token -> code table (measured: README, the semantic prior)
+    semantic_prior: bool = False
     # filled in from the data (codec, tokenizer) by `for_data`; None in the presets
     codebook_size: int | None = None
     semantic_vocab: int | None = None
@@ -101,10 +105,15 @@ class TrainConfig(LoopConfig):
     # matched by phone boundaries), after a prompt of B -- the voice can then only come from the prompt
     cross_voice: float = 0.0
     cross_sentences: int = 200  # train sentences rendered in several train voices for those rows
+    # probability a row trains RVQ level 0 (None: every level alike, SoundStorm's, 1/6 of the rows with 6 levels);
+    # measured at 0.5 (README): level 0's loss falls, the finer levels' rises and the words stay where they were
+    level0_share: float | None = None
     eval_batches: int = 4  # held-out batches of batch_size crops, fixed for a run
 
     def __post_init__(self):
         super().__post_init__()
+        if self.level0_share is not None and not 0 <= self.level0_share <= 1:
+            raise ValueError(f"bad TrainConfig: level0_share is a probability, got {self.level0_share}")
         if not self.crop_seconds > 0 or not 0 <= self.prompt_elsewhere <= 1 or self.eval_batches < 1:
             raise ValueError(f"bad TrainConfig: need crop_seconds > 0 (got {self.crop_seconds}), prompt_elsewhere "
                              f"in [0, 1] (got {self.prompt_elsewhere}) and eval_batches >= 1 (got {self.eval_batches})")

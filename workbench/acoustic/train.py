@@ -34,6 +34,7 @@ from workbench.acoustic.data import (
     codec_fingerprint,
     load_pairs,
     sample_batch,
+    semantic_prior,
 )
 from workbench.acoustic.masking import TrainingMask, training_mask
 from workbench.acoustic.model import SoundStorm, count_parameters
@@ -133,6 +134,9 @@ class AcousticTask(Task):
         self.prompt = rates.seconds_to_frames(decode.prompt_seconds)
         torch.manual_seed(cfg.seed)
         self.model = SoundStorm(model_config).to(device)
+        if model_config.semantic_prior:  # a resumed run's checkpoint holds the same table
+            self.model.set_prior(semantic_prior(self.train_pairs, rates, self.levels, model_config.codebook_size,
+                                                model_config.semantic_vocab))
         self.eval_batches = [self.draw(held_pairs, np.random.default_rng([cfg.seed, EVAL_SEED, j]))
                              for j in range(cfg.eval_batches)]
 
@@ -147,7 +151,8 @@ class AcousticTask(Task):
     def micro_batches(self, step: int, rng: np.random.Generator, info: DistInfo) -> list[Any]:
         batch = self.draw(self.train_pairs, rng, self.cross_pairs)
         generator = torch.Generator(self.device).manual_seed(self.cfg.seed * 7919 + step)
-        mask = training_mask(batch.codes, self.model.mask_id, generator, batch.min_prompt)
+        mask = training_mask(batch.codes, self.model.mask_id, generator, batch.min_prompt,
+                             level0_share=self.cfg.level0_share)
         masked = mask.loss_mask.sum()  # the loss is the mean over the whole batch's masked tokens
         return [(_rows(batch, rows), _rows(mask, rows), masked)
                 for rows in micro_slices(self.cfg.batch_size, self.cfg.micro_batch, info)]
