@@ -8,19 +8,28 @@ the prompt's voice minus to the source speaker) and the similarity to the prompt
 noise that hurts the words, WER would fall as L falls; if its level 0 is the limit, WER stays flat while the codec's
 falls with every level.
 
+The other direction (`--given`): the first L levels of each clip are *given* -- its own codes, as the codec codes
+it -- and SoundStorm decodes only the finer ones (from the clip's own speaker's prompt, the whole clip in one window),
+then the codec decodes every level. L = 0 is plain synthesis in that one window. If a right level 0 were all the
+words needed, WER at L = 1 would fall to the codec's; what it does fall to is what SoundStorm's finer levels cost.
+
     python scripts/acoustic_levels_study.py RUN_DIR CORPUS_DIR OUT.json [--levels 1,2,3,4,6] [--preset laptop]
+    python scripts/acoustic_levels_study.py RUN_DIR CORPUS_DIR OUT.json --given 0,1,2,3 [--preset laptop]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from workbench.acoustic.config import PRESETS, EvalConfig
 from workbench.acoustic.evaluate import eval_clips
 from workbench.acoustic.synthesize import Synthesizer
+from workbench.acoustic.windowed import Prompt, synthesize_codes
 from workbench.codec.stream import reconstruct
 from workbench.core.errors import UserError
 from workbench.core.io import atomic_write_json
@@ -86,14 +95,84 @@ def study(synth: Synthesizer, corpus: str, levels: list[int], cfg: EvalConfig) -
     return {"model": {"trained_steps": synth.meta.get("step"), "levels": synth.levels}, "table": table, "rows": rows}
 
 
+FORCED = -1e4  # the logit of every code but the given one: exp(-1e4) is 0, so even sampling picks the given code
+
+
+@torch.inference_mode()
+def given_codes(synth: Synthesizer, semantic: np.ndarray, prompt: Prompt, truth: np.ndarray, given: int,
+                seed: int = 0) -> np.ndarray:
+    """SoundStorm's codes (q, frames) for one clip in one window after `prompt`, its first `given` levels forced to
+    `truth` (q, t), the clip's own codes: what the finer levels make of a right coarse stream."""
+    frames = synth.rates.frames(len(semantic))
+    truth = np.pad(truth[: synth.levels, :frames], ((0, 0), (0, max(0, frames - truth.shape[1]))), mode="edge")
+    row = torch.from_numpy(np.concatenate([prompt.codes[: synth.levels], truth], axis=1)).long().to(synth.device)
+
+    def logits_fn(sem, codes, level, pad):
+        if level >= given:
+            return synth.model.level_logits(sem, codes, level, pad)
+        forced = torch.full((*sem.shape, synth.model.cfg.codebook_size), FORCED, device=sem.device)
+        return forced.scatter_(-1, row[level][None, : sem.shape[1], None].expand(sem.shape[0], -1, 1), 0.0)
+
+    cfg = dataclasses.replace(synth.decode, window_seconds=frames / synth.rates.codec_rate)
+    generator = torch.Generator(synth.device).manual_seed(seed)
+    return synthesize_codes(logits_fn, [semantic], [prompt], synth.rates, synth.levels, synth.model.mask_id, cfg,
+                            generator, device=synth.device)[0]
+
+
+def given_study(synth: Synthesizer, corpus: str, given: list[int], cfg: EvalConfig) -> dict:
+    clips = eval_clips(corpus, cfg.clips, cfg.clip_seconds, synth.decode.prompt_seconds)
+    rows, heard = [], []
+    for j, clip in enumerate(tqdm(clips, desc="given-levels study", unit="clip")):
+        semantic, truth, prompt = synth.semantic_tokens(clip.audio), synth.codes(clip.audio), synth.prompt(clip.prompt)
+        reference = speaker_embedding(clip.prompt)
+        for n in given:
+            wav = synth.audio(given_codes(synth, semantic, prompt, truth, n, seed=j))[: len(clip.audio)]
+            rows.append({"clip": clip.id, "kind": clip.kind, "given": n, "text": clip.text,
+                         "sim_prompt": _similarity(_embedding(wav), reference)})
+            heard.append(wav)
+        heard.append(reconstruct(synth.codec, clip.audio))
+    said = transcribe_many(heard)  # one process per core, after the syntheses
+    per_clip = len(given) + 1
+    for i, row in enumerate(rows):
+        clip_index, k = divmod(i, len(given))
+        row["transcript"] = said[clip_index * per_clip + k]
+        row["transcript_codec"] = said[clip_index * per_clip + len(given)]
+    table = []
+    for kind in ("synthetic", "real", "all"):
+        for n in given:
+            group = [r for r in rows if r["given"] == n and kind in ("all", r["kind"])]
+            if group:
+                texts = [r["text"] for r in group]
+                sims = [r["sim_prompt"] for r in group if r["sim_prompt"] is not None]
+                table.append({"kind": kind, "given": n, "clips": len(group),
+                              "wer": word_error_rate(texts, [r["transcript"] for r in group]),
+                              "wer_codec": word_error_rate(texts, [r["transcript_codec"] for r in group]),
+                              "sim_prompt": float(np.mean(sims)) if sims else None,
+                              "unmeasured": len(group) - len(sims)})
+    return {"model": {"trained_steps": synth.meta.get("step"), "levels": synth.levels}, "table": table, "rows": rows}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run"), p.add_argument("corpus"), p.add_argument("out")
     p.add_argument("--levels", default="1,2,3,4,6", help="level counts to decode, comma-separated")
+    p.add_argument("--given", default=None, help="instead: level counts given as the clip's own codes, "
+                   "comma-separated (0 = none), SoundStorm decoding the rest")
     p.add_argument("--preset", default="laptop", help="whose `acoustic eval` clips (count, length) to use")
     args = p.parse_args()
     try:
         synth = Synthesizer.load(args.run)
+        if args.given is not None:
+            given = sorted({int(x) for x in args.given.split(",") if 0 <= int(x) < synth.levels})
+            if not given:
+                raise UserError(f"--given {args.given}: none in 0..{synth.levels - 1}")
+            result = given_study(synth, args.corpus, given, PRESETS[args.preset].eval)
+            for r in result["table"]:
+                sim = "-" if r["sim_prompt"] is None else f"{r['sim_prompt']:.3f}"
+                print(f"{r['kind']:>9} given {r['given']}: WER {r['wer']:.3f} (codec {r['wer_codec']:.3f}), "
+                      f"to the prompt {sim}")
+            atomic_write_json(args.out, result)
+            return
         levels = sorted({int(x) for x in args.levels.split(",") if 1 <= int(x) <= synth.levels})
         if not levels:
             raise UserError(f"--levels {args.levels}: none in 1..{synth.levels}")
