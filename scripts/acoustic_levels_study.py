@@ -34,24 +34,8 @@ from workbench.codec.stream import reconstruct
 from workbench.core.errors import UserError
 from workbench.core.io import atomic_write_json
 from workbench.eval.asr import transcribe_many, word_error_rate
-from workbench.eval.speaker import cosine, speaker_embedding
+from workbench.eval.speaker import difference_or_none, embedding_or_none, similarity_or_none, speaker_embedding
 from workbench.eval.stats import mean_interval
-
-
-def _embedding(wav: np.ndarray) -> np.ndarray | None:
-    """A speaker embedding, or None where the VAD keeps too little speech (a garbled decode from few levels)."""
-    try:
-        return speaker_embedding(wav)
-    except ValueError:
-        return None
-
-
-def _similarity(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
-    return None if a is None or b is None else cosine(a, b)
-
-
-def _difference(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a - b
 
 
 def study(synth: Synthesizer, corpus: str, levels: list[int], cfg: EvalConfig) -> dict:
@@ -64,14 +48,14 @@ def study(synth: Synthesizer, corpus: str, levels: list[int], cfg: EvalConfig) -
         prompt, other = speaker_embedding(clip.prompt), speaker_embedding(clip.other_prompt)
         for n in levels:
             wav = synth.audio(own[:n])[: len(clip.audio)]
-            swap = _embedding(synth.audio(swapped[:n])[: len(clip.audio)])
+            swap = embedding_or_none(synth.audio(swapped[:n])[: len(clip.audio)])
             codec = reconstruct(synth.codec, clip.audio, n_q=n)
-            emb = _embedding(wav)
+            emb, sim = embedding_or_none(wav), similarity_or_none  # None: too garbled to embed, left out of means
             rows.append({"clip": clip.id, "kind": clip.kind, "levels": n, "text": clip.text,
-                         "sim_prompt": _similarity(emb, prompt),
-                         "same_gap": _difference(_similarity(emb, prompt), _similarity(emb, other)),
-                         "swap_gap": _difference(_similarity(swap, other), _similarity(swap, prompt)),
-                         "codec_sim_prompt": _similarity(_embedding(codec), prompt)})
+                         "sim_prompt": sim(emb, prompt),
+                         "same_gap": difference_or_none(sim(emb, prompt), sim(emb, other)),
+                         "swap_gap": difference_or_none(sim(swap, other), sim(swap, prompt)),
+                         "codec_sim_prompt": sim(embedding_or_none(codec), prompt)})
             heard += [wav, codec]
     said = transcribe_many(heard)  # one process per core, after the syntheses
     for i, row in enumerate(rows):
@@ -128,7 +112,7 @@ def given_study(synth: Synthesizer, corpus: str, given: list[int], cfg: EvalConf
         for n in given:
             wav = synth.audio(given_codes(synth, semantic, prompt, truth, n, seed=j))[: len(clip.audio)]
             rows.append({"clip": clip.id, "kind": clip.kind, "given": n, "text": clip.text,
-                         "sim_prompt": _similarity(_embedding(wav), reference)})
+                         "sim_prompt": similarity_or_none(embedding_or_none(wav), reference)})
             heard.append(wav)
         heard.append(reconstruct(synth.codec, clip.audio))
     said = transcribe_many(heard)  # one process per core, after the syntheses

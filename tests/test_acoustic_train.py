@@ -25,6 +25,7 @@ from workbench.cli import UserError, main
 from workbench.core.audio import AudioConversionWarning
 from workbench.core.config import override
 from workbench.data.voices import have_mbrola
+from workbench.eval.speaker import embedding_or_none, similarity_or_none
 
 SMOKE = PRESETS["smoke"]
 MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mini-librispeech"
@@ -295,6 +296,23 @@ def test_cli_eval_writes_the_measurements(tmp_path, smoke_run, smoke_corpus, cap
     assert all(0 <= r["accuracy"] <= 1 and 0 < r["unigram_loss"] <= np.log(64) + 1e-6 for r in by_level)
 
 
+def test_eval_records_a_synthesis_too_garbled_to_embed_instead_of_stopping(smoke_run, smoke_corpus, monkeypatch):
+    """A barely trained model can decode speech the speaker encoder's VAD throws away: `acoustic eval` must count
+    it and leave it out of the means, not crash half-way through an hour of evaluation."""
+    from workbench.acoustic.evaluate import evaluate, summary_text
+
+    root, _ = smoke_run
+    synth = Synthesizer.load(root / "run")
+    monkeypatch.setattr(Synthesizer, "synthesize", lambda self, semantic, prompt, seed=0, progress=False:
+                        np.zeros(len(semantic) * self.rates.semantic_hop, dtype=np.float32))  # silence: nothing to embed
+    result = evaluate(synth, dataclasses.replace(SMOKE.eval, real_prompts=0), smoke_corpus, progress=False)
+    assert result["unmeasured"] == {"prompt": SMOKE.eval.clips, "swap_prompt": SMOKE.eval.clips, "codec": 0}
+    assert result["spkr_sim_prompt"] is None and result["spkr_sim_gap"] is None
+    assert result["same_prompt_gap"]["n"] == 0 and isinstance(result["spkr_sim_codec"], float)  # the codec measured
+    assert all(c["unmeasured"] == c["clips"] for c in result["swap_test"]["conditions"])
+    assert "too garbled for a speaker embedding" in summary_text(result)
+
+
 @pytest.mark.slow  # ~15 s alone, ~40 s on a busy machine
 def test_sixteen_minutes_end_to_end_with_the_smoke_model(smoke_run):
     """Semantic tokens of 16 minutes -> codes -> audio with a real (smoke) model and codec: every model call sees at
@@ -426,8 +444,8 @@ def test_levels_study_decodes_each_prefix_of_the_same_syntheses(smoke_run, smoke
     # a decode too garbled for a speaker embedding is left out (None, counted), not a crash mid-study
     assert all(isinstance(r["unmeasured"], int) for r in result["table"])
     assert all(r["sim_prompt"] is None or -1 <= r["sim_prompt"] <= 1 for r in result["rows"])
-    assert script._embedding(np.zeros(16_000, dtype=np.float32)) is None
-    assert script._similarity(None, script._embedding(np.zeros(16_000, dtype=np.float32))) is None
+    assert embedding_or_none(np.zeros(16_000, dtype=np.float32)) is None
+    assert similarity_or_none(None, embedding_or_none(np.zeros(16_000, dtype=np.float32))) is None
 
 
 def test_given_levels_study_forces_the_given_levels_and_decodes_the_rest(smoke_run, smoke_corpus):

@@ -49,7 +49,7 @@ from workbench.core.errors import UserError
 from workbench.data.loaders import corpus_speakers, open_dataset
 from workbench.data.synth import render
 from workbench.eval.asr import transcribe_many, word_error_rate
-from workbench.eval.speaker import cosine, speaker_embedding
+from workbench.eval.speaker import cosine, difference_or_none, embedding_or_none, similarity_or_none, speaker_embedding
 from workbench.eval.stats import mean_interval
 
 
@@ -186,11 +186,12 @@ def swap_test(synth: Synthesizer, clips: list[EvalClip], real: dict[str, np.ndar
     for j, clip, name in tqdm(jobs, desc="swap test", unit="synthesis", disable=not progress):
         kind, audio = voices[name]
         out = synth.synthesize(semantic[j], synth.prompt(audio), seed + j)[: len(clip.audio)]
-        emb = speaker_embedding(out)
-        sim_prompt, sim_source = cosine(emb, prompt_emb[name]), cosine(emb, speaker_embedding(clip.prompt))
+        emb = embedding_or_none(out)  # None: too garbled to embed (counted, left out of the means)
+        sim_prompt = similarity_or_none(emb, prompt_emb[name])
+        sim_source = similarity_or_none(emb, speaker_embedding(clip.prompt))
         rows.append({"clip": clip.id, "source": clip.speaker, "source_kind": clip.kind, "prompt": name, "kind": kind,
-                     "sim_prompt": sim_prompt, "sim_source": sim_source, "gap": sim_prompt - sim_source,
-                     "text": clip.text})
+                     "sim_prompt": sim_prompt, "sim_source": sim_source,
+                     "gap": difference_or_none(sim_prompt, sim_source), "text": clip.text})
         outputs.append(out)
     for row, heard in zip(rows, transcribe_many(outputs)):  # on every core, after the syntheses
         row["transcript"] = heard
@@ -199,7 +200,8 @@ def swap_test(synth: Synthesizer, clips: list[EvalClip], real: dict[str, np.ndar
         return {"clips": len(group), "gap": mean_interval([r["gap"] for r in group]),
                 "sim_prompt": mean_interval([r["sim_prompt"] for r in group]),
                 "sim_source": mean_interval([r["sim_source"] for r in group]),
-                "wer": word_error_rate([r["text"] for r in group], [r["transcript"] for r in group])}
+                "wer": word_error_rate([r["text"] for r in group], [r["transcript"] for r in group]),
+                "unmeasured": sum(r["gap"] is None for r in group)}
 
     pairs = sorted({(r["source"], r["prompt"], r["kind"]) for r in rows})
     return {
@@ -226,29 +228,28 @@ def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progre
         own = synth.synthesize(semantic, synth.prompt(clip.prompt), seed + j)[: len(clip.audio)]
         swapped = synth.synthesize(semantic, synth.prompt(clip.other_prompt), seed + j)[: len(clip.audio)]
         codec = reconstruct(synth.codec, clip.audio)
-        emb = {name: speaker_embedding(x) for name, x in (("own", own), ("swapped", swapped), ("codec", codec),
-                                                           ("original", clip.audio), ("prompt", clip.prompt),
+        emb = {name: speaker_embedding(x) for name, x in (("original", clip.audio), ("prompt", clip.prompt),
                                                            ("other", clip.other_prompt))}
+        # a synthesis too garbled to embed is None: counted (`unmeasured`) and left out of the means
+        emb.update({name: embedding_or_none(x) for name, x in (("own", own), ("swapped", swapped), ("codec", codec))})
+        sim = lambda a, b: similarity_or_none(emb[a], emb[b])  # noqa: E731
         for k, wav in (("synth", own), ("codec", codec), ("original", clip.audio)):
             heard[k].append(wav)
         refs.append(clip.text)
         rows.append({
             "clip": clip.id, "speaker": clip.speaker, "kind": clip.kind, "other_speaker": clip.other_speaker,
             "seconds": round(len(clip.audio) / synth.rates.sample_rate, 2), "text": clip.text,
-            "spkr_sim_prompt": cosine(emb["own"], emb["prompt"]), "spkr_sim_other": cosine(emb["own"], emb["other"]),
-            "spkr_sim_swap_prompt": cosine(emb["swapped"], emb["other"]),
-            "spkr_sim_swap_source": cosine(emb["swapped"], emb["prompt"]),
-            "spkr_sim_codec": cosine(emb["codec"], emb["prompt"]),
-            "spkr_sim_codec_other": cosine(emb["codec"], emb["other"]),
-            "spkr_sim_original": cosine(emb["original"], emb["prompt"]),
-            "spkr_sim_original_other": cosine(emb["original"], emb["other"]),
+            "spkr_sim_prompt": sim("own", "prompt"), "spkr_sim_other": sim("own", "other"),
+            "spkr_sim_swap_prompt": sim("swapped", "other"), "spkr_sim_swap_source": sim("swapped", "prompt"),
+            "spkr_sim_codec": sim("codec", "prompt"), "spkr_sim_codec_other": sim("codec", "other"),
+            "spkr_sim_original": sim("original", "prompt"), "spkr_sim_original_other": sim("original", "other"),
         })
     said = transcribe_many([wav for k in heard for wav in heard[k]])  # on every core: pocketsphinx uses one
     hyps = {k: said[i * len(rows): (i + 1) * len(rows)] for i, k in enumerate(heard)}
     for j, row in enumerate(rows):
         row.update(transcript=hyps["synth"][j], transcript_codec=hyps["codec"][j],
                    transcript_original=hyps["original"][j], wer=word_error_rate(row["text"], hyps["synth"][j]))
-    mean = lambda key: float(np.mean([r[key] for r in rows]))  # noqa: E731
+    mean = lambda key: mean_interval([r[key] for r in rows])["mean"]  # noqa: E731  (None where none measured)
     sims = {k: mean(k) for k in ("spkr_sim_prompt", "spkr_sim_other", "spkr_sim_swap_prompt", "spkr_sim_swap_source",
                                  "spkr_sim_codec", "spkr_sim_codec_other", "spkr_sim_original",
                                  "spkr_sim_original_other")}
@@ -257,13 +258,14 @@ def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progre
                                                             corpus_speakers(corpus_dir)), semantics,
                      seed, progress)
     return {
-        "same_prompt_gap": mean_interval([r["spkr_sim_prompt"] - r["spkr_sim_other"] for r in rows]),
+        "same_prompt_gap": mean_interval([_same_prompt_gap(r) for r in rows]),
         "by_source": _resynthesis_by(rows, refs, hyps),
         "by_speaker": _resynthesis_by(rows, refs, hyps, key="speaker"),  # the per-voice table
         "swap_test": swap,
         **sims,
-        "spkr_sim_gap": sims["spkr_sim_prompt"] - sims["spkr_sim_other"],
-        "spkr_sim_swap_gap": sims["spkr_sim_swap_prompt"] - sims["spkr_sim_swap_source"],
+        "spkr_sim_gap": difference_or_none(sims["spkr_sim_prompt"], sims["spkr_sim_other"]),
+        "spkr_sim_swap_gap": difference_or_none(sims["spkr_sim_swap_prompt"], sims["spkr_sim_swap_source"]),
+        "unmeasured": {k: sum(r[f"spkr_sim_{k}"] is None for r in rows) for k in ("prompt", "swap_prompt", "codec")},
         "wer": word_error_rate(refs, hyps["synth"]), "wer_codec": word_error_rate(refs, hyps["codec"]),
         "wer_original": word_error_rate(refs, hyps["original"]),
         **speed,
@@ -278,6 +280,11 @@ def evaluate(synth: Synthesizer, cfg: EvalConfig, corpus_dir: str | Path, progre
     }
 
 
+def _same_prompt_gap(row: dict) -> float | None:
+    """Similarity of the same-prompt resynthesis to its prompt minus to the other speaker's (None: unmeasured)."""
+    return difference_or_none(row["spkr_sim_prompt"], row["spkr_sim_other"])
+
+
 def _resynthesis_by(rows: list[dict], refs: list[str], hyps: dict[str, list[str]], key: str = "kind") -> dict:
     """Resynthesis of the synthetic and of the real held-out voices apart (`key` "kind"; "speaker": each voice
     apart): same-prompt gap, similarity to the prompt's speaker, WER of the synthesis, the codec and the original."""
@@ -287,10 +294,9 @@ def _resynthesis_by(rows: list[dict], refs: list[str], hyps: dict[str, list[str]
         if idx:
             pick = lambda xs: [xs[i] for i in idx]  # noqa: E731
             out[group] = {"clips": len(idx), "speakers": sorted({rows[i]["speaker"] for i in idx}),
-                         "same_prompt_gap": mean_interval([rows[i]["spkr_sim_prompt"] - rows[i]["spkr_sim_other"]
-                                                           for i in idx]),
-                         "spkr_sim_prompt": float(np.mean([rows[i]["spkr_sim_prompt"] for i in idx])),
-                         "spkr_sim_codec": float(np.mean([rows[i]["spkr_sim_codec"] for i in idx])),
+                         "same_prompt_gap": mean_interval([_same_prompt_gap(rows[i]) for i in idx]),
+                         "spkr_sim_prompt": mean_interval([rows[i]["spkr_sim_prompt"] for i in idx])["mean"],
+                         "spkr_sim_codec": mean_interval([rows[i]["spkr_sim_codec"] for i in idx])["mean"],
                          **{f"wer{'' if k == 'synth' else '_' + k}": word_error_rate(pick(refs), pick(v))
                             for k, v in hyps.items()}}
     return out
@@ -350,26 +356,34 @@ def _interval(x: dict) -> str:
     return f"{x['mean']:+.3f}" + ("" if x.get("low") is None else f" [{x['low']:+.3f}, {x['high']:+.3f}]")
 
 
+def _num(x: float | None, sign: str = "") -> str:
+    """x to 3 decimals ('+' in `sign`: with its sign); '-' where nothing was measured."""
+    return "-" if x is None else f"{x:{sign}.3f}"
+
+
 def summary_text(p: dict) -> str:
+    n = _num
     return "\n".join([
         f"acoustic eval: {p['clips']} clips ({p['seconds']} s) of held-out speakers {', '.join(p['speakers'])}; "
         f"decoding iterations {p['decode']['iterations']}",
-        f"speaker similarity: to the prompt {p['spkr_sim_prompt']:.3f}, to the other speaker {p['spkr_sim_other']:.3f} "
-        f"(gap {p['spkr_sim_gap']:+.3f}); other speaker's prompt: {p['spkr_sim_swap_prompt']:.3f} to it, "
-        f"{p['spkr_sim_swap_source']:.3f} to the source (gap {p['spkr_sim_swap_gap']:+.3f})",
-        f"ceilings: codec {p['spkr_sim_codec']:.3f} (vs other speaker {p['spkr_sim_codec_other']:.3f}), "
-        f"original {p['spkr_sim_original']:.3f} (vs other speaker {p['spkr_sim_original_other']:.3f})",
+        f"speaker similarity: to the prompt {n(p['spkr_sim_prompt'])}, to the other speaker {n(p['spkr_sim_other'])} "
+        f"(gap {n(p['spkr_sim_gap'], '+')}); other speaker's prompt: {n(p['spkr_sim_swap_prompt'])} to it, "
+        f"{n(p['spkr_sim_swap_source'])} to the source (gap {n(p['spkr_sim_swap_gap'], '+')})",
+        f"ceilings: codec {n(p['spkr_sim_codec'])} (vs other speaker {n(p['spkr_sim_codec_other'])}), "
+        f"original {n(p['spkr_sim_original'])} (vs other speaker {n(p['spkr_sim_original_other'])})",
         f"WER: resynthesis {p['wer']:.3f}, codec {p['wer_codec']:.3f}, original {p['wer_original']:.3f}",
         *[f"{kind} held-out voices ({v['clips']} clips: {', '.join(v['speakers'])}): same-prompt gap "
-          f"{_interval(v['same_prompt_gap'])}, to the prompt {v['spkr_sim_prompt']:.3f} "
-          f"(codec {v['spkr_sim_codec']:.3f}), "
+          f"{_interval(v['same_prompt_gap'])}, to the prompt {n(v['spkr_sim_prompt'])} "
+          f"(codec {n(v['spkr_sim_codec'])}), "
           f"WER resynthesis {v['wer']:.3f}, codec {v['wer_codec']:.3f}, original {v['wer_original']:.3f}"
           for kind, v in p.get("by_source", {}).items()],
         *[f"  {name}: same-prompt gap {_interval(v['same_prompt_gap'])}, WER resynthesis {v['wer']:.3f}, codec "
           f"{v['wer_codec']:.3f}" for name, v in p.get("by_speaker", {}).items()],
         *[f"swap test, {kinds} voices ({v['clips']} syntheses): gap {_interval(v['gap'])}, to the prompt "
-          f"{v['sim_prompt']['mean']:.3f}, to the source {v['sim_source']['mean']:.3f}, WER {v['wer']:.3f}"
+          f"{n(v['sim_prompt']['mean'])}, to the source {n(v['sim_source']['mean'])}, WER {v['wer']:.3f}"
           for kinds, v in (p.get("swap_test") or {}).get("by_kinds", {}).items()],
+        *([f"too garbled for a speaker embedding (left out of the means): {p['unmeasured']}"]
+          if any((p.get("unmeasured") or {}).values()) else []),
         f"speed: {p['realtime_factor']}x real time on {p['threads']} thread(s) ({p['speed_seconds']} s stream)",
         *[f"level {r['level']}: held-out masked loss {r['loss']:.3f} (unigram {r['unigram_loss']:.3f}), "
           f"accuracy {r['accuracy']:.3f}" for r in p.get("masked_prediction_by_level", [])],

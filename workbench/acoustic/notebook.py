@@ -100,7 +100,7 @@ def summary_table(payload: dict):
     keys = ["spkr_sim_prompt", "spkr_sim_other", "spkr_sim_gap", "spkr_sim_swap_prompt", "spkr_sim_swap_source",
             "spkr_sim_codec", "spkr_sim_codec_other", "spkr_sim_original", "spkr_sim_original_other",
             "wer", "wer_codec", "wer_original", "realtime_factor"]
-    values = [f"{payload[k]:.3f}" for k in keys]
+    values = ["-" if payload[k] is None else f"{payload[k]:.3f}" for k in keys]  # None: nothing measurable
     fig = go.Figure(go.Table(header=dict(values=["measure", "value"]), cells=dict(values=[keys, values])))
     fig.update_layout(title=f"acoustic eval: {payload['clips']} clips of held-out speakers", height=80 + 24 * len(keys))
     return fig

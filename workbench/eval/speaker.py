@@ -37,6 +37,24 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
+def embedding_or_none(wav: np.ndarray) -> np.ndarray | None:
+    """`speaker_embedding` of a synthesis, or None where the VAD keeps too little speech for one (a garbled decode
+    of a barely trained model): an evaluation records it as unmeasured instead of stopping half-way."""
+    try:
+        return speaker_embedding(wav)
+    except ValueError:
+        return None
+
+
+def similarity_or_none(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
+    """Cosine of two embeddings, None if either is missing (`embedding_or_none`)."""
+    return None if a is None or b is None else cosine(a, b)
+
+
+def difference_or_none(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
 def speaker_similarity(a: np.ndarray, b: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
     """Cosine similarity of the speaker embeddings of two utterances."""
     return cosine(speaker_embedding(a, sample_rate), speaker_embedding(b, sample_rate))
