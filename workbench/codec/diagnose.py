@@ -9,7 +9,11 @@ loss on the way from the input to the output can be isolated on the same clips (
 - `codec + postfilter`: the codec as it decodes (when its postfilter is on: `model.postfilter`);
 - `codec, true <band>`: the codec's magnitudes with one frequency band replaced by the input's: how much of the
   gap that band holds. A band whose repair lifts PESQ most is where training should look (the loss's
-  `magnitude_tilt` came from this).
+  `magnitude_tilt` came from this);
+- `codec, true quiet frames`: the same repair in time, on the frames more than QUIET_DB under the clip's loudest
+  (pauses, and the background of a noisy recording): whether a voice loses in its speech or in its silences.
+
+Per set and per voice (`by_speaker`).
 
 Also the mean absolute log-magnitude error of the codec per band, over all bins and over the loud ones (within
 6 nepers of the frame's peak).
@@ -29,6 +33,7 @@ from workbench.core.errors import UserError
 
 BANDS_HZ = ((0, 1000), (1000, 2000), (2000, 4000), (4000, 8000))
 LOUD_NEPERS = 6.0  # a bin within this of its frame's peak log magnitude counts as loud
+QUIET_DB = 20.0  # a frame whose energy is this far under the clip's loudest frame counts as quiet
 
 
 @torch.no_grad()
@@ -57,7 +62,22 @@ def diagnose_clip(codec: Codec, audio: np.ndarray, n_q: int | None = None, bands
         out[f"codec, true {name}"] = score(repaired)
         out[f"error {name}"] = float(error[rows].mean())
         out[f"loud error {name}"] = float(error[rows][loud[rows]].mean()) if loud[rows].any() else math.nan
+    energy_db = 10 / math.log(10) * torch.logsumexp(2 * true[0], 0)  # per frame, dB up to a constant
+    quiet = energy_db < energy_db.max() - QUIET_DB
+    repaired = predicted.clone()
+    repaired[0][:, quiet] = true[0][:, quiet]
+    out["codec, true quiet frames"] = score(repaired)
+    out["quiet share"] = float(quiet.float().mean())
     return out
+
+
+def _summary(rows: list[dict]) -> dict:
+    means = {k: mean_over(rows, k) for k in rows[0]}
+    gains = {k.removeprefix("codec, true "): round(v - means["codec"], 4)
+             for k, v in means.items() if k.startswith("codec, true ") and v is not None and means["codec"]}
+    return {"clips": len(rows), "pesq": {k: v for k, v in means.items() if "error" not in k and k != "quiet share"},
+            "repair_gain": gains, "quiet_share": means["quiet share"],
+            "log_magnitude_error": {k: v for k, v in means.items() if "error" in k}}
 
 
 def diagnose(codec: Codec, clip_sets: dict[str, list[Clip]], n_q: int | None = None, progress: bool = False) -> dict:
@@ -69,11 +89,9 @@ def diagnose(codec: Codec, clip_sets: dict[str, list[Clip]], n_q: int | None = N
         rows = [diagnose_clip(codec, c.audio, n_q) for c in tqdm(clips, desc=f"diagnose {name}", disable=not progress)]
         if not rows:
             continue
-        means = {k: mean_over(rows, k) for k in rows[0]}
-        gains = {k.removeprefix("codec, true "): round(v - means["codec"], 4)
-                 for k, v in means.items() if k.startswith("codec, true ") and v is not None and means["codec"]}
-        sets[name] = {"clips": len(rows), "pesq": {k: v for k, v in means.items() if "error" not in k},
-                      "repair_gain": gains, "log_magnitude_error": {k: v for k, v in means.items() if "error" in k}}
+        speakers = sorted({c.speaker for c in clips if c.speaker})
+        sets[name] = {**_summary(rows), "by_speaker": {
+            s: _summary([r for r, c in zip(rows, clips) if c.speaker == s]) for s in speakers}}
     return {"n_q": n_q or codec.cfg.num_quantizers, "kbps": codec.cfg.kbps(n_q), "sets": sets,
             "what": __doc__.split("\n\n")[1].replace("\n", " ")}
 
@@ -84,4 +102,7 @@ def summary_text(payload: dict) -> str:
         lines.append(f"  {name} ({s['clips']} clips): " + ", ".join(f"{k} {v:.3f}" for k, v in s["pesq"].items()
                                                                     if v is not None))
         lines.append("    repairing one band gains: " + ", ".join(f"{k} {v:+.3f}" for k, v in s["repair_gain"].items()))
+        for voice, v in s.get("by_speaker", {}).items():
+            lines.append(f"    {voice} ({v['clips']} clips): codec {v['pesq']['codec']:.3f}, quiet frames "
+                         f"{v['quiet_share']:.0%}, repairing them gains {v['repair_gain'].get('quiet frames', 0):+.3f}")
     return "\n".join(lines)
