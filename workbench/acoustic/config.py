@@ -35,8 +35,9 @@ class AcousticModelConfig(Config):
     # a direct path for the voice besides attention (`model.SoundStorm.speaker`)
     prompt_pooling: bool = False
     # add to level q's logits log p(code | the frame's semantic token), counted on the training pairs when a run
-    # starts (`model.SoundStorm.prior`): the network learns what the token alone does not say, instead of first
-    # learning the token -> code table (measured: README, the semantic prior)
+    # starts (`model.SoundStorm.prior`), so a new model is that table. Measured (README, the semantic prior): the
+    # head start is real, but in 4x the job's steps level 0 never got past the table, which a model without it
+    # does: off
     semantic_prior: bool = False
     # filled in from the data (codec, tokenizer) by `for_data`; None in the presets
     codebook_size: int | None = None
