@@ -420,18 +420,19 @@ def test_voice_variants_of_one_diphone_set_are_different_speakers():
         assert nearest < sims["self"][held] - 0.08, (held, nearest, sims["self"][held])
 
 
-def _levels_study_script():
+def _script(name: str):
+    """A module of scripts/ (they are not a package), loaded from its file."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "acoustic_levels_study.py"
-    spec = importlib.util.spec_from_file_location("levels_study", path)
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     return script
 
 
 def test_levels_study_decodes_each_prefix_of_the_same_syntheses(smoke_run, smoke_corpus):
-    script = _levels_study_script()
+    script = _script("acoustic_levels_study")
     root, _ = smoke_run
     result = script.study(Synthesizer.load(root / "run"), smoke_corpus, [1, 4], SMOKE.eval)
     assert [(r["kind"], r["levels"]) for r in result["table"]] == [("synthetic", 1), ("synthetic", 4), ("all", 1),
@@ -451,7 +452,7 @@ def test_levels_study_decodes_each_prefix_of_the_same_syntheses(smoke_run, smoke
 def test_given_levels_study_forces_the_given_levels_and_decodes_the_rest(smoke_run, smoke_corpus):
     from workbench.acoustic.evaluate import eval_clips
 
-    script = _levels_study_script()
+    script = _script("acoustic_levels_study")
     root, _ = smoke_run
     synth = Synthesizer.load(root / "run")
     clip = eval_clips(smoke_corpus, 1, SMOKE.eval.clip_seconds, synth.decode.prompt_seconds)[0]
@@ -466,3 +467,21 @@ def test_given_levels_study_forces_the_given_levels_and_decodes_the_rest(smoke_r
     assert [(r["kind"], r["given"]) for r in result["table"]] == [("synthetic", 0), ("synthetic", 1), ("all", 0),
                                                                   ("all", 1)]
     assert all(r["wer"] >= 0 and r["wer_codec"] >= 0 and r["clips"] == SMOKE.eval.clips for r in result["table"])
+
+
+def test_code_tables_see_what_a_table_can_predict():
+    """scripts/acoustic_code_tables.py: a level that is a function of the semantic token, one that copies the level
+    above and one that is noise score as such against the code frequencies, on held-out pairs."""
+    script = _script("acoustic_code_tables")
+    rng = np.random.default_rng(0)
+
+    def pair(n_tokens):
+        semantic = rng.integers(0, 8, n_tokens)
+        level0 = np.repeat(semantic, 2) * 2  # 25 Hz tokens, 50 Hz frames: a function of the token
+        return Pair("p", None, semantic, np.stack([level0, level0 + 1, rng.integers(0, 16, 2 * n_tokens)]))
+
+    rows = script.code_tables([pair(4000)], [pair(1000)], Rates(16_000, 640, 320), 3, 16, 8)
+    assert rows[0]["semantic"] < 0.05 < np.log(8) - 0.1 < rows[0]["unigram"]  # 8 equally likely codes
+    assert rows[1]["coarser"] < 0.05 and rows[1]["semantic"] < 0.05
+    assert abs(rows[2]["coarser"] - np.log(16)) < 0.1 and abs(rows[2]["semantic"] - np.log(16)) < 0.1
+    assert "coarser" not in rows[0]
