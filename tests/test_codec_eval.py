@@ -86,5 +86,6 @@ def test_diagnosis_isolates_each_loss(speech) -> None:
     assert out["codec, true 0-8 kHz"] == pytest.approx(out["exact"], abs=1e-4)  # the same magnitudes
     assert out["error 0-1 kHz"] > 0 and np.isfinite(out["loud error 0-1 kHz"])
     assert 0 < out["quiet share"] < 1 and np.isfinite(out["codec, true quiet frames"])  # speech has pauses
+    assert out["dynamic range dB"] > 20  # clean speech: its pauses lie far under its vowels
     with pytest.raises(UserError, match="griffinlim"):
         diagnose_clip(Codec(dataclasses.replace(tiny, decoder="istft")), speech[:16_000])

@@ -11,7 +11,8 @@ loss on the way from the input to the output can be isolated on the same clips (
   gap that band holds. A band whose repair lifts PESQ most is where training should look (the loss's
   `magnitude_tilt` came from this);
 - `codec, true quiet frames`: the same repair in time, on the frames more than QUIET_DB under the clip's loudest
-  (pauses, and the background of a noisy recording): whether a voice loses in its speech or in its silences.
+  (pauses, and the background of a noisy recording): whether a voice loses in its speech or in its silences;
+  beside it each clip's dynamic range (95th minus 10th percentile of its frame energies, dB).
 
 Per set and per voice (`by_speaker`).
 
@@ -68,6 +69,8 @@ def diagnose_clip(codec: Codec, audio: np.ndarray, n_q: int | None = None, bands
     repaired[0][:, quiet] = true[0][:, quiet]
     out["codec, true quiet frames"] = score(repaired)
     out["quiet share"] = float(quiet.float().mean())
+    # how far the background lies under the speech: a noisy recording's quiet frames are not silent
+    out["dynamic range dB"] = float(torch.quantile(energy_db, 0.95) - torch.quantile(energy_db, 0.10))
     return out
 
 
@@ -75,8 +78,8 @@ def _summary(rows: list[dict]) -> dict:
     means = {k: mean_over(rows, k) for k in rows[0]}
     gains = {k.removeprefix("codec, true "): round(v - means["codec"], 4)
              for k, v in means.items() if k.startswith("codec, true ") and v is not None and means["codec"]}
-    return {"clips": len(rows), "pesq": {k: v for k, v in means.items() if "error" not in k and k != "quiet share"},
-            "repair_gain": gains, "quiet_share": means["quiet share"],
+    return {"clips": len(rows), "pesq": {k: v for k, v in means.items() if k.startswith(("exact", "unquantized", "codec"))},
+            "repair_gain": gains, "quiet_share": means["quiet share"], "dynamic_range_db": means["dynamic range dB"],
             "log_magnitude_error": {k: v for k, v in means.items() if "error" in k}}
 
 
@@ -103,6 +106,7 @@ def summary_text(payload: dict) -> str:
                                                                     if v is not None))
         lines.append("    repairing one band gains: " + ", ".join(f"{k} {v:+.3f}" for k, v in s["repair_gain"].items()))
         for voice, v in s.get("by_speaker", {}).items():
-            lines.append(f"    {voice} ({v['clips']} clips): codec {v['pesq']['codec']:.3f}, quiet frames "
-                         f"{v['quiet_share']:.0%}, repairing them gains {v['repair_gain'].get('quiet frames', 0):+.3f}")
+            lines.append(f"    {voice} ({v['clips']} clips): codec {v['pesq']['codec']:.3f}, dynamic range "
+                         f"{v['dynamic_range_db']:.0f} dB, quiet frames {v['quiet_share']:.0%}, repairing them gains "
+                         f"{v['repair_gain'].get('quiet frames', 0):+.3f}")
     return "\n".join(lines)
