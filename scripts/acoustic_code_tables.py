@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +57,11 @@ def main() -> None:
     info = Path(args.pairs) / "pairs.json"
     if not info.is_file():
         p.error(f"no pairs.json in {args.pairs}: build the pairs first (acoustic train)")
-    meta = json.loads(info.read_text())
-    train, held = load_pairs(args.pairs, "train"), load_pairs(args.pairs, "dev")
+    try:
+        meta = json.loads(info.read_text())
+        train, held = load_pairs(args.pairs, "train"), load_pairs(args.pairs, "dev")
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # JSONDecodeError is a ValueError
+        p.error(f"cannot read the pairs in {args.pairs}: {err}")
     try:
         if not train or not held:
             raise UserError(f"{args.pairs} needs train and dev pairs (found {len(train)} and {len(held)})")

@@ -38,6 +38,22 @@ from workbench.eval.speaker import difference_or_none, embedding_or_none, simila
 from workbench.eval.stats import mean_interval
 
 
+def _table(rows: list[dict], key: str, values: list[int], measures) -> list[dict]:
+    """Per kind of voice (synthetic, real, all) and value of `key`: clip count, pooled WER of the synthesis and of the
+    codec, and what `measures(group)` adds."""
+    table = []
+    for kind in ("synthetic", "real", "all"):
+        for n in values:
+            group = [r for r in rows if r[key] == n and kind in ("all", r["kind"])]
+            if group:
+                texts = [r["text"] for r in group]
+                table.append({"kind": kind, key: n, "clips": len(group),
+                              "wer": word_error_rate(texts, [r["transcript"] for r in group]),
+                              "wer_codec": word_error_rate(texts, [r["transcript_codec"] for r in group]),
+                              **measures(group)})
+    return table
+
+
 def study(synth: Synthesizer, corpus: str, levels: list[int], cfg: EvalConfig) -> dict:
     clips = eval_clips(corpus, cfg.clips, cfg.clip_seconds, synth.decode.prompt_seconds)
     rows, heard = [], []
@@ -60,22 +76,13 @@ def study(synth: Synthesizer, corpus: str, levels: list[int], cfg: EvalConfig) -
     said = transcribe_many(heard)  # one process per core, after the syntheses
     for i, row in enumerate(rows):
         row["transcript"], row["transcript_codec"] = said[2 * i], said[2 * i + 1]
-    table = []
-    for kind in ("synthetic", "real", "all"):
-        for n in levels:
-            group = [r for r in rows if r["levels"] == n and kind in ("all", r["kind"])]
-            if group:
-                texts = [r["text"] for r in group]
-                table.append({"kind": kind, "levels": n, "clips": len(group),
-                              "wer": word_error_rate(texts, [r["transcript"] for r in group]),
-                              "wer_codec": word_error_rate(texts, [r["transcript_codec"] for r in group]),
-                              "same_prompt_gap": mean_interval([r["same_gap"] for r in group]),
-                              "swap_gap": mean_interval([r["swap_gap"] for r in group]),
-                              "sim_prompt": mean_interval([r["sim_prompt"] for r in group])["mean"],
-                              "codec_sim_prompt": mean_interval([r["codec_sim_prompt"] for r in group])["mean"],
-                              # decodes too garbled for a speaker embedding (None): left out of the means
-                              "unmeasured": sum(r[k] is None for r in group
-                                                for k in ("sim_prompt", "swap_gap", "codec_sim_prompt"))})
+    table = _table(rows, "levels", levels, lambda group: {
+        "same_prompt_gap": mean_interval([r["same_gap"] for r in group]),
+        "swap_gap": mean_interval([r["swap_gap"] for r in group]),
+        "sim_prompt": mean_interval([r["sim_prompt"] for r in group])["mean"],
+        "codec_sim_prompt": mean_interval([r["codec_sim_prompt"] for r in group])["mean"],
+        # decodes too garbled for a speaker embedding (None): left out of the means
+        "unmeasured": sum(r[k] is None for r in group for k in ("sim_prompt", "swap_gap", "codec_sim_prompt"))})
     return {"model": {"trained_steps": synth.meta.get("step"), "levels": synth.levels}, "table": table, "rows": rows}
 
 
@@ -121,18 +128,9 @@ def given_study(synth: Synthesizer, corpus: str, given: list[int], cfg: EvalConf
         clip_index, k = divmod(i, len(given))
         row["transcript"] = said[clip_index * per_clip + k]
         row["transcript_codec"] = said[clip_index * per_clip + len(given)]
-    table = []
-    for kind in ("synthetic", "real", "all"):
-        for n in given:
-            group = [r for r in rows if r["given"] == n and kind in ("all", r["kind"])]
-            if group:
-                texts = [r["text"] for r in group]
-                sims = [r["sim_prompt"] for r in group if r["sim_prompt"] is not None]
-                table.append({"kind": kind, "given": n, "clips": len(group),
-                              "wer": word_error_rate(texts, [r["transcript"] for r in group]),
-                              "wer_codec": word_error_rate(texts, [r["transcript_codec"] for r in group]),
-                              "sim_prompt": float(np.mean(sims)) if sims else None,
-                              "unmeasured": len(group) - len(sims)})
+    table = _table(rows, "given", given, lambda group: {
+        "sim_prompt": mean_interval([r["sim_prompt"] for r in group])["mean"],
+        "unmeasured": sum(r["sim_prompt"] is None for r in group)})
     return {"model": {"trained_steps": synth.meta.get("step"), "levels": synth.levels}, "table": table, "rows": rows}
 
 

@@ -485,3 +485,24 @@ def test_code_tables_see_what_a_table_can_predict():
     assert rows[1]["coarser"] < 0.05 and rows[1]["semantic"] < 0.05
     assert abs(rows[2]["coarser"] - np.log(16)) < 0.1 and abs(rows[2]["semantic"] - np.log(16)) < 0.1
     assert "coarser" not in rows[0]
+
+
+def test_code_tables_refuse_missing_or_corrupt_pairs(tmp_path, monkeypatch, capsys):
+    script = _script("acoustic_code_tables")
+
+    def run(folder):
+        monkeypatch.setattr("sys.argv", ["acoustic_code_tables.py", str(folder)])
+        with pytest.raises(SystemExit) as exit_:
+            script.main()
+        return exit_.value.code, capsys.readouterr().err
+
+    code, err = run(tmp_path)
+    assert code == 2 and "no pairs.json" in err
+    (tmp_path / "pairs.json").write_text(json.dumps({"rates": {}, "levels": 1, "codebook_size": 4, "semantic_vocab": 2}))
+    (tmp_path / "manifest.jsonl").write_text(json.dumps({"id": "a", "split": "train", "speaker": None,
+                                                         "path": "train/a.npz"}) + "\n")
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "a.npz").write_bytes(b"not an npz")
+    code, err = run(tmp_path)
+    assert code == 2 and "cannot read the pairs" in err
+    assert not list(tmp_path.glob("*.tmp*"))
