@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import REAL_SPEECH
 from workbench.codec import baselines
@@ -71,6 +73,23 @@ def test_baselines_run_and_keep_length(speech, name: str) -> None:
         assert kbps == 6.0 and 5.5 < kbps_file < 12  # the Ogg container adds its overhead
 
 
+def test_spectral_envelope_splits_the_harmonics_from_the_vocal_tract() -> None:
+    """A log spectrum made of a smooth tilt with two formants plus a 200 Hz harmonic comb: the envelope is the
+    smooth part (the comb averages out of it), what is left is the comb, and the split is exact."""
+    from workbench.codec.diagnose import spectral_envelope
+
+    f = torch.arange(641) * 12.5  # the laptop codec's bins
+    smooth = -f / 4000 + torch.exp(-((f - 700) / 300) ** 2) + 0.5 * torch.exp(-((f - 2200) / 400) ** 2)
+    comb = 0.8 * torch.cos(2 * math.pi * f / 200)
+    log_mag = (smooth + comb)[None, :, None].repeat(1, 1, 3)
+    envelope = spectral_envelope(log_mag)
+    assert envelope.shape == log_mag.shape
+    inner = slice(8, -8)  # the ends of the band wrap around in the cepstrum
+    assert (envelope[0, inner, 0] - smooth[inner]).abs().max() < 0.1
+    assert torch.corrcoef(torch.stack([(log_mag - envelope)[0, inner, 0], comb[inner]]))[0, 1] > 0.99
+    assert torch.allclose(spectral_envelope(envelope), envelope, atol=1e-4)  # smooth stays smooth
+
+
 def test_diagnosis_isolates_each_loss(speech) -> None:
     """`codec diagnose` on an untrained Griffin-Lim codec: Griffin-Lim from the true magnitudes scores far above
     the codec, and repairing the whole band gives exactly the true magnitudes' score. Another decoder is refused."""
@@ -87,5 +106,8 @@ def test_diagnosis_isolates_each_loss(speech) -> None:
     assert out["error 0-1 kHz"] > 0 and np.isfinite(out["loud error 0-1 kHz"])
     assert 0 < out["quiet share"] < 1 and np.isfinite(out["codec, true quiet frames"])  # speech has pauses
     assert out["dynamic range dB"] > 20  # clean speech: its pauses lie far under its vowels
+    assert np.isfinite(out["codec, true envelope"]) and np.isfinite(out["codec, true fine 0-1 kHz"])
+    assert out["codec, true fine 0-8 kHz"] == pytest.approx(out["codec, true fine structure"], abs=1e-4)
+    assert out["fine contrast 0-1 kHz"] >= 0
     with pytest.raises(UserError, match="griffinlim"):
         diagnose_clip(Codec(dataclasses.replace(tiny, decoder="istft")), speech[:16_000])

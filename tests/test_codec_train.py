@@ -63,7 +63,9 @@ def test_griffinlim_decoder_trains_on_its_magnitudes(tmp_path, smoke_corpus) -> 
     pesq = diagnosis["sets"]["synthetic-test"]["pesq"]
     assert pesq["codec + postfilter"] != pesq["codec"]  # the postfilter given at the command line decoded
     assert pesq["exact"] > pesq["codec"] and set(diagnosis["sets"]["synthetic-test"]["repair_gain"]) == {
-        "0-1 kHz", "1-2 kHz", "2-4 kHz", "4-8 kHz", "quiet frames"}
+        "0-1 kHz", "1-2 kHz", "2-4 kHz", "4-8 kHz", "quiet frames", "envelope", "fine structure", "fine 0-1 kHz",
+        "fine 1-2 kHz", "fine 2-4 kHz", "fine 4-8 kHz", "long-term spectrum"}
+    assert set(diagnosis["sets"]["synthetic-test"]["fine_contrast"]) == {"0-1 kHz", "1-2 kHz", "2-4 kHz", "4-8 kHz"}
     voices = diagnosis["sets"]["synthetic-test"]["by_speaker"]
     assert sum(v["clips"] for v in voices.values()) == 1 and all(0 <= v["quiet_share"] <= 1 for v in voices.values())
     with pytest.raises(UserError, match="no --adversarial"):

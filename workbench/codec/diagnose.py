@@ -12,7 +12,13 @@ loss on the way from the input to the output can be isolated on the same clips (
   `magnitude_tilt` came from this);
 - `codec, true quiet frames`: the same repair in time, on the frames more than QUIET_DB under the clip's loudest
   (pauses, and the background of a noisy recording): whether a voice loses in its speech or in its silences;
-  beside it each clip's dynamic range (95th minus 10th percentile of its frame energies, dB).
+  beside it each clip's dynamic range (95th minus 10th percentile of its frame energies, dB);
+- `codec, true envelope` / `codec, true fine structure`: each frame's log spectrum split by `spectral_envelope`
+  into its smooth envelope (vocal tract, microphone) and the fine structure on it (the pitch's harmonics), and one
+  of the two replaced by the input's; `codec, true fine <band>` repairs the fine structure in one band only, and
+  `codec, true long-term spectrum` moves the codec's mean spectrum over the clip to the input's (a static colour:
+  a voice's timbre, a microphone). Beside them `fine contrast <band>`: the spread of the codec's fine structure
+  over the input's in the frames that are not quiet (1 = as sharp as the input's harmonics, 0 = smooth).
 
 Per set and per voice (`by_speaker`).
 
@@ -35,6 +41,16 @@ from workbench.core.errors import UserError
 BANDS_HZ = ((0, 1000), (1000, 2000), (2000, 4000), (4000, 8000))
 LOUD_NEPERS = 6.0  # a bin within this of its frame's peak log magnitude counts as loud
 QUIET_DB = 20.0  # a frame whose energy is this far under the clip's loudest frame counts as quiet
+ENVELOPE_CEPSTRA = 30  # 30 cepstral coefficients at 16 kHz: quefrencies under 1.9 ms, below any pitch period (>= 2.5 ms)
+
+
+def spectral_envelope(log_mag: torch.Tensor, keep: int = ENVELOPE_CEPSTRA) -> torch.Tensor:
+    """The smooth part of each frame's log-magnitude spectrum (B, bins, F): its first `keep` cepstral
+    coefficients (the vocal tract's resonances and the channel's colour). `log_mag` minus it is the fine structure:
+    the harmonics of the pitch, and the noise between them."""
+    cepstrum = torch.fft.irfft(log_mag, dim=1)
+    cepstrum[:, keep:cepstrum.shape[1] - keep + 1] = 0
+    return torch.fft.rfft(cepstrum, dim=1).real
 
 
 @torch.no_grad()
@@ -52,12 +68,12 @@ def diagnose_clip(codec: Codec, audio: np.ndarray, n_q: int | None = None, bands
     out = {"exact": score(true), "unquantized": score(dec.log_magnitude(z)), "codec": score(predicted)}
     if dec.contrast != (1, 1):
         out["codec + postfilter"] = score(postfilter(predicted, *dec.contrast))
-    hz_per_bin = codec.cfg.sample_rate / dec.n_fft
+    hz_per_bin, nyquist = codec.cfg.sample_rate / dec.n_fft, codec.cfg.sample_rate / 2
+    band_rows = lambda lo, hi: slice(math.ceil(lo / hz_per_bin), math.ceil(hi / hz_per_bin) if hi < nyquist else None)  # noqa: E731
     error = (predicted - true).abs()[0]
     loud = true[0] > true[0].amax(0, keepdim=True) - LOUD_NEPERS
     for lo, hi in bands:
-        rows = slice(math.ceil(lo / hz_per_bin), math.ceil(hi / hz_per_bin) if hi < codec.cfg.sample_rate / 2 else None)
-        name = f"{lo / 1000:g}-{hi / 1000:g} kHz"
+        rows, name = band_rows(lo, hi), f"{lo / 1000:g}-{hi / 1000:g} kHz"
         repaired = predicted.clone()
         repaired[:, rows] = true[:, rows]
         out[f"codec, true {name}"] = score(repaired)
@@ -68,6 +84,19 @@ def diagnose_clip(codec: Codec, audio: np.ndarray, n_q: int | None = None, bands
     repaired = predicted.clone()
     repaired[0][:, quiet] = true[0][:, quiet]
     out["codec, true quiet frames"] = score(repaired)
+    envelope, true_envelope = spectral_envelope(predicted), spectral_envelope(true)
+    fine, true_fine = predicted - envelope, true - true_envelope
+    out["codec, true envelope"] = score(fine + true_envelope)
+    out["codec, true fine structure"] = score(envelope + true_fine)
+    for lo, hi in bands:
+        rows, name = band_rows(lo, hi), f"{lo / 1000:g}-{hi / 1000:g} kHz"
+        repaired = predicted.clone()
+        repaired[:, rows] = (envelope + true_fine)[:, rows]
+        out[f"codec, true fine {name}"] = score(repaired)
+        speech = ~quiet
+        out[f"fine contrast {name}"] = (float(fine[0][rows][:, speech].std() / true_fine[0][rows][:, speech].std())
+                                        if speech.sum() > 1 else math.nan)
+    out["codec, true long-term spectrum"] = score(predicted + (true - predicted).mean(-1, keepdim=True))
     out["quiet share"] = float(quiet.float().mean())
     # how far the background lies under the speech: a noisy recording's quiet frames are not silent
     out["dynamic range dB"] = float(torch.quantile(energy_db, 0.95) - torch.quantile(energy_db, 0.10))
@@ -80,7 +109,8 @@ def _summary(rows: list[dict]) -> dict:
              for k, v in means.items() if k.startswith("codec, true ") and v is not None and means["codec"]}
     return {"clips": len(rows), "pesq": {k: v for k, v in means.items() if k.startswith(("exact", "unquantized", "codec"))},
             "repair_gain": gains, "quiet_share": means["quiet share"], "dynamic_range_db": means["dynamic range dB"],
-            "log_magnitude_error": {k: v for k, v in means.items() if "error" in k}}
+            "log_magnitude_error": {k: v for k, v in means.items() if "error" in k},
+            "fine_contrast": {k.removeprefix("fine contrast "): v for k, v in means.items() if k.startswith("fine contrast")}}
 
 
 def diagnose(codec: Codec, clip_sets: dict[str, list[Clip]], n_q: int | None = None, progress: bool = False) -> dict:
@@ -104,9 +134,12 @@ def summary_text(payload: dict) -> str:
     for name, s in payload["sets"].items():
         lines.append(f"  {name} ({s['clips']} clips): " + ", ".join(f"{k} {v:.3f}" for k, v in s["pesq"].items()
                                                                     if v is not None))
-        lines.append("    repairing one band gains: " + ", ".join(f"{k} {v:+.3f}" for k, v in s["repair_gain"].items()))
+        lines.append("    repairing gains: " + ", ".join(f"{k} {v:+.3f}" for k, v in s["repair_gain"].items()))
+        lines.append("    fine-structure contrast (codec / input): " + ", ".join(
+            f"{k} {v:.2f}" for k, v in s["fine_contrast"].items() if v is not None))
         for voice, v in s.get("by_speaker", {}).items():
             lines.append(f"    {voice} ({v['clips']} clips): codec {v['pesq']['codec']:.3f}, dynamic range "
                          f"{v['dynamic_range_db']:.0f} dB, quiet frames {v['quiet_share']:.0%}, repairing them gains "
-                         f"{v['repair_gain'].get('quiet frames', 0):+.3f}")
+                         f"{v['repair_gain'].get('quiet frames', 0):+.3f}, its fine structure "
+                         f"{v['repair_gain'].get('fine structure', 0):+.3f}, its envelope {v['repair_gain'].get('envelope', 0):+.3f}")
     return "\n".join(lines)
