@@ -76,7 +76,7 @@ def test_baselines_run_and_keep_length(speech, name: str) -> None:
 def test_spectral_envelope_splits_the_harmonics_from_the_vocal_tract() -> None:
     """A log spectrum made of a smooth tilt with two formants plus a 200 Hz harmonic comb: the envelope is the
     smooth part (the comb averages out of it), what is left is the comb, and the split is exact."""
-    from workbench.codec.diagnose import spectral_envelope
+    from workbench.codec.model import spectral_envelope
 
     f = torch.arange(641) * 12.5  # the laptop codec's bins
     smooth = -f / 4000 + torch.exp(-((f - 700) / 300) ** 2) + 0.5 * torch.exp(-((f - 2200) / 400) ** 2)

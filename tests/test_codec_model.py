@@ -228,6 +228,40 @@ def test_tilted_magnitude_loss_counts_low_frequencies_more() -> None:
         TrainConfig(magnitude_tilt=-1.0)
 
 
+def test_envelope_term_sees_the_formants_not_the_harmonics() -> None:
+    """`envelope_weight`: the L1 of the cepstral envelopes is added to the magnitude loss. An error that is a
+    smooth tilt (a formant drawn wrong) costs it as much as its own size; an error that is a harmonic comb (the fine
+    structure) costs it almost nothing; weight 0 is the old loss. A weight outside [0, 10] is refused."""
+    from workbench.codec.config import TrainConfig
+    from workbench.codec.losses import magnitude_loss
+
+    f = torch.arange(641)[None, :, None] * 12.5
+    target = torch.exp(-f / 3000).repeat(2, 1, 10)
+    smooth = target.log() + 0.5 * torch.exp(-((f - 1500) / 500) ** 2)
+    comb = target.log() + 0.5 * torch.cos(2 * torch.pi * f / 200)
+    extra = lambda pred: magnitude_loss(pred, target, envelope_weight=1.0) - magnitude_loss(pred, target)  # noqa: E731
+    assert torch.isclose(extra(smooth), (smooth - target.log()).abs().mean(), rtol=0.05)
+    assert float(extra(comb)) < 0.05 * float((comb - target.log()).abs().mean())
+    with pytest.raises(ValueError, match="envelope_weight"):
+        TrainConfig(envelope_weight=-1.0)
+
+
+def test_log_magnitude_discriminator_reads_the_harmonics_up_to_4_khz() -> None:
+    """The griffinlim decoder's discriminator reads log-magnitude frames (B, bins, F) up to 4 kHz only: changing
+    the bins above leaves its logits alone, changing one below does not; one logits map, and its feature maps."""
+    from workbench.codec.discriminator import LogMagnitudeDiscriminator
+
+    torch.manual_seed(0)
+    disc = LogMagnitudeDiscriminator(channels=4, n_fft=1280, sample_rate=16_000)
+    log_mag = torch.randn(2, 641, 12)
+    logits, feats = disc(log_mag)
+    assert disc.bins == 321 and len(logits) == 1 and logits[0].shape[:2] == (2, 1) and len(feats[0]) == 5
+    above, below = log_mag.clone(), log_mag.clone()
+    above[:, 400:] += 3.0
+    below[:, 100] += 3.0
+    assert torch.equal(disc(above)[0][0], logits[0]) and not torch.equal(disc(below)[0][0], logits[0])
+
+
 def test_postfilter_widens_contrast_and_is_the_identity_at_one() -> None:
     torch.manual_seed(0)
     log_mag = torch.randn(2, 641, 300)

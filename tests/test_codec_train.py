@@ -46,7 +46,8 @@ def test_smoke_training_lowers_the_held_out_loss(smoke_run) -> None:
 
 def test_griffinlim_decoder_trains_on_its_magnitudes(tmp_path, smoke_corpus) -> None:
     """The laptop architecture (magnitude decoder + Griffin-Lim) at smoke size: the magnitude loss falls, the
-    held-out mel loss (through Griffin-Lim) falls, and a discriminator is refused: there is no waveform."""
+    held-out mel loss (through Griffin-Lim) falls; with --adversarial its discriminator reads the log magnitudes,
+    joins at adversarial_start and is checkpointed, and the envelope term trains alongside."""
     model = override(SMOKE.model, decoder="griffinlim", gla_iters=8)
     cfg = override(SMOKE.train, steps=40, adversarial=False, commit_weight=0.0, log_every=1, lr=3e-3, magnitude_tilt=1.0)
     summary = train(tmp_path / "run", model, cfg, smoke_corpus, progress=False)
@@ -68,8 +69,12 @@ def test_griffinlim_decoder_trains_on_its_magnitudes(tmp_path, smoke_corpus) -> 
     assert set(diagnosis["sets"]["synthetic-test"]["fine_contrast"]) == {"0-1 kHz", "1-2 kHz", "2-4 kHz", "4-8 kHz"}
     voices = diagnosis["sets"]["synthetic-test"]["by_speaker"]
     assert sum(v["clips"] for v in voices.values()) == 1 and all(0 <= v["quiet_share"] <= 1 for v in voices.values())
-    with pytest.raises(UserError, match="no --adversarial"):
-        train(tmp_path / "adv", model, override(cfg, adversarial=True), smoke_corpus, progress=False)
+    train(tmp_path / "adv", model, override(cfg, steps=6, adversarial=True, adversarial_start=0.5,
+                                            envelope_weight=1.0), smoke_corpus, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "adv/metrics.jsonl").read_text().splitlines()]
+    joined = [("adv" in r and "disc" in r) for r in records if "magnitude" in r]
+    assert joined == [False] * 3 + [True] * 3 and all(np.isfinite(r["magnitude"]) for r in records if "magnitude" in r)
+    assert list((tmp_path / "adv").rglob("discriminator.safetensors"))
 
 
 def test_resume_continues_exactly(tmp_path, smoke_corpus) -> None:

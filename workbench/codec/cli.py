@@ -46,9 +46,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget (checkpoints on the way out)")
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--adversarial", action=argparse.BooleanOptionalAction, default=None,
-                   help="train against the multi-scale STFT discriminator (default: the preset's choice)")
+                   help="train against a discriminator: multi-scale STFT on the waveform, or on the log magnitudes for the "
+                   "griffinlim decoder (default: the preset's choice)")
     t.add_argument("--magnitude-tilt", type=float, default=None, help="griffinlim decoder: weigh a bin at f Hz by "
                    "(700 + f) ** -tilt in the magnitude loss, 0..4 (0 every bin alike; laptop default 1)")
+    t.add_argument("--envelope-weight", type=float, default=None, help="griffinlim decoder: add this x the L1 of "
+                   "the cepstral envelopes (formants) to the magnitude loss, 0..10 (0: off)")
+    t.add_argument("--adversarial-start", type=float, default=None, help="fraction of training before the "
+                   "discriminator joins, 0..1")
     t.add_argument("--speed-perturb", type=float, default=None, help="play each training crop at a speed drawn "
                    "from 1 +- this (pitch and formants move with it: new voices), 0..0.3 on a 0.05 grid (0: off)")
     t.add_argument("--eq-perturb", type=float, default=None, help="filter each training crop by a random smooth "
@@ -117,7 +122,8 @@ def run_train(args: argparse.Namespace) -> int:
     changes = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes),
                                   ("batch_size", args.batch_size), ("adversarial", args.adversarial),
                                   ("magnitude_tilt", args.magnitude_tilt), ("speed_perturb", args.speed_perturb),
-                                  ("eq_perturb", args.eq_perturb))
+                                  ("eq_perturb", args.eq_perturb), ("envelope_weight", args.envelope_weight),
+                                  ("adversarial_start", args.adversarial_start))
                if v is not None}
     if changes.get("steps", 1) < 1 or changes.get("batch_size", 1) < 1:
         raise UserError("--steps and --batch-size must be at least 1")
@@ -125,6 +131,10 @@ def run_train(args: argparse.Namespace) -> int:
         raise UserError(f"--magnitude-tilt must be in [0, 4] (got {args.magnitude_tilt})")
     if not 0 <= changes.get("speed_perturb", 0) <= 0.3:
         raise UserError(f"--speed-perturb must be in [0, 0.3] (got {args.speed_perturb})")
+    if not 0 <= changes.get("envelope_weight", 0) <= 10:
+        raise UserError(f"--envelope-weight must be in [0, 10] (got {args.envelope_weight})")
+    if not 0 <= changes.get("adversarial_start", 0) <= 1:
+        raise UserError(f"--adversarial-start must be in [0, 1] (got {args.adversarial_start})")
     if not 0 <= changes.get("eq_perturb", 0) <= 20:
         raise UserError(f"--eq-perturb must be in [0, 20] dB (got {args.eq_perturb})")
     cfg = override(cfg, **changes)

@@ -105,7 +105,10 @@ class TrainConfig(LoopConfig):
     # the griffinlim decoder's L1 on log magnitudes weighs a bin at f Hz by (700 + f) ** -magnitude_tilt (mean 1):
     # 0 every bin alike, 1 the mel scale's density (the low harmonics that limit PESQ count more; README)
     magnitude_tilt: float = 0.0
-    # adversarial (multi-scale STFT discriminator, hinge loss) with feature matching, from `adversarial_start`
+    # + this x the L1 between the cepstral envelopes of the decoded and the input log magnitudes (losses.magnitude_loss)
+    envelope_weight: float = 0.0
+    # adversarial (hinge loss) with feature matching, from `adversarial_start`: a multi-scale STFT discriminator
+    # (disc_ffts) on the waveform, or for the griffinlim decoder one on its log magnitudes
     adversarial: bool = False
     adversarial_start: float = 0.0  # fraction of training (the loop's progress) before the discriminator joins
     disc_channels: int = 16
@@ -119,6 +122,8 @@ class TrainConfig(LoopConfig):
             raise ValueError(f"bad TrainConfig: magnitude_tilt {self.magnitude_tilt} is not in [0, 4]")
         if not 0 <= self.speed_perturb <= 0.3:
             raise ValueError(f"bad TrainConfig: speed_perturb {self.speed_perturb} is not in [0, 0.3]")
+        if not 0 <= self.envelope_weight <= 10:
+            raise ValueError(f"bad TrainConfig: envelope_weight {self.envelope_weight} is not in [0, 10]")
         if not 0 <= self.eq_perturb <= 20:
             raise ValueError(f"bad TrainConfig: eq_perturb {self.eq_perturb} is not in [0, 20] dB")
         if not self.crop_seconds > 0 or not 0 <= self.quantizer_dropout <= 1 or not 0 <= self.adversarial_start <= 1:

@@ -35,22 +35,12 @@ import torch
 
 from workbench.codec.evaluate import Clip, mean_over
 from workbench.codec.metrics import pesq_wb
-from workbench.codec.model import Codec, frame_spectrum, postfilter
+from workbench.codec.model import Codec, frame_spectrum, postfilter, spectral_envelope
 from workbench.core.errors import UserError
 
 BANDS_HZ = ((0, 1000), (1000, 2000), (2000, 4000), (4000, 8000))
 LOUD_NEPERS = 6.0  # a bin within this of its frame's peak log magnitude counts as loud
 QUIET_DB = 20.0  # a frame whose energy is this far under the clip's loudest frame counts as quiet
-ENVELOPE_CEPSTRA = 30  # 30 cepstral coefficients at 16 kHz: quefrencies under 1.9 ms, below any pitch period (>= 2.5 ms)
-
-
-def spectral_envelope(log_mag: torch.Tensor, keep: int = ENVELOPE_CEPSTRA) -> torch.Tensor:
-    """The smooth part of each frame's log-magnitude spectrum (B, bins, F): its first `keep` cepstral
-    coefficients (the vocal tract's resonances and the channel's colour). `log_mag` minus it is the fine structure:
-    the harmonics of the pitch, and the noise between them."""
-    cepstrum = torch.fft.irfft(log_mag, dim=1)
-    cepstrum[:, keep:cepstrum.shape[1] - keep + 1] = 0
-    return torch.fft.rfft(cepstrum, dim=1).real
 
 
 @torch.no_grad()

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 import torchaudio
 from torch import nn
 
+from workbench.codec.model import spectral_envelope
 from workbench.core.audio import SAMPLE_RATE
 
 MEL_SCALES = ((64, 8), (128, 16), (256, 32), (512, 64), (1024, 80), (2048, 128))  # (window, mel bands)
@@ -45,15 +46,20 @@ def bin_weights(bins: int, tilt: float, sample_rate: int = SAMPLE_RATE) -> torch
     return w / w.mean()
 
 
-def magnitude_loss(log_pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
-                   ) -> torch.Tensor:
+def magnitude_loss(log_pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None,
+                   envelope_weight: float = 0.0) -> torch.Tensor:
     """The griffinlim decoder's loss, on its own frames (B, bins, F): L1 of log magnitudes (every bin counts, so
     the valleys between harmonics must be dark), per-bin `weights` (mean 1) if given, + spectral convergence
-    (the loud bins' relative error)."""
+    (the loud bins' relative error), + `envelope_weight` x the L1 of the cepstral envelopes (`spectral_envelope`:
+    the formants, without the harmonics' scatter on them; `codec diagnose` finds new voices' envelopes drawn worse
+    than known ones')."""
     log_target = torch.log(target.clamp(min=1e-5))
     convergence = torch.linalg.norm(target - log_pred.exp()) / torch.linalg.norm(target).clamp(min=1e-5)
     error = (log_pred - log_target).abs()
-    return (error.mean() if weights is None else (error * weights[:, None]).mean()) + convergence
+    loss = (error.mean() if weights is None else (error * weights[:, None]).mean()) + convergence
+    if envelope_weight:
+        loss = loss + envelope_weight * (spectral_envelope(log_pred) - spectral_envelope(log_target)).abs().mean()
+    return loss
 
 
 def discriminator_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor]) -> torch.Tensor:

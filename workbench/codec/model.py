@@ -162,6 +162,18 @@ def moving_average(x: torch.Tensor, width: int, dim: int) -> torch.Tensor:
     return y.transpose(dim, -1)
 
 
+ENVELOPE_CEPSTRA = 30  # 30 cepstral coefficients at 16 kHz: quefrencies under 1.9 ms, below any pitch period (>= 2.5 ms)
+
+
+def spectral_envelope(log_mag: torch.Tensor, keep: int = ENVELOPE_CEPSTRA) -> torch.Tensor:
+    """The smooth part of each frame's log-magnitude spectrum (B, bins, F): its first `keep` cepstral
+    coefficients (the vocal tract's resonances and the channel's colour). `log_mag` minus it is the fine structure:
+    the harmonics of the pitch, and the noise between them."""
+    cepstrum = torch.fft.irfft(log_mag, dim=1)
+    cepstrum[:, keep:cepstrum.shape[1] - keep + 1] = 0
+    return torch.fft.rfft(cepstrum, dim=1).real
+
+
 def postfilter(log_mag: torch.Tensor, time: float, freq: float) -> torch.Tensor:
     """Widen the contrast of predicted log magnitudes (B, bins, F): deviations from the moving average over
     POSTFILTER_FRAMES frames times `time`, then from the moving average over POSTFILTER_BINS bins times `freq`.

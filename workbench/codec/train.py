@@ -1,8 +1,9 @@
 """Codec training, as a `Task` trained by `workbench.core.train` (budgets, schedule, resume, metrics, checkpoints):
 random crops (`data.py`) -> codec with quantizer dropout -> multi-scale mel + waveform L1 + commitment, or for
-the griffinlim decoder its log magnitudes (no waveform in training); optionally against a multi-scale STFT
-discriminator with feature matching, which joins once the loop's progress reaches `adversarial_start` and takes
-its own step (its own AdamW, the same schedule) after each of the codec's.
+the griffinlim decoder its log magnitudes (no waveform in training); optionally against a discriminator with
+feature matching (multi-scale STFT on the waveform; on the log magnitudes for the griffinlim decoder), which joins
+once the loop's progress reaches `adversarial_start` and takes its own step (its own AdamW, the same schedule)
+after each of the codec's.
 
 Run folder (default runs/codec/<preset>): metrics.jsonl, summary.json, checkpoint.json + checkpoints/
 (codec.safetensors, [discriminator.safetensors], state.pt, config.json with model_config and train_config).
@@ -19,7 +20,7 @@ import torch.distributed as dist
 
 from workbench.codec.config import ModelConfig, TrainConfig
 from workbench.codec.data import open_training_data, sample_batch
-from workbench.codec.discriminator import MultiScaleSTFTDiscriminator
+from workbench.codec.discriminator import LogMagnitudeDiscriminator, MultiScaleSTFTDiscriminator
 from workbench.codec.losses import (
     MultiScaleMelLoss,
     bin_weights,
@@ -85,14 +86,15 @@ class CodecTask(Task):
     def __init__(self, model_config: ModelConfig, cfg: TrainConfig, corpus_dir: str | Path, device: torch.device):
         model_config.check()
         self.magnitudes = model_config.decoder == "griffinlim"  # the decoder learns its magnitudes directly
-        if self.magnitudes and cfg.adversarial:
-            raise UserError("the griffinlim decoder trains on magnitudes only (no waveform): it takes no --adversarial")
         self.cfg, self.device, self.info = cfg, device, DistInfo()
         self.train_data, held_data = open_training_data(corpus_dir)
         torch.manual_seed(cfg.seed)
         self.model = self.codec = Codec(model_config).to(device)
-        self.disc = (MultiScaleSTFTDiscriminator(cfg.disc_ffts, cfg.disc_channels).to(device)
-                     if cfg.adversarial else None)
+        self.disc = None
+        if cfg.adversarial:
+            self.disc = (LogMagnitudeDiscriminator(cfg.disc_channels, 4 * model_config.hop, model_config.sample_rate)
+                         if self.magnitudes else MultiScaleSTFTDiscriminator(cfg.disc_ffts, cfg.disc_channels))
+            self.disc.to(device)
         self.disc_optimizer = make_optimizer(self.disc, cfg) if self.disc else None
         self.mel_loss = MultiScaleMelLoss(model_config.sample_rate).to(device)
         self.bin_weights = (bin_weights(2 * model_config.hop + 1, cfg.magnitude_tilt, model_config.sample_rate).to(device)
@@ -122,25 +124,26 @@ class CodecTask(Task):
         wav, n_q, adversarial, share = micro
         cfg = self.cfg
         if self.magnitudes:
-            log_magnitude, _, commit = model(wav, n_q, magnitudes=True)
+            fake, _, commit = model(wav, n_q, magnitudes=True)  # log magnitudes (B, bins, F)
             dec = self.codec.decoder
-            mag = magnitude_loss(log_magnitude, frame_spectrum(wav[:, 0], dec.n_fft, dec.hop, dec.window).abs(),
-                                 self.bin_weights)
+            target = frame_spectrum(wav[:, 0], dec.n_fft, dec.hop, dec.window).abs()
+            mag = magnitude_loss(fake, target, self.bin_weights, cfg.envelope_weight)
+            real = torch.log(target.clamp(min=1e-5))  # what the discriminator reads for real
             loss = mag + cfg.commit_weight * commit
             stats = {"magnitude": mag.item(), "commit": commit.item()}
         else:
             fake, _, commit = model(wav, n_q)
             mel = self.mel_loss(fake, wav)
             wave = (fake - wav).abs().mean()
-            loss = cfg.mel_weight * mel + cfg.wave_weight * wave + cfg.commit_weight * commit
+            loss, real = cfg.mel_weight * mel + cfg.wave_weight * wave + cfg.commit_weight * commit, wav
             stats = {"mel": mel.item(), "wave": wave.item(), "commit": commit.item()}
-            if adversarial:
-                real_logits, real_feats = self.disc(wav)  # kept for the discriminator's step
-                fake_logits, fake_feats = self.disc(fake)
-                adv, feat = generator_adversarial_loss(fake_logits), feature_matching_loss(real_feats, fake_feats)
-                loss = loss + cfg.adv_weight * adv + cfg.feat_weight * feat
-                stats.update(adv=adv.item(), feat=feat.item())
-                self.pending.append((real_logits, fake.detach(), share))
+        if adversarial:
+            real_logits, real_feats = self.disc(real)  # kept for the discriminator's step
+            fake_logits, fake_feats = self.disc(fake)
+            adv, feat = generator_adversarial_loss(fake_logits), feature_matching_loss(real_feats, fake_feats)
+            loss = loss + cfg.adv_weight * adv + cfg.feat_weight * feat
+            stats.update(adv=adv.item(), feat=feat.item())
+            self.pending.append((real_logits, fake.detach(), share))
         return loss * share, {**stats, "n_q": n_q}
 
     def after_step(self, step: int, lr_scale: float) -> dict[str, float]:
