@@ -76,6 +76,7 @@ def diagnose_clip(codec: Codec, audio: np.ndarray, n_q: int | None = None, bands
     out["codec, true quiet frames"] = score(repaired)
     envelope, true_envelope = spectral_envelope(predicted), spectral_envelope(true)
     fine, true_fine = predicted - envelope, true - true_envelope
+    speech = ~quiet
     out["codec, true envelope"] = score(fine + true_envelope)
     out["codec, true fine structure"] = score(envelope + true_fine)
     for lo, hi in bands:
@@ -83,7 +84,6 @@ def diagnose_clip(codec: Codec, audio: np.ndarray, n_q: int | None = None, bands
         repaired = predicted.clone()
         repaired[:, rows] = (envelope + true_fine)[:, rows]
         out[f"codec, true fine {name}"] = score(repaired)
-        speech = ~quiet
         out[f"fine contrast {name}"] = (float(fine[0][rows][:, speech].std() / true_fine[0][rows][:, speech].std())
                                         if speech.sum() > 1 else math.nan)
     out["codec, true long-term spectrum"] = score(predicted + (true - predicted).mean(-1, keepdim=True))
