@@ -156,6 +156,12 @@ def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, smoke_corp
     assert "--speed-perturb must be in [0, 0.3]" in capsys.readouterr().err and not (tmp_path / "t").exists()
     assert main(["codec", "train", "--preset", "smoke", "--eq-perturb", "-1", "--out", str(tmp_path / "t")]) == 2
     assert "--eq-perturb must be in [0, 20] dB" in capsys.readouterr().err and not (tmp_path / "t").exists()
+    assert main(["codec", "train", "--preset", "smoke", "--envelope-weight", "11", "--out", str(tmp_path / "t")]) == 2
+    assert "--envelope-weight must be in [0, 10]" in capsys.readouterr().err and not (tmp_path / "t").exists()
+    assert main(["codec", "train", "--preset", "smoke", "--adversarial-start", "2", "--out", str(tmp_path / "t")]) == 2
+    assert "--adversarial-start must be in [0, 1]" in capsys.readouterr().err and not (tmp_path / "t").exists()
+    assert main(["codec", "train", "--preset", "smoke", "--adv-weight", "-1", "--out", str(tmp_path / "t")]) == 2
+    assert "--adv-weight and --feat-weight must be >= 0" in capsys.readouterr().err and not (tmp_path / "t").exists()
 
 
 class ToneDataset:

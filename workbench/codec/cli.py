@@ -54,6 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "the cepstral envelopes (formants) to the magnitude loss, 0..10 (0: off)")
     t.add_argument("--adversarial-start", type=float, default=None, help="fraction of training before the "
                    "discriminator joins, 0..1")
+    t.add_argument("--adv-weight", type=float, default=None, help="weight of the adversarial loss (laptop 1)")
+    t.add_argument("--feat-weight", type=float, default=None, help="weight of the feature-matching loss (laptop 2)")
     t.add_argument("--speed-perturb", type=float, default=None, help="play each training crop at a speed drawn "
                    "from 1 +- this (pitch and formants move with it: new voices), 0..0.3 on a 0.05 grid (0: off)")
     t.add_argument("--eq-perturb", type=float, default=None, help="filter each training crop by a random smooth "
@@ -123,7 +125,8 @@ def run_train(args: argparse.Namespace) -> int:
                                   ("batch_size", args.batch_size), ("adversarial", args.adversarial),
                                   ("magnitude_tilt", args.magnitude_tilt), ("speed_perturb", args.speed_perturb),
                                   ("eq_perturb", args.eq_perturb), ("envelope_weight", args.envelope_weight),
-                                  ("adversarial_start", args.adversarial_start))
+                                  ("adversarial_start", args.adversarial_start), ("adv_weight", args.adv_weight),
+                                  ("feat_weight", args.feat_weight))
                if v is not None}
     if changes.get("steps", 1) < 1 or changes.get("batch_size", 1) < 1:
         raise UserError("--steps and --batch-size must be at least 1")
@@ -133,6 +136,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise UserError(f"--speed-perturb must be in [0, 0.3] (got {args.speed_perturb})")
     if not 0 <= changes.get("envelope_weight", 0) <= 10:
         raise UserError(f"--envelope-weight must be in [0, 10] (got {args.envelope_weight})")
+    if changes.get("adv_weight", 0) < 0 or changes.get("feat_weight", 0) < 0:
+        raise UserError("--adv-weight and --feat-weight must be >= 0")
     if not 0 <= changes.get("adversarial_start", 0) <= 1:
         raise UserError(f"--adversarial-start must be in [0, 1] (got {args.adversarial_start})")
     if not 0 <= changes.get("eq_perturb", 0) <= 20:
