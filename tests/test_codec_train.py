@@ -150,18 +150,14 @@ def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, smoke_corp
     assert "--clips must be at least 1" in capsys.readouterr().err
     assert main(["codec", "diagnose", "--preset", "smoke", "--ckpt", str(out), "--n-q", "9"]) == 2
     assert "--n-q must be 1..4" in capsys.readouterr().err
-    assert main(["codec", "train", "--preset", "smoke", "--magnitude-tilt", "9", "--out", str(tmp_path / "t")]) == 2
-    assert "--magnitude-tilt must be in [0, 4]" in capsys.readouterr().err and not (tmp_path / "t").exists()
-    assert main(["codec", "train", "--preset", "smoke", "--speed-perturb", "0.5", "--out", str(tmp_path / "t")]) == 2
-    assert "--speed-perturb must be in [0, 0.3]" in capsys.readouterr().err and not (tmp_path / "t").exists()
-    assert main(["codec", "train", "--preset", "smoke", "--eq-perturb", "-1", "--out", str(tmp_path / "t")]) == 2
-    assert "--eq-perturb must be in [0, 20] dB" in capsys.readouterr().err and not (tmp_path / "t").exists()
-    assert main(["codec", "train", "--preset", "smoke", "--envelope-weight", "11", "--out", str(tmp_path / "t")]) == 2
-    assert "--envelope-weight must be in [0, 10]" in capsys.readouterr().err and not (tmp_path / "t").exists()
-    assert main(["codec", "train", "--preset", "smoke", "--adversarial-start", "2", "--out", str(tmp_path / "t")]) == 2
-    assert "--adversarial-start must be in [0, 1]" in capsys.readouterr().err and not (tmp_path / "t").exists()
-    assert main(["codec", "train", "--preset", "smoke", "--adv-weight", "-1", "--out", str(tmp_path / "t")]) == 2
-    assert "--adv-weight and --feat-weight must be >= 0" in capsys.readouterr().err and not (tmp_path / "t").exists()
+    for flag, value, message in (("--magnitude-tilt", "9", "--magnitude-tilt must be in [0, 4]"),
+                                 ("--speed-perturb", "0.5", "--speed-perturb must be in [0, 0.3]"),
+                                 ("--eq-perturb", "-1", "--eq-perturb must be in [0, 20] dB"),
+                                 ("--envelope-weight", "11", "--envelope-weight must be in [0, 10]"),
+                                 ("--adversarial-start", "2", "--adversarial-start must be in [0, 1]"),
+                                 ("--adv-weight", "-1", "--adv-weight and --feat-weight must be >= 0")):
+        assert main(["codec", "train", "--preset", "smoke", flag, value, "--out", str(tmp_path / "t")]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "t").exists()
 
 
 class ToneDataset:
