@@ -54,8 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "the cepstral envelopes (formants) to the magnitude loss, 0..10 (0: off)")
     t.add_argument("--adversarial-start", type=float, default=None, help="fraction of training before the "
                    "discriminator joins, 0..1")
-    t.add_argument("--adv-weight", type=float, default=None, help="weight of the adversarial loss (laptop 1)")
-    t.add_argument("--feat-weight", type=float, default=None, help="weight of the feature-matching loss (laptop 2)")
+    t.add_argument("--adv-weight", type=float, default=None, help="weight of the adversarial loss (default 1)")
+    t.add_argument("--feat-weight", type=float, default=None, help="weight of the feature-matching loss (default 2)")
     t.add_argument("--speed-perturb", type=float, default=None, help="play each training crop at a speed drawn "
                    "from 1 +- this (pitch and formants move with it: new voices), 0..0.3 on a 0.05 grid (0: off)")
     t.add_argument("--eq-perturb", type=float, default=None, help="filter each training crop by a random smooth "

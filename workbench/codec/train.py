@@ -92,7 +92,7 @@ class CodecTask(Task):
         self.model = self.codec = Codec(model_config).to(device)
         self.disc = None
         if cfg.adversarial:
-            self.disc = (LogMagnitudeDiscriminator(cfg.disc_channels, 4 * model_config.hop, model_config.sample_rate)
+            self.disc = (LogMagnitudeDiscriminator(cfg.disc_channels, self.codec.decoder.n_fft, model_config.sample_rate)
                          if self.magnitudes else MultiScaleSTFTDiscriminator(cfg.disc_ffts, cfg.disc_channels))
             self.disc.to(device)
         self.disc_optimizer = make_optimizer(self.disc, cfg) if self.disc else None
