@@ -57,9 +57,13 @@ def test_griffinlim_decoder_trains_on_its_magnitudes(tmp_path, smoke_corpus) -> 
     assert summary["final_eval_mel"] < summary["initial_eval_mel"]
     codec, _ = load_codec(tmp_path / "run")
     assert codec.decode(codec.encode(torch.randn(1, 3200) * 0.1)).shape == (1, 3200)
+    fewer, _ = load_codec(tmp_path / "run", gla_iters=2)  # the run's iterations replaced at decoding, weights kept
+    assert (codec.decoder.iters, fewer.decoder.iters) == (8, 2)
+    assert fewer.decoder.reach_frames() < codec.decoder.reach_frames()
+    assert all(torch.equal(a, b) for a, b in zip(fewer.state_dict().values(), codec.state_dict().values()))
     assert main(["codec", "diagnose", "--preset", "smoke", "--ckpt", str(tmp_path / "run"), "--corpus",
                  str(smoke_corpus), "--clips", "1", "--reports", str(tmp_path), "--json",
-                 "--postfilter", "1.2", "1.2"]) == 0
+                 "--postfilter", "1.2", "1.2", "--gla-iters", "4"]) == 0
     diagnosis = json.loads((tmp_path / "codec-diagnosis.json").read_text())
     pesq = diagnosis["sets"]["synthetic-test"]["pesq"]
     assert pesq["codec + postfilter"] != pesq["codec"]  # the postfilter given at the command line decoded
@@ -155,9 +159,19 @@ def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, smoke_corp
                                  ("--eq-perturb", "-1", "--eq-perturb must be in [0, 20] dB"),
                                  ("--envelope-weight", "11", "--envelope-weight must be in [0, 10]"),
                                  ("--adversarial-start", "2", "--adversarial-start must be in [0, 1]"),
-                                 ("--adv-weight", "-1", "--adv-weight and --feat-weight must be >= 0")):
+                                 ("--adv-weight", "-1", "--adv-weight and --feat-weight must be >= 0"),
+                                 ("--dim", "1", "--dim must be at least 2"),
+                                 ("--gla-iters", "999", "--gla-iters must be in [0, 256]")):
         assert main(["codec", "train", "--preset", "smoke", flag, value, "--out", str(tmp_path / "t")]) == 2
         assert message in capsys.readouterr().err and not (tmp_path / "t").exists()
+
+
+def test_cli_train_takes_the_latent_size(tmp_path, smoke_corpus) -> None:
+    out = tmp_path / "dim8"
+    assert main(["codec", "train", "--preset", "smoke", "--corpus", str(smoke_corpus), "--out", str(out),
+                 "--steps", "2", "--dim", "8", "--quiet"]) == 0
+    codec, _ = load_codec(out)
+    assert codec.quantizer.levels[0].codebook.shape[1] == 8
 
 
 class ToneDataset:

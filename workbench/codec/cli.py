@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--postfilter", type=float, nargs=2, default=None, metavar=("TIME", "FREQ"),
                        help="griffinlim decoder: decode with this postfilter (contrast in time and in frequency, "
                        "1 1 = none) instead of the run's")
+        p.add_argument("--gla-iters", type=int, default=None, metavar="N",
+                       help="griffinlim decoder: decode with N Griffin-Lim iterations instead of the run's (laptop 16; "
+                       "runs trained before 2026-12-05 recorded 32)")
 
     t = sub.add_parser("train", help="train a codec on a corpus")
     common(t)
@@ -60,6 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "from 1 +- this (pitch and formants move with it: new voices), 0..0.3 on a 0.05 grid (0: off)")
     t.add_argument("--eq-perturb", type=float, default=None, help="filter each training crop by a random smooth "
                    "gain curve within +- this many dB (microphones and rooms), 0..20 (0: off)")
+    t.add_argument("--dim", type=int, default=None, help="latent (codebook vector) size, >= 2 (default: the "
+                   "preset's; laptop 64)")
     t.add_argument("--causal", action=argparse.BooleanOptionalAction, default=None,
                    help="causal (streamable) convolutions (default: the preset's choice)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -119,8 +124,14 @@ def run_train(args: argparse.Namespace) -> int:
     model, cfg = preset.model, preset.train
     if args.causal is not None:
         model = override(model, causal=args.causal)
+    if args.dim is not None:
+        if args.dim < 2:
+            raise UserError(f"--dim must be at least 2 (got {args.dim})")
+        model = override(model, dim=args.dim)
     if args.postfilter is not None:
         model = override(model, postfilter_time=args.postfilter[0], postfilter_freq=args.postfilter[1])
+    if args.gla_iters is not None:
+        model = override(model, gla_iters=_gla_iters(args))
     changes = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes),
                                   ("batch_size", args.batch_size), ("adversarial", args.adversarial),
                                   ("magnitude_tilt", args.magnitude_tilt), ("speed_perturb", args.speed_perturb),
@@ -164,7 +175,16 @@ def _load(args):
     postfilter = getattr(args, "postfilter", None)
     if postfilter is not None and not all(0 < f <= 3 for f in postfilter):
         raise UserError(f"--postfilter factors must be in (0, 3] (got {postfilter[0]:g} {postfilter[1]:g})")
-    return load_codec(_ckpt(args), pick_device(args.device), postfilter)
+    return load_codec(_ckpt(args), pick_device(args.device), postfilter, _gla_iters(args))
+
+
+def _gla_iters(args) -> int | None:
+    from workbench.codec.config import MAX_GLA_ITERS
+
+    n = getattr(args, "gla_iters", None)
+    if n is not None and not 0 <= n <= MAX_GLA_ITERS:
+        raise UserError(f"--gla-iters must be in [0, {MAX_GLA_ITERS}] (got {n})")
+    return n
 
 
 def run_encode(args: argparse.Namespace) -> int:
