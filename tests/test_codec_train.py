@@ -162,17 +162,19 @@ def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, smoke_corp
                                  ("--adv-weight", "-1", "--adv-weight and --feat-weight must be >= 0"),
                                  ("--dim", "1", "--dim must be at least 2"),
                                  ("--gla-iters", "999", "--gla-iters must be in [0, 256]"),
-                                 ("--quantizer-dropout", "1.5", "quantizer_dropout and adversarial_start in [0, 1]")):
+                                 ("--quantizer-dropout", "1.5", "quantizer_dropout and adversarial_start in [0, 1]"),
+                                 ("--seed", "-1", "seed must be in 0 .. 2**63 - 1")):
         assert main(["codec", "train", "--preset", "smoke", flag, value, "--out", str(tmp_path / "t")]) == 2
         assert message in capsys.readouterr().err and not (tmp_path / "t").exists()
 
 
-def test_cli_train_takes_the_latent_size_and_the_quantizer_dropout(tmp_path, smoke_corpus) -> None:
+def test_cli_train_takes_the_latent_size_quantizer_dropout_and_seed(tmp_path, smoke_corpus) -> None:
     out = tmp_path / "dim8"
     assert main(["codec", "train", "--preset", "smoke", "--corpus", str(smoke_corpus), "--out", str(out),
-                 "--steps", "10", "--dim", "8", "--quantizer-dropout", "0", "--quiet"]) == 0
+                 "--steps", "10", "--dim", "8", "--quantizer-dropout", "0", "--seed", "3", "--quiet"]) == 0
     codec, meta = load_codec(out)
     assert codec.quantizer.levels[0].codebook.shape[1] == 8 and meta["train_config"]["quantizer_dropout"] == 0
+    assert meta["train_config"]["seed"] == 3
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     levels = [r["n_q"] for r in records if "n_q" in r]
     assert levels and set(levels) == {SMOKE.model.num_quantizers}  # every logged step on all levels

@@ -65,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "gain curve within +- this many dB (microphones and rooms), 0..20 (0: off)")
     t.add_argument("--quantizer-dropout", type=float, default=None, metavar="P", help="probability a batch trains a "
                    "random prefix of the RVQ levels (every bitrate a codec), 0..1 (laptop 0.5; 0: always all levels)")
+    t.add_argument("--seed", type=int, default=None, help="training seed: initialisation and crops (default 0)")
     t.add_argument("--dim", type=int, default=None, help="latent (codebook vector) size, >= 2 (default: the "
                    "preset's; laptop 64)")
     t.add_argument("--causal", action=argparse.BooleanOptionalAction, default=None,
@@ -139,7 +140,8 @@ def run_train(args: argparse.Namespace) -> int:
                                   ("magnitude_tilt", args.magnitude_tilt), ("speed_perturb", args.speed_perturb),
                                   ("eq_perturb", args.eq_perturb), ("envelope_weight", args.envelope_weight),
                                   ("adversarial_start", args.adversarial_start), ("adv_weight", args.adv_weight),
-                                  ("feat_weight", args.feat_weight), ("quantizer_dropout", args.quantizer_dropout))
+                                  ("feat_weight", args.feat_weight), ("quantizer_dropout", args.quantizer_dropout),
+                                  ("seed", args.seed))
                if v is not None}
     if changes.get("steps", 1) < 1 or changes.get("batch_size", 1) < 1:
         raise UserError("--steps and --batch-size must be at least 1")

@@ -100,6 +100,8 @@ class TrainConfig(Config):
             problems.append("warmup_steps and weight_decay must be >= 0")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             problems.append(f"betas must be two numbers in [0, 1) (got {self.betas})")
+        if not 0 <= self.seed < 2**63:  # numpy's and torch's generators take no negative seed
+            problems.append(f"seed must be in 0 .. 2**63 - 1 (got {self.seed})")
         if self.grad_clip is not None and not self.grad_clip > 0:
             problems.append(f"grad_clip must be > 0 or None (got {self.grad_clip})")
         if min(self.log_every, self.eval_every, self.checkpoint_every, self.snapshots) < 0:
