@@ -22,6 +22,21 @@ TINY = ModelConfig(channels=2, decoder_channels=2, dim=8, dilations=(1,), codebo
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread avoids oversubscribing
 
 
+def test_encode_picks_the_nearest_code_and_one_ema_step_adds_counts_and_sums() -> None:
+    torch.manual_seed(0)
+    vq = VectorQuantizer(dim=6, codebook_size=32, decay=0.8, dead_code_threshold=0.0)
+    vq._init(torch.randn(64, 6))
+    x = torch.randn(200, 6)
+    codes = vq.encode(x)
+    assert torch.equal(codes, torch.cdist(x, vq.codebook).argmin(1))  # the fast ranking is the true distance's
+    size, sums = vq.cluster_size.clone(), vq.embed_sum.clone()
+    vq.update(x, codes)
+    for k in range(32):  # each code's usage and vector sum: decay x before + (1 - decay) x this batch's
+        mine = codes == k
+        assert float(vq.cluster_size[k]) == pytest.approx(float(0.8 * size[k] + 0.2 * mine.sum()), rel=1e-5)
+        torch.testing.assert_close(vq.embed_sum[k], 0.8 * sums[k] + 0.2 * x[mine].sum(0), rtol=1e-5, atol=1e-5)
+
+
 def test_ema_update_moves_codes_toward_their_data() -> None:
     torch.manual_seed(0)
     vq = VectorQuantizer(dim=4, codebook_size=8, decay=0.5, dead_code_threshold=0.0)

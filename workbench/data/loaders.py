@@ -61,10 +61,10 @@ class Recording:
             raise ValueError(f"{self.id}: start {start:.2f}s is outside the recording (0..{self.duration:.2f}s)")
         length = self.duration - start if duration is None else min(duration, self.duration - start)
         try:
-            info = sf.info(str(self.audio))
-            first = int(round((self.offset + start) * info.samplerate))
-            wav, sr = sf.read(str(self.audio), start=first, frames=max(1, int(round(length * info.samplerate))),
-                              dtype="float32", always_2d=True)
+            with sf.SoundFile(str(self.audio)) as f:  # one open: training reads a crop this way every step
+                sr = f.samplerate
+                f.seek(int(round((self.offset + start) * sr)))
+                wav = f.read(max(1, int(round(length * sr))), dtype="float32", always_2d=True)
         except AudioError:
             raise
         except Exception as err:
