@@ -111,3 +111,15 @@ def test_diagnosis_isolates_each_loss(speech) -> None:
     assert out["fine contrast 0-1 kHz"] >= 0
     with pytest.raises(UserError, match="griffinlim"):
         diagnose_clip(Codec(dataclasses.replace(tiny, decoder="istft")), speech[:16_000])
+
+
+def test_paired_gap_is_the_mean_difference_over_the_clips_both_define() -> None:
+    from workbench.codec.evaluate import paired_gap
+
+    ours = [{"pesq": 2.0}, {"pesq": 2.2}, {"pesq": float("nan")}, {"pesq": 1.5}]
+    theirs = [{"pesq": 1.8}, {"pesq": 1.9}, {"pesq": 1.0}, {"pesq": 1.6}]
+    gap = paired_gap(ours, theirs, "pesq")
+    assert gap["n"] == 3 and gap["mean"] == pytest.approx((0.2 + 0.3 - 0.1) / 3, abs=1e-4)
+    assert gap["low"] < 0 < gap["high"]  # three clips that disagree in sign: the interval holds both
+    with pytest.raises(ValueError):  # lists of different clips cannot be paired
+        paired_gap(ours, theirs[:2], "pesq")

@@ -249,6 +249,13 @@ def test_cli_eval_json_structure(tmp_path, smoke_run, smoke_corpus, capsys) -> N
         assert {"kbps", "pesq", "stoi", "mel_distance", "clips"} <= set(r) and r["clips"] >= 1
         if r["system"] == "identity":
             assert r["pesq"] == pytest.approx(4.64, abs=0.01) and r["mel_distance"] == 0
+        if r["system"] in ("codec2-3200", "opus-6k"):  # ours at the top rate minus the baseline, clip by clip
+            top = next(o for o in written["results"] if (o["set"], o["system"], o["n_q"]) ==
+                       (r["set"], "ours", SMOKE.model.num_quantizers))
+            gap = r["ours_pesq_gap"]
+            assert gap["n"] <= r["clips"] and (gap["low"] is None or gap["low"] <= gap["mean"] <= gap["high"])
+            if top["pesq_undefined"] == r["pesq_undefined"] == 0:
+                assert gap["n"] == r["clips"] and gap["mean"] == pytest.approx(top["pesq"] - r["pesq"], abs=2e-4)
     ours = [r["kbps"] for r in written["results"] if r["system"] == "ours" and r["set"] == "real-speech"]
     assert ours == sorted(ours) and ours[-1] == pytest.approx(SMOKE.model.kbps())
     assert written["speed"]["encode_x_realtime"] > 0 and written["speed"]["decode_x_realtime"] > 0

@@ -26,6 +26,7 @@ from workbench.codec.model import Codec
 from workbench.codec.stream import decode_long, encode_long
 from workbench.core.audio import SAMPLE_RATE, AudioConversionWarning
 from workbench.data.loaders import corpus_speakers, open_dataset, real_speaker_of
+from workbench.eval.stats import mean_interval
 
 MIN_PEAK = 0.01  # a clip quieter than this (-40 dBFS peak) is skipped: nothing to measure
 
@@ -81,6 +82,13 @@ def mean_over(rows: list[dict], key: str) -> float | None:
     return round(float(np.mean(values)), 4) if values else None
 
 
+def paired_gap(ours: list[dict], theirs: list[dict], key: str) -> dict:
+    """Ours minus theirs on the same clips (lists in clip order), as a mean with its 95% t interval over the clips
+    where both are defined: {"mean", "low", "high", "n"}."""
+    return {k: (round(v, 4) if isinstance(v, float) else v)
+            for k, v in mean_interval([a[key] - b[key] for a, b in zip(ours, theirs, strict=True)]).items()}
+
+
 def evaluate_set(codec: Codec, clips: list[Clip], set_name: str, levels: list[int], cfg: EvalConfig,
                  systems: tuple[str, ...] = ("codec2-3200", "opus-6k", "opus-8k", "identity"), progress: bool = False
                  ) -> tuple[list[dict], list[str], list[dict]]:
@@ -112,12 +120,16 @@ def evaluate_set(codec: Codec, clips: list[Clip], set_name: str, levels: list[in
             old = rates.get((name, None), (kbps, 0.0))
             rates[(name, None)] = (kbps, old[1] + kbps_file / len(clips))
     rows = []
+    top = per.get(("ours", max(levels)), [])
     for (system, n_q), measured in per.items():
         kbps, kbps_file = rates[(system, n_q)]
-        rows.append({"set": set_name, "system": system, "n_q": n_q, "kbps": round(kbps, 3),
-                     "kbps_file": round(kbps_file, 3), "pesq": mean_over(measured, "pesq"),
-                     "stoi": mean_over(measured, "stoi"), "mel_distance": mean_over(measured, "mel_distance"),
-                     "clips": len(measured), "pesq_undefined": sum(math.isnan(m["pesq"]) for m in measured)})
+        row = {"set": set_name, "system": system, "n_q": n_q, "kbps": round(kbps, 3),
+               "kbps_file": round(kbps_file, 3), "pesq": mean_over(measured, "pesq"),
+               "stoi": mean_over(measured, "stoi"), "mel_distance": mean_over(measured, "mel_distance"),
+               "clips": len(measured), "pesq_undefined": sum(math.isnan(m["pesq"]) for m in measured)}
+        if system not in ("ours", "identity"):  # "above Codec2" needs the clips' spread, not two means
+            row["ours_pesq_gap"] = paired_gap(top, measured, "pesq")
+        rows.append(row)
     by_speaker = [{"set": set_name, "speaker": speaker, "system": system, "n_q": n_q,
                    **{k: mean_over(group, k) for k in ("pesq", "stoi", "mel_distance")}, "clips": len(group)}
                   for (system, n_q), measured in per.items()
@@ -204,6 +216,12 @@ def summary_table(payload: dict) -> str:
         s = payload["speed"]
         lines.append(f"speed: encode {s['encode_x_realtime']}x, decode {s['decode_x_realtime']}x real time "
                      f"({s['device']}, {s['threads']} threads)")
+    for r in payload["results"]:
+        gap = r.get("ours_pesq_gap")
+        if gap and gap["low"] is not None:
+            lines.append(f"PESQ of ours at {max(payload['model']['kbps_levels'].values()):.2f} kbps minus {r['system']} "
+                         f"on {r['set']}: {gap['mean']:+.3f} [{gap['low']:+.3f}, {gap['high']:+.3f}] (95%, "
+                         f"{gap['n']} clips, paired)")
     voices = voice_table(payload)
     if voices:
         systems = [k for k in ("codec2-3200", "opus-6k", "opus-8k") if any(k in v for v in voices)]

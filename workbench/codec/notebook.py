@@ -96,8 +96,15 @@ def comparison_table(payload: dict):
     rows = payload["results"]
     cols = ["set", "system", "n_q", "kbps", "pesq", "stoi", "mel_distance", "clips"]
     cells = [[r[c] if r[c] is not None else "" for r in rows] for c in cols]
-    fig = go.Figure(go.Table(header=dict(values=cols), cells=dict(values=cells)))
-    fig.update_layout(title="codec comparison (PESQ wide-band, STOI, mel distance; means over clips)",
+
+    def gap(r: dict) -> str:  # ours at the top rate minus this system, paired over the same clips
+        g = r.get("ours_pesq_gap")
+        return "" if not g or g["low"] is None else f"{g['mean']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]"
+
+    cells.append([gap(r) for r in rows])
+    fig = go.Figure(go.Table(header=dict(values=cols + ["ours - this, PESQ (95%)"]), cells=dict(values=cells)))
+    fig.update_layout(title="codec comparison (PESQ wide-band, STOI, mel distance; means over clips; ours at the "
+                            "top rate minus each baseline, paired over the clips)",
                       height=80 + 24 * len(rows))
     return fig
 
