@@ -102,21 +102,25 @@ def test_expected_minutes_come_from_the_budgets():
 
 def test_reproduce_sets_the_variable_per_notebook_and_writes_the_page(tmp_path, monkeypatch, capsys):
     """reproduce with its notebooks replaced by the fake stage in a child process (as papermill's kernel is)."""
+    import workbench
     from workbench.pipeline import notebooks, reproduce
 
-    seen = []
+    seen, spins = [], []
 
     def fake_notebook(name, out_dir, parameters=None, timeout_s=None):
         seen.append(os.environ[progress.ENV])
+        spins.append(os.environ.get("GOMP_SPINCOUNT"))
         subprocess.run([sys.executable, "-c", FAKE_STAGE, "4"], check=True, timeout=120)  # inherits the env
         (out_dir / f"{name}.ipynb").write_text("{}")
 
     monkeypatch.setattr(notebooks, "run_notebook", fake_notebook)
     monkeypatch.setattr(notebooks, "available_notebooks", lambda: ["00_corpus", "01_tokenization"])
     monkeypatch.delenv(progress.ENV, raising=False)
+    monkeypatch.setattr(workbench, "SPIN_CHOSEN_BY_USER", False)
     reports = tmp_path / "reports"
     reproduce.run(argparse.Namespace(preset="smoke", reports=str(reports), only=None, fresh=False))
     assert seen == [str((reports / f"progress-{n}.jsonl").resolve()) for n in ("00_corpus", "01_tokenization")]
+    assert spins == [workbench.SPIN_ALONE] * 2  # the job's stages have the cores to themselves
     assert progress.ENV not in os.environ  # restored
     err = capsys.readouterr().err
     assert "[reproduce] 2 notebooks at preset 'smoke'" in err and "expected ~01:30" in err
@@ -125,6 +129,38 @@ def test_reproduce_sets_the_variable_per_notebook_and_writes_the_page(tmp_path, 
     assert set(run["notebooks"]) == {"00_corpus", "01_tokenization"} and run["failed"] is None
     assert run["expected_minutes"] == {"00_corpus": 0.5, "01_tokenization": 1.0} and "lm_train" in run["settings"]
     assert "00_corpus" in (reports / "index.html").read_text()
+
+
+def test_the_jobs_kernels_spin_longer_unless_the_user_chose(monkeypatch):
+    """`spin_alone` hands the job's stage processes SPIN_ALONE (a kernel importing the workbench keeps it), puts the
+    shared count back after, and leaves a user's own choice alone."""
+    import workbench
+    from workbench.pipeline.reproduce import spin_alone
+
+    probe = [sys.executable, "-c", "import os, workbench; print(os.environ['GOMP_SPINCOUNT'], workbench.SPIN_CHOSEN_BY_USER)"]
+    monkeypatch.setattr(workbench, "SPIN_CHOSEN_BY_USER", False)
+    monkeypatch.setenv("GOMP_SPINCOUNT", workbench.SPIN_SHARED)
+    with spin_alone():
+        child = subprocess.run(probe, capture_output=True, text=True, check=True, timeout=60).stdout.split()
+    assert child == [workbench.SPIN_ALONE, "True"]
+    assert os.environ["GOMP_SPINCOUNT"] == workbench.SPIN_SHARED
+    monkeypatch.setattr(workbench, "SPIN_CHOSEN_BY_USER", True)
+    monkeypatch.setenv("GOMP_SPINCOUNT", "50000")
+    with spin_alone():
+        assert os.environ["GOMP_SPINCOUNT"] == "50000"
+
+
+def test_the_package_spins_the_shared_count_unless_the_user_chose():
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    probe = "import os, workbench; print(os.environ.get('GOMP_SPINCOUNT'))"
+
+    def spins(**extra: str) -> str:
+        return subprocess.run([sys.executable, "-c", probe], env={**env, **extra}, capture_output=True, text=True,
+                              check=True, timeout=60).stdout.strip()
+
+    assert spins() == "3000"
+    assert spins(OMP_WAIT_POLICY="passive") == "None"
+    assert spins(GOMP_SPINCOUNT="50000") == "50000"
 
 
 def test_a_failing_notebook_still_leaves_run_json_and_the_page(tmp_path, monkeypatch):
