@@ -174,8 +174,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def spin_alone() -> Iterator[None]:
     """Inside the block, processes started from here (the notebooks' kernels) let torch's OpenMP threads spin
     `workbench.SPIN_ALONE` times before sleeping instead of `SPIN_SHARED`: the job runs one stage at a time with the
-    cores to itself, where longer spinning trains ~8-15% faster (`workbench/__init__.py`). Not if the user chose
-    (OMP_WAIT_POLICY or GOMP_SPINCOUNT set before the workbench was imported); restored after."""
+    cores to itself, where longer spinning trains the codec ~15% and the Griffin LM ~7% faster
+    (`workbench/__init__.py`). Not if the user chose (OMP_WAIT_POLICY or GOMP_SPINCOUNT set before the workbench
+    was imported); restored after."""
     import workbench
 
     before = os.environ.get("GOMP_SPINCOUNT")
