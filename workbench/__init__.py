@@ -14,8 +14,8 @@ import os
 # 3,000 (`SPIN_SHARED`) takes most of the speed and stays usable on a busy machine: notebooks, the demo, tests.
 # `make reproduce` runs one stage at a time and expects the machine to itself, so its stages get `SPIN_ALONE`
 # (`workbench.pipeline.reproduce.spin_alone`; 2026-12-05, alone: codec 14.3 -> 16.5 steps/s, Griffin LM 1.92 ->
-# 2.06, SoundStorm 1.77 -> 1.78; beside a busy process 7.0 -> 4.4). Read when torch is first imported; a user's own OMP_WAIT_POLICY or
-# GOMP_SPINCOUNT wins over both.
+# 2.06, SoundStorm 1.77 -> 1.78; beside a busy process the codec 7.0 -> 4.4). Read when torch is first imported; a
+# user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins over both.
 SPIN_SHARED, SPIN_ALONE = "3000", "10000"
 SPIN_CHOSEN_BY_USER = "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ
 if not SPIN_CHOSEN_BY_USER:
