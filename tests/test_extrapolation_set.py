@@ -10,7 +10,9 @@ from workbench.pipeline.extrapolate import (
     ExtrapolationConfig,
     bin_intervals,
     choose_prompts,
+    PRESETS,
     claims,
+    drift_untestable,
     extrapolation_config,
     stream_plan,
 )
@@ -79,6 +81,21 @@ def test_laptop_set_has_several_voices_and_seeds():
     assert cfg.prompts >= 2 and cfg.seeds >= 2 and cfg.minutes == 16
     grid = extrapolation_config("laptop-grid")
     assert grid.prompts * grid.seeds >= 12 and grid.long_streams == grid.prompts * grid.seeds
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_can_state_the_drift_claims(preset):
+    """Every stream of a preset's set spans two bins (tokens and rendered audio), so each has a slope: the laptop
+    set's 1-minute streams had one 60 s bin each, and its claims came out undetermined in every timed run."""
+    cfg = extrapolation_config(preset)
+    assert drift_untestable(cfg, cfg.prompts) is None
+
+
+def test_settings_that_leave_the_claims_undetermined_say_why():
+    laptop = extrapolation_config("laptop")
+    assert "fewer than two bins of 60 s" in drift_untestable(laptop.replace(bin_seconds=60.0), laptop.prompts)
+    assert "no slope" in drift_untestable(laptop.replace(audio_minutes=0.5), laptop.prompts)
+    assert "needs two" in drift_untestable(laptop.replace(seeds=1), 1)
 
 
 def speech_like(rng, seconds):

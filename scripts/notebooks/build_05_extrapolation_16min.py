@@ -14,9 +14,9 @@ CELLS = [
     ("parameters", '''# Parameters (papermill overrides these).
 preset = "laptop"            # smoke (seconds) | laptop (16 min of Griffin, ~15 min on 2 CPU cores) | paper | small
 minutes = None               # Griffin's continuation; None: the preset's (laptop 16, smoke 0.5)
-transformer_minutes = None   # the Transformer's; None: the preset's (laptop 4: it slows down with length)
+transformer_minutes = None   # the Transformer's; None: the preset's (laptop 3: it slows down with length)
 prompt_seconds = None        # None: the preset's (laptop 10 s, as in the paper)
-bin_seconds = None           # measures per bin; None: the preset's (laptop 60 s)
+bin_seconds = None           # measures per bin; None: the preset's (laptop 30 s: two in each 1-minute stream)
 seed = 0
 prompts = None               # held-out recordings prompted (across voices); None: the preset's (laptop 2)
 seeds = None                 # samplings per prompt; None: the preset's (laptop 2)
@@ -34,7 +34,7 @@ the first seconds of the same held-out recording and let it run:
 
 * **Griffin** for the whole length (16 minutes = 24,000 tokens at laptop), through `generate.stream` with its
   constant-size state (RG-LRU state + conv buffer + a ring buffer of its local-attention window);
-* the **SpeechTransformer** only as far as is affordable on a CPU (laptop: 4 minutes): its KV cache -- and the
+* the **SpeechTransformer** only as far as is affordable on a CPU (laptop: 3 minutes): its KV cache -- and the
   cost of every step -- grows with every token. Notebook 06 measures that cost; here we look at *what it says*
   beyond its training window.
 
@@ -46,7 +46,7 @@ continuation** is measured the same way: it is what healthy looks like. All logi
 
 One prompt and one seed are a sample, not a statistic: the same model can collapse in one run and not in the
 next. So the job runs a **set** -- held-out recordings of several voices as prompts, times several seeds (laptop:
-2 x 2; the first stream runs the full 16 minutes, the others 2) -- and every figure below draws each model's
+2 x 2; the first stream runs the full 16 minutes, the others 1, in 30 s bins so each has a slope) -- and every figure below draws each model's
 mean over the set with its 95% band, the individual streams faint behind it. The claims are stated as tests over
 the set: is each measure's slope per minute flat (its interval holds 0) or drifting, and what share of streams
 loop or collapse (with its interval)."""),
