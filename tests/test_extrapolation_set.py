@@ -7,10 +7,10 @@ import pytest
 from workbench.eval.longform import collapse_onset_s, loop_onset_s, token_measures
 from workbench.eval.stats import excludes, mean_interval, share_interval, slope
 from workbench.pipeline.extrapolate import (
+    PRESETS,
     ExtrapolationConfig,
     bin_intervals,
     choose_prompts,
-    PRESETS,
     claims,
     drift_untestable,
     extrapolation_config,
