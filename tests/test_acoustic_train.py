@@ -286,8 +286,11 @@ def test_cli_eval_writes_the_measurements(tmp_path, smoke_run, smoke_corpus, cap
     assert swap["by_kind"]["synthetic"]["clips"] == SMOKE.eval.clips and swap["by_kind"]["real"]["clips"] == 4
     for c in swap["conditions"]:
         assert c["source"] != c["prompt"] and c["source"] in {"us1-h", "us3-h"}
-        assert c["gap"]["mean"] == pytest.approx(c["sim_prompt"]["mean"] - c["sim_source"]["mean"], abs=1e-9)
-        assert c["wer"] >= 0
+        if c["unmeasured"] == c["clips"]:  # every synthesis too garbled to embed (a smoke model may): no means
+            assert c["gap"]["mean"] is None and c["sim_prompt"]["mean"] is None and c["sim_source"]["mean"] is None
+        else:
+            assert c["gap"]["mean"] == pytest.approx(c["sim_prompt"]["mean"] - c["sim_source"]["mean"], abs=1e-9)
+        assert 0 <= c["unmeasured"] <= c["clips"] and c["wer"] >= 0
     assert {(c["source"], c["prompt"]) for c in swap["conditions"] if c["kind"] == "synthetic"} <= {
         ("us1-h", "us3-h"), ("us3-h", "us1-h")}
     assert written["same_prompt_gap"]["n"] == SMOKE.eval.clips
