@@ -126,14 +126,15 @@ def _measure_backend(name: str, inputs: tuple[torch.Tensor, ...], dy: torch.Tens
         fwd_s = median_time(lambda: rglru(*inputs, backend=name), repeats, sync)
     leaves = [v.detach().requires_grad_(True) for v in inputs]
 
-    def fwdbwd() -> None:
-        y, _ = rglru(*leaves, backend=name)
-        torch.autograd.backward([y], [dy])
+    def forward() -> torch.Tensor:
         for leaf in leaves:
             leaf.grad = None
+        return rglru(*leaves, backend=name)[0]
 
-    fwdbwd_s = median_time(fwdbwd, repeats, sync)
-    bwd_s = max(fwdbwd_s - fwd_s, 1e-9)
+    fwdbwd_s = median_time(lambda: torch.autograd.backward([forward()], [dy]), repeats, sync)
+    # the backward pass timed on its own (its forward run untimed before each repeat), not as the difference of
+    # two noisy medians, which at small shapes can come out negative
+    bwd_s = median_time(lambda y: torch.autograd.backward([y], [dy]), repeats, sync, setup=forward)
     return {
         "fwd_s": fwd_s, "fwdbwd_s": fwdbwd_s, "bwd_s": bwd_s,
         "fwd_gbps": FWD_BYTES_PER_ELEMENT * tensor_bytes / fwd_s / 1e9,
@@ -142,16 +143,20 @@ def _measure_backend(name: str, inputs: tuple[torch.Tensor, ...], dy: torch.Tens
     }
 
 
-def median_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
-    fn()  # warm-up: extension load, allocator, caches
-    sync()
-    times = []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        fn()
+def median_time(fn: Callable[..., object], repeats: int, sync: Callable[[], None],
+                setup: Callable[[], object] | None = None) -> float:
+    """Median seconds of `fn()` over `repeats` runs after one warm-up; with `setup`, each run times
+    `fn(setup())` and leaves `setup()` itself out of the time."""
+    def once() -> float:
+        args = () if setup is None else (setup(),)
         sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        start = time.perf_counter()
+        fn(*args)
+        sync()
+        return time.perf_counter() - start
+
+    once()  # warm-up: extension load, allocator, caches
+    return statistics.median(once() for _ in range(max(1, repeats)))
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
