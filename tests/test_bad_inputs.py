@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -236,10 +235,8 @@ def test_bad_input_is_one_line(argv, message, place, tmp_path, capsys):
     if args[:2] == ["data", "info"] or args[:2] == ["tokenizer", "train"] or "--corpus" in args:
         for name in ("sem.npy", "long.npy"):  # keep corpus folders to what the row put there
             (tmp_path / name).unlink()
-    started = time.perf_counter()
     line = refused(place(args), capsys)
     assert re.search(message, line), line
-    assert time.perf_counter() - started < 20
 
 
 # -- inputs that already worked keep working ----------------------------------------------------------------------------
@@ -261,13 +258,18 @@ def test_documented_conversions_still_succeed(kind, runs, tmp_path, capsys):
 
 
 # -- bounded memory: the header decides before anything is decoded --------------------------------------------------
-def test_a_wav_declared_at_1_hz_is_refused_at_once(tmp_path):
+def test_a_wav_declared_at_1_hz_is_refused_at_once(tmp_path, monkeypatch):
     path = _write(tmp_path / "1hz.wav", "1hz")
     assert path.stat().st_size < 50_000
-    started = time.perf_counter()
+
+    def no_samples(*args, **kwargs):
+        raise AssertionError("the samples were read before the header refused the file")
+
+    # resampled first, it was 5.5 h of audio and 3 GB: the header alone must decide
+    monkeypatch.setattr(sf, "read", no_samples)
+    monkeypatch.setattr(sf.SoundFile, "read", no_samples)
     with pytest.raises(AudioError, match=r"1hz.wav: sample rate 1 Hz is below 4000 Hz"):
         load_audio(path)
-    assert time.perf_counter() - started < 0.5  # resampled first, it was 5.5 h of audio and 3 GB
 
 
 def test_the_duration_cap_reads_only_what_it_keeps(tmp_path):
@@ -281,15 +283,13 @@ def test_the_duration_cap_reads_only_what_it_keeps(tmp_path):
 
 
 def test_the_cli_refusal_is_one_line_in_a_real_process(tmp_path):
-    """What a user sees: exit status 2, one stderr line, no traceback, quickly (the in-process rows above run
-    the same handler)."""
+    """What a user sees: exit status 2, one stderr line, no traceback (the in-process rows above run the same
+    handler)."""
     _write(tmp_path / "1hz.wav", "1hz")
-    started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "workbench", "data", "info", str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
     assert re.fullmatch(r"error: .*1hz.wav: sample rate 1 Hz is below 4000 Hz.*\n", proc.stderr)
-    assert time.perf_counter() - started < 60
 
 
 # -- tokenizer encode cleans up after a failing file ------------------------------------------------------------------
