@@ -13,7 +13,8 @@ from workbench.acoustic.data import codec_fingerprint
 from workbench.codec.config import PRESETS, ModelConfig
 from workbench.codec.model import POSTFILTER_BINS, POSTFILTER_FRAMES, Codec, moving_average, postfilter
 from workbench.codec.quantizer import ResidualVectorQuantizer, VectorQuantizer
-from workbench.codec.stream import decode_long, encode_long, reconstruct
+from workbench.codec.stream import decode_long, encode_long, level_gain, reconstruct
+from workbench.core.audio import speech_level_db
 from workbench.core.errors import UserError
 
 TINY = ModelConfig(channels=2, decoder_channels=2, dim=8, dilations=(1,), codebook_size=16, num_quantizers=3)
@@ -305,3 +306,33 @@ def test_postfilter_decodes_the_same_in_chunks_and_leaves_the_codes_alone() -> N
     assert not torch.allclose(full, decode_long(plain, codes, chunk_seconds=100.0), atol=1e-3)
     for chunk in (0.5, 1.3):  # 25 and 65 frames, with 2 s of moving average on either side to carry
         assert torch.allclose(decode_long(codec, codes, chunk_seconds=chunk), full, atol=1e-5)
+
+
+def test_speech_level_is_the_speech_not_the_pauses() -> None:
+    t = np.arange(16_000) / 16_000
+    tone = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)  # RMS 0.1 / sqrt(2): -23.0 dBFS
+    paused = np.concatenate([tone, np.zeros(48_000, np.float32), tone])
+    assert speech_level_db(tone) == pytest.approx(-23.01, abs=0.05)
+    assert speech_level_db(paused) == pytest.approx(speech_level_db(tone), abs=0.05)  # 60% pause: the same level
+    assert speech_level_db(tone * 0.5) == pytest.approx(-23.01 - 6.02, abs=0.05)
+    assert speech_level_db(np.zeros(16_000, np.float32)) is None and speech_level_db(np.zeros(100, np.float32)) is None
+
+
+def test_a_codec_with_an_input_level_codes_every_level_alike_and_gives_the_level_back() -> None:
+    torch.manual_seed(0)
+    cfg = arch(False, "stft", "griffinlim")
+    plain = Codec(cfg).eval()
+    leveled = Codec(dataclasses.replace(cfg, input_level_db=-20.0)).eval()
+    leveled.load_state_dict(plain.state_dict())
+    wav = (np.random.default_rng(0).standard_normal(320 * 40) * 0.05).astype(np.float32)
+    assert level_gain(plain, wav) == 1.0  # no input level: coded as it is
+    assert level_gain(leveled, wav) == pytest.approx(10 ** ((-20.0 - speech_level_db(wav)) / 20), rel=1e-5)
+    assert level_gain(leveled, np.zeros(320 * 4, np.float32)) == 1.0  # silence is not lifted
+    quiet = wav * 10 ** (-12 / 20)
+    assert torch.equal(encode_long(leveled, quiet), encode_long(leveled, wav))  # 12 dB quieter: the same codes
+    assert not torch.equal(encode_long(plain, quiet), encode_long(plain, wav))  # which a plain codec does not give
+    assert np.allclose(reconstruct(leveled, quiet), reconstruct(leveled, wav) * 10 ** (-12 / 20), atol=1e-6)
+    decoded = decode_long(leveled, encode_long(leveled, wav)).numpy()[: len(wav)]  # at the codec's level
+    assert np.allclose(reconstruct(leveled, wav), decoded / level_gain(leveled, wav), atol=1e-7)  # scaled back
+    with pytest.raises(UserError, match="input_level_db 5"):
+        dataclasses.replace(cfg, input_level_db=5.0).check()

@@ -14,7 +14,10 @@ from safetensors.torch import load_file
 from tests.conftest import REAL_SPEECH
 from workbench.cli import UserError, main
 from workbench.codec.config import PRESETS
+from workbench.codec.data import corpus_speech_level_db, open_training_data
+from workbench.codec.stream import level_gain
 from workbench.codec.train import load_codec, train
+from workbench.core.audio import load_audio
 from workbench.core.config import override
 
 SMOKE = PRESETS["smoke"]
@@ -113,7 +116,7 @@ def test_training_errors_are_clear(tmp_path, smoke_corpus, smoke_run) -> None:
         train(tmp_path / "y", SMOKE.model, override(SMOKE.train, crop_seconds=1e4), smoke_corpus, progress=False)
 
 
-def test_cli_encode_decode_roundtrip(tmp_path, smoke_run, capsys) -> None:
+def test_cli_encode_decode_roundtrip(tmp_path, smoke_run, smoke_corpus, capsys) -> None:
     out, _ = smoke_run
     wav = REAL_SPEECH / "19-198-0000.flac"
     codes = tmp_path / "codes.npz"
@@ -126,6 +129,19 @@ def test_cli_encode_decode_roundtrip(tmp_path, smoke_run, capsys) -> None:
     assert main(["codec", "decode", str(codes), "--ckpt", str(out), "--out", str(decoded), "--json"]) == 0
     info = sf.info(str(decoded))
     assert info.samplerate == 16_000 and info.frames == sf.info(str(wav)).frames
+    # the codec codes at its training corpus's speech level; the file carries the input's gain, decode undoes it
+    codec, _ = load_codec(out)
+    assert codec.cfg.input_level_db == corpus_speech_level_db(open_training_data(smoke_corpus)[0], SMOKE.train.seed)
+    with np.load(codes) as z:
+        saved = dict(z)
+    assert float(saved["gain"]) == pytest.approx(level_gain(codec, load_audio(wav)), rel=1e-6)
+    assert abs(float(saved["gain"]) - 1) > 0.05  # this clip is not at the smoke corpus's level
+    np.savez(tmp_path / "unit.npz", **{**saved, "gain": np.float32(1.0)})  # as a file written before the gain
+    assert main(["codec", "decode", str(tmp_path / "unit.npz"), "--ckpt", str(out), "--out", str(tmp_path / "unit.wav"),
+                 "--json"]) == 0
+    restored, at_codec = sf.read(str(decoded), dtype="float32")[0], sf.read(str(tmp_path / "unit.wav"), dtype="float32")[0]
+    loud = np.abs(at_codec) > 0.05  # 16-bit rounding aside
+    assert np.allclose(restored[loud] * float(saved["gain"]), at_codec[loud], rtol=0.02, atol=2e-4)
 
 
 @pytest.mark.filterwarnings("ignore::workbench.core.audio.AudioConversionWarning")  # jfk.flac is 44.1 kHz stereo

@@ -195,7 +195,7 @@ def run_encode(args: argparse.Namespace) -> int:
     import numpy as np
 
     from workbench.codec.config import EvalConfig
-    from workbench.codec.stream import encode_long
+    from workbench.codec.stream import encode_long, level_gain
     from workbench.core.audio import AudioError, load_audio
     from workbench.core.io import atomic_path
 
@@ -214,8 +214,9 @@ def run_encode(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UserError(str(err)) from None
     with atomic_path(out) as tmp:
+        # `gain`: the factor the input was scaled by to the codec's level (one float per file), undone by decode
         np.savez(tmp, codes=codes.numpy().astype(np.int16), num_samples=len(wav), sample_rate=codec.cfg.sample_rate,
-                 hop=codec.hop, codebook_size=codec.cfg.codebook_size)
+                 hop=codec.hop, codebook_size=codec.cfg.codebook_size, gain=np.float32(level_gain(codec, wav)))
     payload = {"input": args.input, "out": str(out), "n_q": codes.shape[0], "frames": codes.shape[1],
                "seconds": round(len(wav) / codec.cfg.sample_rate, 3), "kbps": codec.cfg.kbps(codes.shape[0])}
     emit(args, payload, lambda p: f"{p['input']}: {p['seconds']} s -> {p['frames']} frames x {p['n_q']} levels "
@@ -232,12 +233,15 @@ def read_codes(path: str | Path) -> dict:
     try:
         with np.load(path) as z:
             data = {k: z[k] for k in ("codes", "num_samples", "sample_rate", "hop", "codebook_size")}
+            data["gain"] = float(z["gain"]) if "gain" in z.files else 1.0  # files from before the codec's level
     except Exception as err:
         raise UserError(f"{path}: not a codes file written by `codec encode` ({' '.join(str(err).split())})") from None
     return data
 
 
 def run_decode(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from workbench.codec.config import EvalConfig
     from workbench.codec.stream import decode_long
     from workbench.core.audio import save_audio
@@ -261,7 +265,9 @@ def run_decode(args: argparse.Namespace) -> int:
         wav = decode_long(codec, data["codes"].astype("int64"), args.chunk_seconds or EvalConfig().chunk_seconds)
     except ValueError as err:
         raise UserError(f"{args.codes}: {err}") from None
-    wav = wav[: int(data["num_samples"])].numpy()
+    if not (np.isfinite(data["gain"]) and data["gain"] > 0):
+        raise UserError(f"{args.codes}: gain {data['gain']} is not a positive number")
+    wav = wav[: int(data["num_samples"])].numpy() / data["gain"]  # the input's own level back
     save_audio(args.out, wav, codec.cfg.sample_rate)
     payload = {"codes": args.codes, "out": args.out, "seconds": round(len(wav) / codec.cfg.sample_rate, 3)}
     emit(args, payload, lambda p: f"{p['codes']} -> {p['out']} ({p['seconds']} s)")

@@ -41,6 +41,10 @@ class ModelConfig(Config):
     postfilter_time: float = 1.0
     postfilter_freq: float = 1.0
     causal: bool = False  # causal convolutions: streaming, and chunked == unchunked with left context only
+    # the speech level (dBFS, `core.audio.speech_level_db`) every input is scaled to before coding, the gain undone
+    # after decoding (`stream.level_gain`): the codec trains at its corpus's levels and codes others worse (0.1-0.2
+    # PESQ at 6-12 dB away: README); set at training from the corpus (`TrainConfig.level_from_corpus`); None: as is
+    input_level_db: float | None = None
     codebook_size: int = 1024
     num_quantizers: int = 6
     ema_decay: float = 0.99
@@ -79,6 +83,8 @@ class ModelConfig(Config):
             problems.append(f"gla_iters {self.gla_iters} is not in [0, {MAX_GLA_ITERS}]")
         if not 0 < self.ema_decay < 1:
             problems.append(f"ema_decay {self.ema_decay} is not in (0, 1)")
+        if self.input_level_db is not None and not -60 <= self.input_level_db <= 0:
+            problems.append(f"input_level_db {self.input_level_db} is not in [-60, 0] dBFS")
         if problems:
             raise UserError("codec config does not fit: " + "; ".join(problems))
 
@@ -104,6 +110,9 @@ class TrainConfig(LoopConfig):
     # each training crop through a random smooth gain curve within +- this many dB (data.random_eq): the microphones
     # and rooms of voices the corpus does not have; 0 = as recorded
     eq_perturb: float = 0.0
+    # measure the training crops' median speech level when training starts and record it as the codec's
+    # `ModelConfig.input_level_db`, so every input is coded at the level the codec learned
+    level_from_corpus: bool = True
     # reconstruction: multi-scale log-mel L1 (windows 2^5..2^11 at 16 kHz) + waveform L1, and RVQ commitment
     mel_weight: float = 1.0
     wave_weight: float = 0.1

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.core.audio import SAMPLE_RATE, resample_audio
+from workbench.core.audio import SAMPLE_RATE, resample_audio, speech_level_db
 from workbench.core.errors import UserError
 from workbench.data.loaders import SpeechDataset, open_dataset
 
@@ -76,6 +76,22 @@ def sample_batch(dataset: SpeechDataset, crop_seconds: float, batch_size: int, r
     except ValueError as err:
         raise UserError(f"cannot draw training crops: {err}") from None
     return torch.from_numpy(np.stack([np.pad(c, (0, n - len(c))) for c in crops]))[:, None]
+
+
+LEVEL_CROPS, LEVEL_CROP_SECONDS = 200, 4.0
+
+
+def corpus_speech_level_db(dataset: SpeechDataset, seed: int, crops: int = LEVEL_CROPS,
+                           seconds: float = LEVEL_CROP_SECONDS) -> float:
+    """The median speech level (dBFS, `speech_level_db`) of `crops` random crops drawn as training draws them (real
+    speech as often as the corpus asks): the level the codec learns to code (`ModelConfig.input_level_db`)."""
+    rng = np.random.default_rng([seed, 0x1E7E1])
+    seconds = min(seconds, max(r.duration for r in dataset.recordings))
+    levels = [speech_level_db(dataset.random_crop(seconds, rng)[2]) for _ in range(crops)]
+    levels = [v for v in levels if v is not None and v > -70]  # silent crops say nothing about the level
+    if not levels:
+        raise UserError(f"cannot measure the training corpus's speech level: {crops} crops of {seconds:g} s are silent")
+    return round(float(np.median(levels)), 1)
 
 
 def open_training_data(corpus_dir: str | Path) -> tuple[SpeechDataset, SpeechDataset]:

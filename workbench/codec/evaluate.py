@@ -23,7 +23,7 @@ from workbench.codec import baselines
 from workbench.codec.config import EvalConfig
 from workbench.codec.metrics import align, measure
 from workbench.codec.model import Codec
-from workbench.codec.stream import decode_long, encode_long
+from workbench.codec.stream import decode_long, encode_long, level_gain
 from workbench.core.audio import SAMPLE_RATE, AudioConversionWarning
 from workbench.data.loaders import corpus_speakers, open_dataset, real_speaker_of
 from workbench.eval.stats import mean_interval
@@ -108,8 +108,9 @@ def evaluate_set(codec: Codec, clips: list[Clip], set_name: str, levels: list[in
             usable.append(name)
     for clip in tqdm(clips, desc=f"eval {set_name}", disable=not progress, leave=False):
         codes = encode_long(codec, clip.audio, max(levels), cfg.chunk_seconds)
+        gain = level_gain(codec, clip.audio)  # the clip's level is sent beside the codes: its own level back
         for n_q in levels:
-            out = decode_long(codec, codes[:n_q], cfg.chunk_seconds)[: len(clip.audio)].numpy()
+            out = decode_long(codec, codes[:n_q], cfg.chunk_seconds)[: len(clip.audio)].numpy() / gain
             key = ("ours", n_q)
             per.setdefault(key, []).append({**measure(clip.audio, out), "speaker": clip.speaker})
             rates[key] = (codec.cfg.kbps(n_q), codec.cfg.kbps(n_q))

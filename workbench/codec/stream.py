@@ -16,6 +16,20 @@ import numpy as np
 import torch
 
 from workbench.codec.model import Codec
+from workbench.core.audio import speech_level_db
+
+MAX_LEVEL_GAIN_DB = 40.0  # a near-silent input is not lifted into the noise floor's own level
+
+
+def level_gain(codec: Codec, wav: np.ndarray | torch.Tensor) -> float:
+    """The factor `encode_long` scales `wav` by so that its speech sits at the level the codec learned
+    (`ModelConfig.input_level_db`): 1 for a codec without one, or silence. Dividing the decoded audio by it gives
+    back the input's own level (`reconstruct`); one number per signal, sent beside the codes (`codec encode`)."""
+    target = codec.cfg.input_level_db
+    level = None if target is None else speech_level_db(np.asarray(wav, dtype=np.float32), codec.cfg.sample_rate)
+    if level is None:
+        return 1.0
+    return float(10 ** (np.clip(target - level, -MAX_LEVEL_GAIN_DB, MAX_LEVEL_GAIN_DB) / 20))
 
 
 def _context(codec: Codec, which: int) -> tuple[int, int]:
@@ -32,11 +46,13 @@ def _chunk_frames(codec: Codec, chunk_seconds: float) -> int:
 @torch.inference_mode()
 def encode_long(codec: Codec, wav: np.ndarray | torch.Tensor, n_q: int | None = None,
                 chunk_seconds: float = 10.0) -> torch.Tensor:
-    """Mono waveform (T,) -> codes (n_q, ceil(T / hop)) as int64, on the CPU."""
+    """Mono waveform (T,) -> codes (n_q, ceil(T / hop)) as int64, on the CPU; the waveform is first scaled by
+    `level_gain` (the codes describe it at the codec's level)."""
     device = next(codec.parameters()).device
     wav = torch.as_tensor(np.asarray(wav, dtype=np.float32) if not torch.is_tensor(wav) else wav).float()
     if wav.dim() != 1 or wav.numel() == 0:
         raise ValueError(f"expected a non-empty mono waveform (T,), got shape {tuple(wav.shape)}")
+    wav = wav * level_gain(codec, wav.cpu().numpy())
     hop = codec.hop
     wav = codec.pad(wav)
     frames = wav.numel() // hop
@@ -74,6 +90,6 @@ def decode_long(codec: Codec, codes: torch.Tensor | np.ndarray, chunk_seconds: f
 
 
 def reconstruct(codec: Codec, wav: np.ndarray, n_q: int | None = None, chunk_seconds: float = 10.0) -> np.ndarray:
-    """Encode then decode at `n_q` levels; the result has the input's length."""
+    """Encode then decode at `n_q` levels; the result has the input's length and level."""
     out = decode_long(codec, encode_long(codec, wav, n_q, chunk_seconds), chunk_seconds)
-    return out[: len(wav)].numpy()
+    return out[: len(wav)].numpy() / level_gain(codec, wav)

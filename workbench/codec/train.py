@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 
 from workbench.codec.config import ModelConfig, TrainConfig
-from workbench.codec.data import open_training_data, sample_batch
+from workbench.codec.data import corpus_speech_level_db, open_training_data, sample_batch
 from workbench.codec.discriminator import LogMagnitudeDiscriminator, MultiScaleSTFTDiscriminator
 from workbench.codec.losses import (
     MultiScaleMelLoss,
@@ -91,6 +91,8 @@ class CodecTask(Task):
         self.magnitudes = model_config.decoder == "griffinlim"  # the decoder learns its magnitudes directly
         self.cfg, self.device, self.info = cfg, device, DistInfo()
         self.train_data, held_data = open_training_data(corpus_dir)
+        if cfg.level_from_corpus:  # every input will be coded at the level the codec learns here
+            model_config = override(model_config, input_level_db=corpus_speech_level_db(self.train_data, cfg.seed))
         torch.manual_seed(cfg.seed)
         self.model = self.codec = Codec(model_config).to(device)
         self.disc = None
@@ -199,7 +201,7 @@ def train(out_dir: str | Path, model_config: ModelConfig, train_config: TrainCon
     task = CodecTask(model_config, cfg, corpus_dir, device)
     sizes = {"parameters": count_parameters(task.codec),
              "discriminator_parameters": count_parameters(task.disc) if task.disc else 0}
-    run = Run(out_dir, identity={"model_config": model_config.to_dict()},
+    run = Run(out_dir, identity={"model_config": task.codec.cfg.to_dict()},  # with the level it measured
               meta={"preset": preset, "corpus": str(corpus_dir), **sizes}, resume=resume, desc="codec",
               progress=progress, hint=HINT)
     summary = fit(task, cfg, run, device=device, info=info)

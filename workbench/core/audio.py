@@ -119,6 +119,23 @@ def check_audio(wav: np.ndarray, sr: int, sample_rate: int = SAMPLE_RATE, *, nam
     return np.ascontiguousarray(wav, dtype=np.float32)
 
 
+SPEECH_RANGE_DB = 35.0  # frames this far below the loudest 5% are pauses, not speech
+
+
+def speech_level_db(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float | None:
+    """The level of the speech in `wav`, dBFS: the RMS over its 20 ms frames within SPEECH_RANGE_DB of the loudest
+    5%, so that pauses do not lower it; None where there is no frame (shorter than 20 ms) or no signal."""
+    frame = sample_rate // 50
+    n = len(wav) // frame
+    if n == 0:
+        return None
+    power = np.square(np.asarray(wav[: n * frame], dtype=np.float64).reshape(n, frame)).mean(1)
+    if not power.max() > 0:
+        return None
+    db = 10 * np.log10(power + 1e-20)
+    return float(10 * np.log10(power[db >= np.percentile(db, 95) - SPEECH_RANGE_DB].mean()))
+
+
 def resample_audio(wav: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
     import torch
     import torchaudio.functional as AF
