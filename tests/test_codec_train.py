@@ -160,6 +160,11 @@ def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, smoke_corp
     (tmp_path / "junk.npz").write_bytes(b"junk")
     assert main(["codec", "decode", str(tmp_path / "junk.npz"), "--ckpt", str(out), "--out", str(tmp_path / "o.wav")]) == 2
     assert "not a codes file" in capsys.readouterr().err
+    np.savez(tmp_path / "nan-gain.npz", codes=np.zeros((2, 10), np.int16), num_samples=3200, sample_rate=16_000,
+             hop=320, codebook_size=64, gain=np.float32("nan"))
+    assert main(["codec", "decode", str(tmp_path / "nan-gain.npz"), "--ckpt", str(out), "--out",
+                 str(tmp_path / "g.wav")]) == 2
+    assert "gain nan is not a positive number" in capsys.readouterr().err and not (tmp_path / "g.wav").exists()
     assert main(["codec", "train", "--preset", "tiny"]) == 2
     assert "unknown codec preset" in capsys.readouterr().err
     assert main(["codec", "diagnose", "--preset", "smoke", "--ckpt", str(out), "--corpus", str(smoke_corpus)]) == 2
