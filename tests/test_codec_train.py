@@ -356,3 +356,17 @@ def test_voice_count_corpus_keeps_voices_at_a_fixed_share(tmp_path, smoke_corpus
                          (lambda: script.keep_every(rows, "real", 2), "no real training recordings")):
         with pytest.raises(UserError, match=message):
             bad()
+
+
+def test_corpus_level_is_the_median_speech_level_and_a_silent_corpus_is_refused() -> None:
+    class Crops:  # a corpus whose crops are a 220 Hz tone at a given amplitude
+        def __init__(self, amplitude: float):
+            self.amplitude, self.recordings = amplitude, [type("R", (), {"duration": 10.0})()]
+
+        def random_crop(self, seconds, rng):
+            t = np.arange(int(seconds * 16_000)) / 16_000
+            return None, 0.0, (self.amplitude * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+    assert corpus_speech_level_db(Crops(0.1), seed=0, crops=5) == pytest.approx(-23.0, abs=0.1)
+    with pytest.raises(UserError, match="below -60 dBFS"):
+        corpus_speech_level_db(Crops(1e-4), seed=0, crops=5)

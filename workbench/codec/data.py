@@ -88,9 +88,10 @@ def corpus_speech_level_db(dataset: SpeechDataset, seed: int, crops: int = LEVEL
     rng = np.random.default_rng([seed, 0x1E7E1])
     seconds = min(seconds, max(r.duration for r in dataset.recordings))
     levels = [speech_level_db(dataset.random_crop(seconds, rng)[2]) for _ in range(crops)]
-    levels = [v for v in levels if v is not None and v > -70]  # silent crops say nothing about the level
+    levels = [v for v in levels if v is not None and v >= -60]  # near-silent crops say nothing of the level
     if not levels:
-        raise UserError(f"cannot measure the training corpus's speech level: {crops} crops of {seconds:g} s are silent")
+        raise UserError(f"cannot measure the training corpus's speech level: {crops} crops of {seconds:g} s are all "
+                        "below -60 dBFS")
     return round(float(np.median(levels)), 1)
 
 
