@@ -25,6 +25,7 @@ from workbench.codec.stream import reconstruct
 from workbench.codec.train import load_codec
 from workbench.core.audio import speech_level_db
 from workbench.core.config import override
+from workbench.core.errors import UserError
 from workbench.core.io import atomic_write_json
 from workbench.data.loaders import REAL_SPEECH_DIRS, corpus_speakers
 from workbench.eval.stats import mean_interval
@@ -36,9 +37,12 @@ def main() -> None:
     p.add_argument("--offsets", default="-12,-6,6", help="dB offsets applied to every clip")
     p.add_argument("--clips", type=int, default=18)
     args = p.parse_args()
-    codec, _ = load_codec(args.codec, "cpu")
+    try:  # no checkpoint, no corpus, a silent corpus: one line
+        codec, _ = load_codec(args.codec, "cpu")
+        target = corpus_speech_level_db(open_training_data(args.corpus)[0], seed=0)
+    except (UserError, FileNotFoundError, ValueError) as err:
+        p.error(str(err))
     cfg = PRESETS["laptop"].eval
-    target = corpus_speech_level_db(open_training_data(args.corpus)[0], seed=0)
     leveled = codec.__class__(override(codec.cfg, input_level_db=target))
     leveled.load_state_dict(codec.state_dict())
     leveled.eval()
@@ -53,6 +57,8 @@ def main() -> None:
 
     result = {"codec_input_level_db": codec.cfg.input_level_db, "corpus_level_db": target, "sets": {}}
     for name, clips in sets.items():
+        if not clips:  # a corpus without real speech, a folder without speech: nothing to code
+            continue
         part = {"clips": len(clips), "level_db": [round(speech_level_db(c.audio), 1) for c in clips]}
         for label, model in (("as trained", codec), (f"at {target} dBFS", leveled)):
             rows = [{f"{o:+g} dB": coded_pesq(model, c.audio, o) for o in conds} for c in clips]

@@ -3,8 +3,8 @@
 The corpus joins each chapter's consecutive utterances back to back into one long-form recording
 (`workbench.data.loaders.join_chapter`, no gap added). The eighth timed run's Griffin stream held a pause unit for
 minutes (main README, "Long-form generation"); trimming silence at the joins would only help if the long pauses
-are there. This study measures, with a frame energy detector (20 ms frames; silent = 35 dB below the utterance's
-95th-percentile frame), each utterance's leading and trailing silence, so the silence at every join (one
+are there. This study measures, with the frame energy detector the codec's level uses (`core.audio.speech_frames`:
+20 ms frames; silent = 35 dB below the utterance's loudest 5%), each utterance's leading and trailing silence, so the silence at every join (one
 utterance's tail plus the next one's head), and the pauses inside utterances.
 
     python scripts/real_pauses.py [LIBRISPEECH_DIR] [--out pauses.json]
@@ -17,19 +17,10 @@ import json
 
 import numpy as np
 
+from workbench.core.audio import LEVEL_FRAME_RATE, speech_frames
+from workbench.core.errors import UserError
 from workbench.core.io import atomic_write_json
 from workbench.data.loaders import MINI_LIBRISPEECH, chapter_runs, open_dataset
-
-FRAME_RATE = 50  # frames per second
-SILENCE_DB = 35.0  # below the utterance's loud frames
-
-
-def silent_frames(audio: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
-    """True for each 20 ms frame at least SILENCE_DB below the utterance's 95th-percentile frame energy."""
-    hop = sample_rate // FRAME_RATE
-    n = len(audio) // hop
-    energy = 10 * np.log10(np.square(audio[: n * hop].reshape(n, hop)).mean(1) + 1e-10)
-    return energy < np.percentile(energy, 95) - SILENCE_DB
 
 
 def runs_of(mask: np.ndarray) -> list[int]:
@@ -43,14 +34,17 @@ def measure(root) -> dict:
     for run in chapter_runs(open_dataset(root)):
         edges = []
         for rec in run:
-            silent = silent_frames(rec.load())
-            speech = np.flatnonzero(~silent)
-            if len(speech) == 0:
+            frames = speech_frames(rec.load())
+            if frames is None:
                 continue
-            edges.append((speech[0] / FRAME_RATE, (len(silent) - 1 - speech[-1]) / FRAME_RATE))
-            inside += [n / FRAME_RATE for n in runs_of(silent[speech[0]: speech[-1] + 1])]
-            seconds += len(silent) / FRAME_RATE
+            silent = ~frames[1]
+            speech = np.flatnonzero(~silent)
+            edges.append((speech[0] / LEVEL_FRAME_RATE, (len(silent) - 1 - speech[-1]) / LEVEL_FRAME_RATE))
+            inside += [n / LEVEL_FRAME_RATE for n in runs_of(silent[speech[0]: speech[-1] + 1])]
+            seconds += len(silent) / LEVEL_FRAME_RATE
         joins += [tail + head for (_, tail), (head, _) in zip(edges, edges[1:])]
+    if not joins or not inside:
+        raise UserError(f"{root}: no run of consecutive utterances with speech to measure")
     joins, inside = np.array(joins), np.array(inside)
 
     def over(values: np.ndarray, limit: float) -> dict:
@@ -69,7 +63,10 @@ def main() -> None:
     parser.add_argument("root", nargs="?", default=str(MINI_LIBRISPEECH))
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    result = measure(args.root)
+    try:
+        result = measure(args.root)
+    except (UserError, FileNotFoundError, ValueError) as err:  # not a LibriSpeech folder, no speech: one line
+        parser.error(str(err))
     print(json.dumps(result, indent=1))
     if args.out:
         atomic_write_json(args.out, result)

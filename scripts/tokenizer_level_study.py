@@ -15,6 +15,7 @@ import argparse
 import numpy as np
 
 from workbench.codec.evaluate import corpus_clips
+from workbench.core.errors import UserError
 from workbench.core.io import atomic_write_json
 from workbench.core.paths import tokenizer_dir
 from workbench.eval.stats import mean_interval
@@ -29,11 +30,18 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=18)
     args = p.parse_args()
     offsets = [float(x) for x in args.offsets.split(",")]
-    sets = {"synthetic-test": corpus_clips(args.corpus, args.clips, 8.0),
-            "real-test": corpus_clips(args.corpus, args.clips, 8.0, "real")}
+    try:
+        sets = {"synthetic-test": corpus_clips(args.corpus, args.clips, 8.0),
+                "real-test": corpus_clips(args.corpus, args.clips, 8.0, "real")}
+    except (UserError, FileNotFoundError, ValueError) as err:  # not a corpus folder
+        p.error(str(err))
+    sets = {name: clips for name, clips in sets.items() if clips}  # a corpus without real speech has no real set
     result = {}
     for kind in ("learned", "mfcc_kmeans"):
-        tok = Tokenizer.load(tokenizer_dir(args.preset, kind))
+        try:  # a tokenizer not trained at this preset: one line
+            tok = Tokenizer.load(tokenizer_dir(args.preset, kind))
+        except (UserError, FileNotFoundError, ValueError) as err:
+            p.error(str(err))
         for name, clips in sets.items():
             own = [tok.units(c.audio).numpy() for c in clips]
             same = {f"{o:+g} dB": mean_interval([

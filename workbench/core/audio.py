@@ -120,12 +120,13 @@ def check_audio(wav: np.ndarray, sr: int, sample_rate: int = SAMPLE_RATE, *, nam
 
 
 SPEECH_RANGE_DB = 35.0  # frames this far below the loudest 5% are pauses, not speech
+LEVEL_FRAME_RATE = 50  # 20 ms frames
 
 
-def speech_level_db(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float | None:
-    """The level of the speech in `wav`, dBFS: the RMS over its 20 ms frames within SPEECH_RANGE_DB of the loudest
-    5%, so that pauses do not lower it; None where there is no frame (shorter than 20 ms) or no signal."""
-    frame = sample_rate // 50
+def speech_frames(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray] | None:
+    """(power, is_speech) of `wav`'s 20 ms frames: speech is every frame within SPEECH_RANGE_DB of the loudest 5%;
+    None where there is no frame (shorter than 20 ms) or no signal."""
+    frame = sample_rate // LEVEL_FRAME_RATE
     n = len(wav) // frame
     if n == 0:
         return None
@@ -133,7 +134,17 @@ def speech_level_db(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float | 
     if not power.max() > 0:
         return None
     db = 10 * np.log10(power + 1e-20)
-    return float(10 * np.log10(power[db >= np.percentile(db, 95) - SPEECH_RANGE_DB].mean()))
+    return power, db >= np.percentile(db, 95) - SPEECH_RANGE_DB
+
+
+def speech_level_db(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float | None:
+    """The level of the speech in `wav`, dBFS: the RMS over its `speech_frames`, so that pauses do not lower it;
+    None where there is no frame or no signal."""
+    frames = speech_frames(wav, sample_rate)
+    if frames is None:
+        return None
+    power, speech = frames
+    return float(10 * np.log10(power[speech].mean()))
 
 
 def resample_audio(wav: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
