@@ -17,7 +17,7 @@ from workbench.codec.config import PRESETS
 from workbench.codec.data import corpus_speech_level_db, open_training_data
 from workbench.codec.stream import level_gain
 from workbench.codec.train import load_codec, train
-from workbench.core.audio import load_audio
+from workbench.core.audio import load_audio, speech_level_db
 from workbench.core.config import override
 
 SMOKE = PRESETS["smoke"]
@@ -252,6 +252,24 @@ def test_channel_perturbation_follows_its_gain_curve_and_keeps_the_loudness() ->
     assert np.allclose(batch, np.stack(expected), atol=1e-6)
     balance_db = [20 * np.log10(abs(np.fft.rfft(x)[3000]) / abs(np.fft.rfft(x)[200])) for x in batch]
     assert np.ptp(balance_db) > 1.0, "the crops' tone balance differs: each got its own curve"
+
+
+def test_levelled_crops_sit_at_the_corpus_level_and_need_it_measured() -> None:
+    from workbench.codec.data import sample_batch
+
+    class LoudAndQuiet(ToneDataset):  # each crop at an amplitude of its own, 0.01..0.9
+        def random_crop(self, seconds, rng):
+            _, start, tone = super().random_crop(seconds, rng)
+            return None, start, tone * np.float32(rng.uniform(0.01, 0.9))
+
+    plain = sample_batch(LoudAndQuiet(), 1.0, 8, np.random.default_rng(0), 320)[:, 0].numpy()
+    levelled = sample_batch(LoudAndQuiet(), 1.0, 8, np.random.default_rng(0), 320, level_db=-20.0)[:, 0].numpy()
+    assert np.ptp([speech_level_db(x) for x in plain]) > 20  # the crops differ in level ...
+    assert np.allclose([speech_level_db(x) for x in levelled], -20.0, atol=1e-3)  # ... brought to one level
+    gains = (levelled * plain).sum(1) / (plain * plain).sum(1)
+    assert np.allclose(levelled, gains[:, None] * plain, atol=1e-6)  # by one gain per crop
+    with pytest.raises(UserError, match="level_crops needs level_from_corpus"):
+        override(SMOKE.train, level_crops=True, level_from_corpus=False)
 
 
 def test_cli_eval_json_structure(tmp_path, smoke_run, smoke_corpus, capsys) -> None:

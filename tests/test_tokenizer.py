@@ -10,7 +10,9 @@ import soundfile as sf
 import torch
 from conftest import REAL_SPEECH
 
+from workbench.core.audio import speech_level_db
 from workbench.core.config import override
+from workbench.core.errors import UserError
 from workbench.tokenizer import features as feat
 from workbench.tokenizer import metrics as M
 from workbench.tokenizer.config import FRAME, PRESETS, TokenizerConfig
@@ -178,6 +180,27 @@ def test_sixteen_minutes_streamed_in_bounded_memory(tmp_path, monkeypatch):
     assert np.array_equal(units[:-edge], whole[:-edge])
 
 
+# -- input level ---------------------------------------------------------------------------------------------------
+def test_units_do_not_move_with_the_recording_level(tmp_path):
+    audio = speech(12.0)
+    levelled, as_is = random_tokenizer(TINY), random_tokenizer(override(TINY, input_level_db=None))
+    for offset_db in (-12.0, 6.0):
+        scaled = audio * np.float32(10 ** (offset_db / 20))
+        same = {name: float((tok.units(scaled) == tok.units(audio)).float().mean())
+                for name, tok in (("levelled", levelled), ("as_is", as_is))}
+        assert same["levelled"] >= 0.99 and same["as_is"] < same["levelled"], (offset_db, same)
+    # one gain per file: windowed tokenization of a file measures the whole file first, read in chunks
+    path = tmp_path / "a.wav"
+    sf.write(path, audio, 16000, subtype="FLOAT")
+    source = AudioSource(path)
+    assert source.speech_level_db(chunk_seconds=0.7) == pytest.approx(speech_level_db(audio), abs=1e-9)
+    assert levelled.gain(source) == pytest.approx(levelled.gain(audio), rel=1e-9)
+    assert levelled.gain(audio) == pytest.approx(10 ** ((-26.0 - speech_level_db(audio)) / 20), rel=1e-9)
+    assert as_is.gain(audio) == 1.0 and levelled.gain(np.zeros(16000, np.float32)) == 1.0  # silence is not lifted
+    with pytest.raises(UserError, match="input_level_db 3"):
+        override(TINY, input_level_db=3.0)
+
+
 # -- save / load -----------------------------------------------------------------------------------------------------
 def test_save_load_roundtrip_and_clear_errors(tmp_path):
     tok = random_tokenizer(TINY)
@@ -196,6 +219,9 @@ def test_save_load_roundtrip_and_clear_errors(tmp_path):
     del meta["config"]["format_version"]
     (tmp_path / "old" / "tokenizer.json").write_text(json.dumps(meta))
     assert Tokenizer.load(tmp_path / "old").config == TINY
+    del meta["config"]["input_level_db"]  # saved before input levelling: reads audio at its own level, as trained
+    (tmp_path / "old" / "tokenizer.json").write_text(json.dumps(meta))
+    assert Tokenizer.load(tmp_path / "old").config == override(TINY, input_level_db=None)
     meta["config"]["surprise"] = 1
     (tmp_path / "old" / "tokenizer.json").write_text(json.dumps(meta))
     with pytest.raises(TokenizerError, match="does not know .*surprise"):

@@ -63,6 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "from 1 +- this (pitch and formants move with it: new voices), 0..0.3 on a 0.05 grid (0: off)")
     t.add_argument("--eq-perturb", type=float, default=None, help="filter each training crop by a random smooth "
                    "gain curve within +- this many dB (microphones and rooms), 0..20 (0: off)")
+    t.add_argument("--level-crops", action=argparse.BooleanOptionalAction, default=None, help="bring every training "
+                   "crop to the corpus's speech level (the codec never models loudness; default: the preset's choice)")
     t.add_argument("--quantizer-dropout", type=float, default=None, metavar="P", help="probability a batch trains a "
                    "random prefix of the RVQ levels (every bitrate a codec), 0..1 (laptop 0.5; 0: always all levels)")
     t.add_argument("--seed", type=int, default=None, help="training seed: initialisation and crops (default 0)")
@@ -141,7 +143,7 @@ def run_train(args: argparse.Namespace) -> int:
                                   ("eq_perturb", args.eq_perturb), ("envelope_weight", args.envelope_weight),
                                   ("adversarial_start", args.adversarial_start), ("adv_weight", args.adv_weight),
                                   ("feat_weight", args.feat_weight), ("quantizer_dropout", args.quantizer_dropout),
-                                  ("seed", args.seed))
+                                  ("level_crops", args.level_crops), ("seed", args.seed))
                if v is not None}
     if changes.get("steps", 1) < 1 or changes.get("batch_size", 1) < 1:
         raise UserError("--steps and --batch-size must be at least 1")

@@ -113,6 +113,8 @@ class TrainConfig(LoopConfig):
     # measure the training crops' median speech level when training starts and record it as the codec's
     # `ModelConfig.input_level_db`, so every input is coded at the level the codec learned
     level_from_corpus: bool = True
+    # and bring every training crop to that level too (one gain per crop), so the codec never models loudness
+    level_crops: bool = False
     # reconstruction: multi-scale log-mel L1 (windows 2^5..2^11 at 16 kHz) + waveform L1, and RVQ commitment
     mel_weight: float = 1.0
     wave_weight: float = 0.1
@@ -133,6 +135,8 @@ class TrainConfig(LoopConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.level_crops and not self.level_from_corpus:
+            raise ValueError("bad TrainConfig: level_crops needs level_from_corpus (the level the crops are brought to)")
         if not 0 <= self.magnitude_tilt <= 4:
             raise ValueError(f"bad TrainConfig: magnitude_tilt {self.magnitude_tilt} is not in [0, 4]")
         if not 0 <= self.speed_perturb <= 0.3:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.core.audio import SAMPLE_RATE, resample_audio, speech_level_db
+from workbench.core.audio import SAMPLE_RATE, gain_to_level, resample_audio, speech_level_db
 from workbench.core.errors import UserError
 from workbench.data.loaders import SpeechDataset, open_dataset
 
@@ -59,10 +59,12 @@ def random_eq(audio: np.ndarray, rng: np.random.Generator, max_db: float,
 
 
 def sample_batch(dataset: SpeechDataset, crop_seconds: float, batch_size: int, rng: np.random.Generator, hop: int,
-                 sample_rate: int = SAMPLE_RATE, speed_perturb: float = 0.0, eq_perturb: float = 0.0) -> torch.Tensor:
+                 sample_rate: int = SAMPLE_RATE, speed_perturb: float = 0.0, eq_perturb: float = 0.0,
+                 level_db: float | None = None) -> torch.Tensor:
     """(batch_size, 1, T) random crops, T = crop_seconds rounded down to whole frames; with `speed_perturb`, each
     crop is played at a factor drawn uniformly from `speed_factors(speed_perturb)`; with `eq_perturb`, filtered by
-    `random_eq` (0: as recorded, and the RNG draws exactly what it drew before the options existed)."""
+    `random_eq` (0: as recorded, and the RNG draws exactly what it drew before the options existed); with
+    `level_db`, scaled so that its speech sits at that level (`core.audio.gain_to_level`)."""
     n = crop_samples(crop_seconds, hop, sample_rate)
     factors = speed_factors(speed_perturb)
     crops = []
@@ -72,7 +74,8 @@ def sample_batch(dataset: SpeechDataset, crop_seconds: float, batch_size: int, r
             read = int(round(sample_rate * factor))  # the crop is read as if recorded at this rate
             audio = dataset.random_crop(n * read / sample_rate / sample_rate, rng)[2]
             audio = (audio if read == sample_rate else resample_audio(audio, read, sample_rate))[:n]
-            crops.append(random_eq(audio, rng, eq_perturb, sample_rate) if eq_perturb > 0 else audio)
+            audio = random_eq(audio, rng, eq_perturb, sample_rate) if eq_perturb > 0 else audio
+            crops.append(audio * np.float32(gain_to_level(speech_level_db(audio, sample_rate), level_db)))
     except ValueError as err:
         raise UserError(f"cannot draw training crops: {err}") from None
     return torch.from_numpy(np.stack([np.pad(c, (0, n - len(c))) for c in crops]))[:, None]

@@ -16,9 +16,7 @@ import numpy as np
 import torch
 
 from workbench.codec.model import Codec
-from workbench.core.audio import speech_level_db
-
-MAX_LEVEL_GAIN_DB = 40.0  # a near-silent input is not lifted into the noise floor's own level
+from workbench.core.audio import gain_to_level, speech_level_db
 
 
 def level_gain(codec: Codec, wav: np.ndarray | torch.Tensor) -> float:
@@ -27,9 +25,7 @@ def level_gain(codec: Codec, wav: np.ndarray | torch.Tensor) -> float:
     back the input's own level (`reconstruct`); one number per signal, sent beside the codes (`codec encode`)."""
     target = codec.cfg.input_level_db
     level = None if target is None else speech_level_db(np.asarray(wav, dtype=np.float32), codec.cfg.sample_rate)
-    if level is None:
-        return 1.0
-    return float(10 ** (np.clip(target - level, -MAX_LEVEL_GAIN_DB, MAX_LEVEL_GAIN_DB) / 20))
+    return gain_to_level(level, target)
 
 
 def _context(codec: Codec, which: int) -> tuple[int, int]:

@@ -104,8 +104,10 @@ class CodecTask(Task):
         self.mel_loss = MultiScaleMelLoss(model_config.sample_rate).to(device)
         self.bin_weights = (bin_weights(2 * model_config.hop + 1, cfg.magnitude_tilt, model_config.sample_rate).to(device)
                             if self.magnitudes and cfg.magnitude_tilt else None)  # the spectrum of n_fft = 4 hops
+        self.crop_level = model_config.input_level_db if cfg.level_crops else None
         self.eval_batch = sample_batch(held_data, cfg.crop_seconds, cfg.batch_size,
-                                       np.random.default_rng([cfg.seed, EVAL_SEED]), self.codec.hop).to(device)
+                                       np.random.default_rng([cfg.seed, EVAL_SEED]), self.codec.hop,
+                                       level_db=self.crop_level).to(device)
         self.pending: list[tuple[list[torch.Tensor], torch.Tensor, float]] = []  # for the discriminator's step
 
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -114,7 +116,7 @@ class CodecTask(Task):
     def micro_batches(self, step: int, rng: np.random.Generator, info: DistInfo) -> list[Any]:
         cfg, self.info = self.cfg, info
         wav = sample_batch(self.train_data, cfg.crop_seconds, cfg.batch_size, rng, self.codec.hop,
-                           speed_perturb=cfg.speed_perturb, eq_perturb=cfg.eq_perturb)
+                           speed_perturb=cfg.speed_perturb, eq_perturb=cfg.eq_perturb, level_db=self.crop_level)
         q = self.codec.cfg.num_quantizers
         n_q = int(rng.integers(1, q + 1)) if rng.random() < cfg.quantizer_dropout else q
         adversarial = self.disc is not None and self.progress >= cfg.adversarial_start  # the loop's progress

@@ -121,17 +121,26 @@ def check_audio(wav: np.ndarray, sr: int, sample_rate: int = SAMPLE_RATE, *, nam
 
 SPEECH_RANGE_DB = 35.0  # frames this far below the loudest 5% are pauses, not speech
 LEVEL_FRAME_RATE = 50  # 20 ms frames
+MAX_LEVEL_GAIN_DB = 40.0  # `gain_to_level`'s cap
+
+
+def frame_power(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Mean power of `wav`'s whole 20 ms frames (float64): computed frame by frame, so a long file read in chunks of
+    whole frames gives the same values as read at once (`tokenizer.windowed.AudioSource.speech_level_db`)."""
+    frame = sample_rate // LEVEL_FRAME_RATE
+    n = len(wav) // frame
+    return np.square(np.asarray(wav[: n * frame], dtype=np.float64).reshape(n, frame)).mean(1)
 
 
 def speech_frames(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray] | None:
     """(power, is_speech) of `wav`'s 20 ms frames: speech is every frame within SPEECH_RANGE_DB of the loudest 5%;
     None where there is no frame (shorter than 20 ms) or no signal."""
-    frame = sample_rate // LEVEL_FRAME_RATE
-    n = len(wav) // frame
-    if n == 0:
-        return None
-    power = np.square(np.asarray(wav[: n * frame], dtype=np.float64).reshape(n, frame)).mean(1)
-    if not power.max() > 0:
+    return speech_mask(frame_power(wav, sample_rate))
+
+
+def speech_mask(power: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(power, is_speech) from `frame_power`'s output; None without frames or signal."""
+    if len(power) == 0 or not power.max() > 0:
         return None
     db = 10 * np.log10(power + 1e-20)
     return power, db >= np.percentile(db, 95) - SPEECH_RANGE_DB
@@ -140,11 +149,24 @@ def speech_frames(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[np.n
 def speech_level_db(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float | None:
     """The level of the speech in `wav`, dBFS: the RMS over its `speech_frames`, so that pauses do not lower it;
     None where there is no frame or no signal."""
-    frames = speech_frames(wav, sample_rate)
+    return power_level_db(frame_power(wav, sample_rate))
+
+
+def power_level_db(power: np.ndarray) -> float | None:
+    """`speech_level_db` from `frame_power`'s output."""
+    frames = speech_mask(power)
     if frames is None:
         return None
     power, speech = frames
     return float(10 * np.log10(power[speech].mean()))
+
+
+def gain_to_level(level_db: float | None, target_db: float | None) -> float:
+    """The factor that moves speech at `level_db` to `target_db` (at most MAX_LEVEL_GAIN_DB either way, so a
+    near-silent input is not lifted into the noise floor's own level); 1 where either is None."""
+    if level_db is None or target_db is None:
+        return 1.0
+    return float(10 ** (np.clip(target_db - level_db, -MAX_LEVEL_GAIN_DB, MAX_LEVEL_GAIN_DB) / 20))
 
 
 def resample_audio(wav: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:

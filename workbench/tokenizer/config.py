@@ -27,6 +27,10 @@ class TokenizerConfig(Config):
     num_units: int = 256  # k-means codebook size K
     # features (both tokenizers read the same log-mel; the baseline turns it into MFCCs)
     n_mels: int = 80
+    # every input (training crop, file, prompt) is scaled to this speech level before its log-mel, one gain per
+    # signal (`core.audio.speech_level_db`): a recording's loudness is not content, and unlevelled the learned units
+    # moved with it (half of them at 6 dB: README). None: audio is read at its own level (tokenizers before it)
+    input_level_db: float | None = -26.0
     n_mfcc: int = 20
     mfcc_context: int = 1  # baseline: stack the frames j-c..j+c (each 4 x 10 ms MFCC frames)
     # learned encoder: residual dilated 1-D convs over 25 Hz frames (receptive field: see encoder.py)
@@ -66,6 +70,10 @@ class TokenizerConfig(Config):
     overlap_seconds: float = 4.0
     seed: int = 0
     threads: int = 2  # torch CPU threads
+
+    def __post_init__(self):
+        if self.input_level_db is not None and not -60 <= self.input_level_db <= 0:
+            raise ValueError(f"bad TokenizerConfig: input_level_db {self.input_level_db} is not in [-60, 0] dBFS")
 
     @property
     def receptive_frames(self) -> int:

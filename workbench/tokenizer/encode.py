@@ -61,9 +61,9 @@ def encode_corpus(tokenizer: Tokenizer, corpus_dir: str | os.PathLike, out_dir: 
                 reused += 1
             else:
                 started = time.perf_counter()
-                source = _PeakSource(AudioSource.of(rec))
+                source = AudioSource.of(rec)
                 units = tokenize_windowed(tokenizer, source).astype(np.int32)
-                if source.peak < SILENCE_PEAK:
+                if source.peak < SILENCE_PEAK:  # every sample was read: no second pass over the file
                     raise AudioError(f"{rec.audio}: is all silence (peak below {SILENCE_PEAK:g}); there is "
                                      "nothing to encode")
                 wall += time.perf_counter() - started
@@ -104,16 +104,3 @@ def _fingerprint_of(meta_path: Path) -> str | None:
         return None
     return meta.get("fingerprint") if isinstance(meta, dict) else None
 
-
-class _PeakSource:
-    """An AudioSource that remembers the largest |sample| read (all-silence is refused after encoding, without
-    a second pass over the file)."""
-
-    def __init__(self, source: AudioSource):
-        self.source, self.num_samples, self.peak = source, source.num_samples, 0.0
-
-    def read(self, start: int, length: int) -> np.ndarray:
-        chunk = self.source.read(start, length)
-        if len(chunk):
-            self.peak = max(self.peak, float(np.abs(chunk).max()))
-        return chunk

@@ -6,8 +6,9 @@ Two kinds share this class:
 - ``mfcc_kmeans``: the GSLM-style baseline, k-means over stacked MFCCs (4 x 10 ms frames, +-1 token of context);
 - ``learned``: k-means over block `feature_layer` of the self-supervised encoder (encoder.py, train.py).
 
-    audio (B, N) -> log-mel (B, 4T, M) -> model input (B, T, F), normalised with training-set mean/std
-      -> features (B, T, D) -> nearest centroid -> units (B, T) int64 in [0, K)
+    audio (B, N) -> speech level to `config.input_level_db` (one gain per signal) -> log-mel (B, 4T, M)
+      -> model input (B, T, F), normalised with training-set mean/std -> features (B, T, D)
+      -> nearest centroid -> units (B, T) int64 in [0, K)
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from workbench.core.audio import gain_to_level, speech_level_db
 from workbench.core.errors import UserError
 from workbench.core.io import atomic_path, atomic_write_json
 from workbench.tokenizer import features as feat
 from workbench.tokenizer.config import TokenizerConfig
 from workbench.tokenizer.encoder import Encoder
 from workbench.tokenizer.kmeans import assign
+from workbench.tokenizer.windowed import AudioSource
 
 KINDS = ("mfcc_kmeans", "learned")
 FORMAT = "speechssm-workbench-tokenizer"
@@ -58,28 +61,46 @@ class Tokenizer:
         return self.config.num_units
 
     # -- audio -> features -> units ----------------------------------------------------------------------------
-    def model_input(self, audio: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, N) -> (B, T, F) normalised frames: stacked MFCCs (baseline) or stacked log-mel (encoder input)."""
+    def gain(self, audio: np.ndarray | torch.Tensor | AudioSource) -> float:
+        """The factor that brings `audio`'s speech (one signal: (N,), or a file read in chunks) to
+        `config.input_level_db`; 1 for a tokenizer that reads audio at its own level, or for silence."""
+        target = self.config.input_level_db
+        if target is None:
+            return 1.0
+        level = (audio.speech_level_db() if isinstance(audio, AudioSource)
+                 else speech_level_db(np.asarray(audio, dtype=np.float32)))
+        return gain_to_level(level, target)
+
+    def model_input(self, audio: torch.Tensor, alpha: torch.Tensor | None = None,
+                    gain: float | torch.Tensor | None = None) -> torch.Tensor:
+        """(B, N) -> (B, T, F) normalised frames: stacked MFCCs (baseline) or stacked log-mel (encoder input).
+        Each row is levelled by its own `gain` unless `gain` (a number, or (B,)) says otherwise: windowed
+        tokenization gives every window of a file the file's gain."""
+        if self.config.input_level_db is not None:
+            if gain is None:
+                gain = [self.gain(row) for row in audio.detach().cpu()]
+            audio = audio * torch.as_tensor(gain, dtype=audio.dtype, device=audio.device).reshape(-1, 1)
         logmel = feat.log_mel(audio, self.config.n_mels, alpha)
         x = (feat.mfcc_features(logmel, self.config.n_mfcc, self.config.mfcc_context) if self.kind == "mfcc_kmeans"
              else feat.stack_subframes(logmel))
         return (x - self.mean) / self.std
 
     @torch.no_grad()
-    def features(self, audio: torch.Tensor, layer: int | None = None) -> torch.Tensor:
+    def features(self, audio: torch.Tensor, layer: int | None = None,
+                 gain: float | torch.Tensor | None = None) -> torch.Tensor:
         """(B, N) -> (B, T, D) the vectors k-means reads."""
-        x = self.model_input(audio)
+        x = self.model_input(audio, gain=gain)
         if self.kind == "mfcc_kmeans":
             return x
         return self.encoder.features(x, layer or self.config.feature_layer)
 
     @torch.no_grad()
-    def units(self, audio: np.ndarray | torch.Tensor) -> torch.Tensor:
+    def units(self, audio: np.ndarray | torch.Tensor, gain: float | torch.Tensor | None = None) -> torch.Tensor:
         """(N,) or (B, N) audio, processed whole (no windowing) -> (T,) or (B, T) int64 units."""
         if self.centroids is None:
             raise RuntimeError("this tokenizer has no k-means centroids yet")
         x = feat.as_batch(audio)
-        f = self.features(x)
+        f = self.features(x, gain=gain)
         u = assign(f.reshape(-1, f.shape[-1]), self.centroids)[0].reshape(f.shape[:2])
         return u[0] if np.ndim(audio) == 1 else u
 
@@ -122,6 +143,8 @@ class Tokenizer:
         if meta.get("version") != VERSION:
             raise TokenizerError(f"{meta_path}: tokenizer format version {meta.get('version')}, expected {VERSION}")
         try:
+            if isinstance(meta.get("config"), dict):  # written before input levelling: it reads audio as it is
+                meta["config"].setdefault("input_level_db", None)
             config = TokenizerConfig.from_dict(meta["config"], what=f"{meta_path} config")
             state = load_file(str(weights))
         except UserError as err:

@@ -31,7 +31,15 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from workbench.core.audio import AudioConversionWarning, AudioError, check_audio, load_audio
+from workbench.core.audio import (
+    LEVEL_FRAME_RATE,
+    AudioConversionWarning,
+    AudioError,
+    check_audio,
+    frame_power,
+    load_audio,
+    power_level_db,
+)
 from workbench.tokenizer.config import FRAME, SAMPLE_RATE
 
 Reader = Callable[[int, int], np.ndarray]  # (first sample, number of samples) -> mono float32 16 kHz
@@ -57,7 +65,8 @@ def plan_windows(total_frames: int, window_frames: int, overlap_frames: int) -> 
 
 class AudioSource:
     """Audio readable by sample range. 16 kHz files are streamed from disk; other rates are resampled whole
-    (short clips in practice), with the usual conversion warning."""
+    (short clips in practice), with the usual conversion warning. `peak` is the largest |sample| read so far (so
+    all-silence is refused after encoding, without a second pass over the file)."""
 
     def __init__(self, path: str | os.PathLike, offset_s: float = 0.0, duration_s: float | None = None):
         self.path = Path(path)
@@ -69,7 +78,7 @@ class AudioSource:
             raise AudioError(f"{self.path}: not a readable audio file ({err})") from None
         if info.frames <= 0:
             raise AudioError(f"{self.path}: contains no audio frames")
-        self._array = None
+        self._array, self.peak = None, 0.0
         if info.samplerate == SAMPLE_RATE:
             self.first = int(round(offset_s * SAMPLE_RATE))
             total = info.frames - self.first
@@ -91,8 +100,21 @@ class AudioSource:
     def seconds(self) -> float:
         return self.num_samples / SAMPLE_RATE
 
+    def speech_level_db(self, chunk_seconds: float = 20.0) -> float | None:
+        """`core.audio.speech_level_db` of the whole source, read a chunk of whole 20 ms frames at a time (the same
+        number as reading it at once)."""
+        frame = SAMPLE_RATE // LEVEL_FRAME_RATE
+        chunk = max(1, int(chunk_seconds * LEVEL_FRAME_RATE)) * frame
+        return power_level_db(np.concatenate([frame_power(self.read(start, chunk))
+                                              for start in range(0, self.num_samples, chunk)]))
+
     def read(self, start: int, length: int) -> np.ndarray:
-        length = max(0, min(length, self.num_samples - start))
+        chunk = self._read(start, max(0, min(length, self.num_samples - start)))
+        if len(chunk):
+            self.peak = max(self.peak, float(np.abs(chunk).max()))
+        return chunk
+
+    def _read(self, start: int, length: int) -> np.ndarray:
         if self._array is not None:
             return self._array[start: start + length]
         try:
@@ -108,13 +130,15 @@ class AudioSource:
 
 def tokenize_windowed(tokenizer, source: AudioSource | np.ndarray, window_seconds: float | None = None,
                       overlap_seconds: float | None = None, batch_windows: int = 4) -> np.ndarray:
-    """Units (T,) for audio of any length, `batch_windows` windows of audio in memory at a time."""
+    """Units (T,) for audio of any length, `batch_windows` windows of audio in memory at a time. Every window is
+    levelled by the file's gain (`Tokenizer.gain`), measured over the whole file first."""
+    cfg = tokenizer.config
     if isinstance(source, np.ndarray):
         array = np.asarray(source, dtype=np.float32)
         read, num_samples = (lambda s, n: array[s: s + n]), len(array)
     else:
         read, num_samples = source.read, source.num_samples
-    cfg = tokenizer.config
+    gain = tokenizer.gain(array if isinstance(source, np.ndarray) else source)
     wf = int(round((window_seconds or cfg.window_seconds) * SAMPLE_RATE / FRAME))
     of = int(round((overlap_seconds if overlap_seconds is not None else cfg.overlap_seconds) * SAMPLE_RATE / FRAME))
     reach = cfg.receptive_frames if tokenizer.kind == "learned" else cfg.mfcc_context
@@ -128,7 +152,7 @@ def tokenize_windowed(tokenizer, source: AudioSource | np.ndarray, window_second
         audio = [_window_audio(read, num_samples, w.start * FRAME, wf * FRAME, multi=len(windows) > 1) for w in group]
         longest = max(len(a) for a in audio)
         batch = torch.from_numpy(np.stack([np.pad(a, (0, longest - len(a))) for a in audio]))
-        units = tokenizer.units(batch).numpy()
+        units = tokenizer.units(batch, gain=gain).numpy()
         for w, u in zip(group, units):
             out[w.keep_from: w.keep_to] = u[w.keep_from - w.start: w.keep_to - w.start]
     return out
