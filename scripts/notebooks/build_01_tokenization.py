@@ -79,6 +79,12 @@ phones = [p for p in example.alignment_data()["phones"] if p[2] <= seconds]
 units = {name: tok.units(audio).numpy() for name, tok in tokenizers.items()}
 figures.units_figure(audio, phones, units, title=f"{example.id} ({example.speaker}, held out)").show()
 audio_player(audio)"""),
+    ("markdown", """Loudness is not content: every input is first scaled so that its speech sits at one level
+(`config.input_level_db`, one gain per file, pauses left out of the measure), so the same excerpt recorded 12 dB
+quieter gives the same units (unlevelled, the learned units kept about a fifth of themselves: tokenizer README)."""),
+    ("code", """quiet = audio * np.float32(10 ** (-12 / 20))
+for name, tok in tokenizers.items():
+    print(f"{name:12s} units unchanged 12 dB quieter: {np.mean(tok.units(quiet).numpy() == units[name]):.0%}")"""),
     ("markdown", """In JupyterLab, explore: pick a held-out recording and a start time to redraw the units, and pick a unit to
 hear what it sounds like in that excerpt (its 40 ms frames, one after another). A headless run shows the figure
 above instead."""),
@@ -112,7 +118,8 @@ for name, tok in tokenizers.items():
     ("markdown", """## Windowed tokenization
 Long recordings are tokenized in overlapping windows (30 s with 4 s overlap at laptop/paper scale), read from
 disk one at a time and merged at the middle of each overlap. Every stage is local (the encoder sees
-`receptive_frames` on each side, less than half the overlap; normalisation uses training-set statistics), so the
+`receptive_frames` on each side, less than half the overlap; normalisation uses training-set statistics, and the
+level gain is the whole file's, measured before the first window), so the
 merged units equal whole-file units except at the very end, where the paper's fix pads the last window with the
 recording's beginning rather than silence."""),
     ("code", """longest = max(open_dataset(corpus_dir).recordings, key=lambda r: r.duration)
