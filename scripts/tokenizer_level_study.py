@@ -1,7 +1,9 @@
 """Do the semantic units depend on how loud the speech was recorded?
 
 The tokenizer reads log-mel frames normalised by its training set's mean and spread, so a recording 12 dB quieter
-shifts every input frame by the same amount; a speaker-invariant unit should not move with it. This study encodes
+shifts every input frame by the same amount; a speaker-invariant unit should not move with it. (Tokenizers with
+`input_level_db`, the default since 2026-12-06, scale every input to one speech level first: for them this study
+checks that the levelling holds, clipped peaks aside.) This study encodes
 `codec eval`'s clips (held-out synthetic and real test speakers) at their own level and scaled by fixed offsets,
 and reports the share of 25 Hz units that stay the same, for the learned tokenizer and the MFCC k-means baseline.
 
