@@ -201,6 +201,26 @@ def test_units_do_not_move_with_the_recording_level(tmp_path):
         override(TINY, input_level_db=3.0)
 
 
+def test_the_members_of_a_probe_pair_share_one_gain_and_their_prefix_units(tmp_path):
+    from workbench.pipeline.probes import Pair, ProbeSet, tokenize_sets
+
+    tok = random_tokenizer(TINY)
+    prefix, rest = speech(8.0), speech(14.0)[-6 * 16000:]
+    paths = {}
+    for name, ending in (("correct", rest[:3 * 16000]), ("incorrect", 4 * rest[3 * 16000:])):  # one ending louder
+        paths[name] = tmp_path / f"{name}.wav"
+        sf.write(paths[name], np.concatenate([prefix, ending]), 16000, subtype="FLOAT")
+    sources = [AudioSource(paths["correct"]), AudioSource(paths["incorrect"])]
+    assert tok.gain(*sources) != tok.gain(sources[0])  # the gains per file differ, the pair's is one
+    probe = ProbeSet("lexical/dev", "lexical", "zerospeech", (Pair("p", paths["correct"], paths["incorrect"]),))
+    units = tokenize_sets(tok, [probe], progress=False)
+    shared = 8 * 25 - TINY.receptive_frames - 1  # frames that see only the shared prefix
+    a, b = units[paths["correct"]][:shared], units[paths["incorrect"]][:shared]
+    assert np.array_equal(a, b)
+    apart = [tokenize_windowed(tok, s)[:shared] for s in sources]  # per-file gains: the shared audio moves
+    assert not np.array_equal(*apart)
+
+
 # -- save / load -----------------------------------------------------------------------------------------------------
 def test_save_load_roundtrip_and_clear_errors(tmp_path):
     tok = random_tokenizer(TINY)

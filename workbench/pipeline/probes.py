@@ -220,17 +220,27 @@ def limit(sets: Sequence[ProbeSet], max_pairs: int | None) -> list[ProbeSet]:
 
 
 def tokenize_sets(tokenizer, sets: Iterable[ProbeSet], progress: bool = True) -> dict[Path, np.ndarray]:
-    """Every audio file of the sets as the tokenizer's units (windowed, as the corpus is encoded for the LM)."""
+    """Every audio file of the sets as the tokenizer's units (windowed, as the corpus is encoded for the LM). The two
+    members of a pair are levelled by one gain (`Tokenizer.gain` over both): a pair is one recording session, and
+    per-file gains would give the audio the members share different units (a file in several pairs keeps the gain
+    of its first)."""
     from tqdm.auto import tqdm
 
     from workbench.core.audio import AudioError
     from workbench.tokenizer.windowed import AudioSource, tokenize_windowed
 
-    paths = sorted({p for s in sets for pair in s.pairs for p in (pair.correct, pair.incorrect)})
-    out = {}
-    for path in tqdm(paths, desc="tokenizing probes", unit="file", disable=not progress):
+    pairs = sorted({(pair.correct, pair.incorrect) for s in sets for pair in s.pairs})
+    out, gains = {}, {}
+    for members in tqdm(pairs, desc="tokenizing probes", unit="pair", disable=not progress):
         try:
-            out[path] = tokenize_windowed(tokenizer, AudioSource(path)).astype(np.int64)
+            sources = {path: AudioSource(path) for path in members if path not in out}
+            if not sources:
+                continue
+            known = [gains[path] for path in members if path in gains]
+            gain = known[0] if known else tokenizer.gain(*sources.values())
+            for path, source in sources.items():
+                out[path] = tokenize_windowed(tokenizer, source, gain=gain).astype(np.int64)
+                gains[path] = gain
         except AudioError as err:
             raise UserError(str(err)) from None
     return out

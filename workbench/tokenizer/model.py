@@ -25,7 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from workbench.core.audio import gain_to_level, speech_level_db
+from workbench.core.audio import frame_power, gain_to_level, power_level_db
 from workbench.core.errors import UserError
 from workbench.core.io import atomic_path, atomic_write_json
 from workbench.tokenizer import features as feat
@@ -61,15 +61,17 @@ class Tokenizer:
         return self.config.num_units
 
     # -- audio -> features -> units ----------------------------------------------------------------------------
-    def gain(self, audio: np.ndarray | torch.Tensor | AudioSource) -> float:
-        """The factor that brings `audio`'s speech (one signal: (N,), or a file read in chunks) to
-        `config.input_level_db`; 1 for a tokenizer that reads audio at its own level, or for silence."""
+    def gain(self, *signals: np.ndarray | torch.Tensor | AudioSource) -> float:
+        """The factor that brings the speech of one signal ((N,), or a file read in chunks) to
+        `config.input_level_db`; of several, their frames pooled as one recording (the two members of a probe pair
+        share one gain, so the prefix they share keeps its units); 1 for a tokenizer that reads audio at its own
+        level, or for silence."""
         target = self.config.input_level_db
         if target is None:
             return 1.0
-        level = (audio.speech_level_db() if isinstance(audio, AudioSource)
-                 else speech_level_db(np.asarray(audio, dtype=np.float32)))
-        return gain_to_level(level, target)
+        power = np.concatenate([s.frame_power() if isinstance(s, AudioSource) else frame_power(np.asarray(s, np.float32))
+                                for s in signals])
+        return gain_to_level(power_level_db(power), target)
 
     def model_input(self, audio: torch.Tensor, alpha: torch.Tensor | None = None,
                     gain: float | torch.Tensor | None = None) -> torch.Tensor:

@@ -100,13 +100,16 @@ class AudioSource:
     def seconds(self) -> float:
         return self.num_samples / SAMPLE_RATE
 
-    def speech_level_db(self, chunk_seconds: float = 20.0) -> float | None:
-        """`core.audio.speech_level_db` of the whole source, read a chunk of whole 20 ms frames at a time (the same
-        number as reading it at once)."""
+    def frame_power(self, chunk_seconds: float = 20.0) -> np.ndarray:
+        """`core.audio.frame_power` of the whole source, read a chunk of whole 20 ms frames at a time (the same
+        values as reading it at once)."""
         frame = SAMPLE_RATE // LEVEL_FRAME_RATE
         chunk = max(1, int(chunk_seconds * LEVEL_FRAME_RATE)) * frame
-        return power_level_db(np.concatenate([frame_power(self.read(start, chunk))
-                                              for start in range(0, self.num_samples, chunk)]))
+        return np.concatenate([frame_power(self.read(start, chunk)) for start in range(0, self.num_samples, chunk)])
+
+    def speech_level_db(self, chunk_seconds: float = 20.0) -> float | None:
+        """`core.audio.speech_level_db` of the whole source, streamed (`frame_power`)."""
+        return power_level_db(self.frame_power(chunk_seconds))
 
     def read(self, start: int, length: int) -> np.ndarray:
         chunk = self._read(start, max(0, min(length, self.num_samples - start)))
@@ -129,16 +132,19 @@ class AudioSource:
 
 
 def tokenize_windowed(tokenizer, source: AudioSource | np.ndarray, window_seconds: float | None = None,
-                      overlap_seconds: float | None = None, batch_windows: int = 4) -> np.ndarray:
+                      overlap_seconds: float | None = None, batch_windows: int = 4,
+                      gain: float | None = None) -> np.ndarray:
     """Units (T,) for audio of any length, `batch_windows` windows of audio in memory at a time. Every window is
-    levelled by the file's gain (`Tokenizer.gain`), measured over the whole file first."""
+    levelled by the file's gain (`Tokenizer.gain`), measured over the whole file first, unless `gain` is given
+    (recordings tokenized as one session share one: `pipeline.probes.tokenize_sets`)."""
     cfg = tokenizer.config
     if isinstance(source, np.ndarray):
         array = np.asarray(source, dtype=np.float32)
         read, num_samples = (lambda s, n: array[s: s + n]), len(array)
     else:
         read, num_samples = source.read, source.num_samples
-    gain = tokenizer.gain(array if isinstance(source, np.ndarray) else source)
+    if gain is None:
+        gain = tokenizer.gain(array if isinstance(source, np.ndarray) else source)
     wf = int(round((window_seconds or cfg.window_seconds) * SAMPLE_RATE / FRAME))
     of = int(round((overlap_seconds if overlap_seconds is not None else cfg.overlap_seconds) * SAMPLE_RATE / FRAME))
     reach = cfg.receptive_frames if tokenizer.kind == "learned" else cfg.mfcc_context
