@@ -126,7 +126,7 @@ MAX_LEVEL_GAIN_DB = 40.0  # `gain_to_level`'s cap
 
 def frame_power(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Mean power of `wav`'s whole 20 ms frames (float64): computed frame by frame, so a long file read in chunks of
-    whole frames gives the same values as read at once (`tokenizer.windowed.AudioSource.speech_level_db`)."""
+    whole frames gives the same values as read at once (`tokenizer.windowed.AudioSource.frame_power`)."""
     frame = sample_rate // LEVEL_FRAME_RATE
     n = len(wav) // frame
     return np.square(np.asarray(wav[: n * frame], dtype=np.float64).reshape(n, frame)).mean(1)
