@@ -348,6 +348,23 @@ def test_cli_clear_errors(trained, tmp_path, capsys):
     assert code == 2 and "bad.wav" in err and "not a readable audio file" in err
 
 
+def test_cli_train_levels_inputs_unless_told_not_to(smoke_corpus, tmp_path, capsys, monkeypatch):
+    import workbench.tokenizer.train as train_module
+
+    seen = []
+
+    def fake_train(corpus, config, log=print, cache_dir=None):  # the config the command hands to training
+        seen.append(config.input_level_db)
+        return {}
+
+    monkeypatch.setattr(train_module, "train_tokenizers", fake_train)
+    for flag in ([], ["--no-level-inputs"]):
+        code, _, err = run_cli(capsys, "tokenizer", "train", "--preset", "smoke", "--corpus", str(smoke_corpus),
+                               "--out", str(tmp_path / "tok"), *flag)
+        assert code == 0, err
+    assert seen == [PRESETS["smoke"].input_level_db, None] and seen[0] == -26.0
+
+
 def test_unit_audio_plays_exactly_the_frames_of_a_unit():
     from workbench.tokenizer.config import FRAME
     from workbench.tokenizer.notebook import unit_audio

@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--steps", type=int, default=None, help="training steps per iteration (cap)")
     train.add_argument("--parallel-weight", type=float, default=None,
                        help="weight of the cross-speaker loss on parallel train renderings (0: off)")
+    train.add_argument("--level-inputs", action=argparse.BooleanOptionalAction, default=None,
+                       help="scale every input to one speech level first (the default, -26 dBFS); --no-level-inputs "
+                       "reads audio at its own level (the A/B in the tokenizer README)")
     add_output_args(train)
     train.set_defaults(func=_train)
 
@@ -90,6 +93,8 @@ def _train(args: argparse.Namespace) -> None:
     validate.count("--num-units", args.num_units, 2, 65_536, optional=True)
     validate.count("--steps", args.steps, 1, optional=True)
     validate.number("--parallel-weight", args.parallel_weight, 0.0, None, optional=True)
+    if args.level_inputs is False:
+        changes["input_level_db"] = None
     config = override(config, **changes)
     corpus = _corpus(args.corpus or corpus_dir(args.preset))
     _check_training_corpus(corpus)
