@@ -11,7 +11,7 @@ import torch
 
 from workbench.acoustic.data import codec_fingerprint
 from workbench.codec.config import PRESETS, ModelConfig
-from workbench.codec.model import POSTFILTER_BINS, POSTFILTER_FRAMES, Codec, moving_average, postfilter
+from workbench.codec.model import ELU, POSTFILTER_BINS, POSTFILTER_FRAMES, Codec, moving_average, postfilter
 from workbench.codec.quantizer import ResidualVectorQuantizer, VectorQuantizer
 from workbench.codec.stream import decode_long, encode_long, level_gain, reconstruct
 from workbench.core.audio import speech_level_db
@@ -127,6 +127,18 @@ def test_config_that_does_not_fit_is_a_clear_error() -> None:
         Codec(ModelConfig(decoder="wavenet"))
     with pytest.raises(UserError, match="griffinlim decoder is not causal"):
         Codec(ModelConfig(decoder="griffinlim", causal=True))
+
+
+def test_the_codecs_elu_is_torchs_elu_in_value_and_gradient() -> None:
+    torch.manual_seed(0)
+    x = torch.cat([torch.randn(4000) * 4, torch.tensor([0.0, -1e-8, 1e-8, -80.0, 80.0])])
+    ours, ref = x.clone().requires_grad_(), x.clone().requires_grad_()
+    grad = torch.randn_like(x)
+    ELU()(ours).backward(grad)
+    torch.nn.functional.elu(ref).backward(grad)
+    assert torch.allclose(ELU()(x), torch.nn.functional.elu(x), rtol=1e-6, atol=1e-7)
+    assert torch.allclose(ours.grad, ref.grad, rtol=1e-6, atol=1e-6)
+    assert torch.autograd.gradcheck(ELU(), (torch.randn(30, dtype=torch.float64, requires_grad=True),))
 
 
 def test_griffin_lim_recovers_a_signal_from_its_magnitudes() -> None:

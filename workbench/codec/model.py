@@ -30,6 +30,30 @@ from workbench.codec.config import ModelConfig
 from workbench.codec.quantizer import ResidualVectorQuantizer
 
 
+class _ExpELU(torch.autograd.Function):
+    """ELU (alpha 1) as max(x, exp(min(x, 0)) - 1), its gradient from the output alone: 1 where y > 0, y + 1 below."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        y = torch.maximum(x, torch.exp(x.clamp(max=0.0)).sub_(1.0))
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return grad * (y.clamp(max=0.0) + 1.0)
+
+
+class ELU(nn.Module):
+    """nn.ELU's function. Torch's CPU kernel evaluates expm1 element by element, ~35x slower than its vectorised
+    exp (0.50 against 0.015 ms on a 256-channel, 8 x 1 s batch): it was 14% of a laptop codec training step. On
+    CPU it is computed from exp instead (absolute error < 1e-7); elsewhere F.elu is one fused kernel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _ExpELU.apply(x) if x.device.type == "cpu" else F.elu(x)
+
+
 class Conv(nn.Module):
     """Conv1d whose output length is exactly input_length / stride (input a multiple of stride)."""
 
@@ -61,8 +85,8 @@ class ResidualUnit(nn.Module):
     def __init__(self, channels: int, dilation: int, causal: bool):
         super().__init__()
         hidden = max(1, channels // 2)
-        self.block = nn.Sequential(nn.ELU(), Conv(channels, hidden, 3, dilation=dilation, causal=causal),
-                                   nn.ELU(), Conv(hidden, channels, 1))
+        self.block = nn.Sequential(ELU(), Conv(channels, hidden, 3, dilation=dilation, causal=causal),
+                                   ELU(), Conv(hidden, channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.block(x)
@@ -79,9 +103,9 @@ class Encoder(nn.Sequential):
         layers: list[nn.Module] = [Conv(1, c, 7, causal=cfg.causal)]
         for s in cfg.strides:
             layers += [ResidualUnit(c, d, cfg.causal) for d in cfg.dilations]
-            layers += [nn.ELU(), Conv(c, 2 * c, 2 * s, stride=s, causal=cfg.causal)]
+            layers += [ELU(), Conv(c, 2 * c, 2 * s, stride=s, causal=cfg.causal)]
             c *= 2
-        layers += [nn.ELU(), Conv(c, cfg.dim, 3, causal=cfg.causal)]
+        layers += [ELU(), Conv(c, cfg.dim, 3, causal=cfg.causal)]
         super().__init__(*layers)
 
 
@@ -104,7 +128,7 @@ class STFTEncoder(nn.Module):
         c = cfg.channels * 2 ** len(cfg.strides)
         self.hop, self.n_fft, self.causal = cfg.hop, 4 * cfg.hop, cfg.causal
         self.net = nn.Sequential(Conv(self.n_fft // 2 + 1, c, 3, causal=cfg.causal), *frame_rate_backbone(cfg, c),
-                                 nn.ELU(), Conv(c, cfg.dim, 3, causal=cfg.causal))
+                                 ELU(), Conv(c, cfg.dim, 3, causal=cfg.causal))
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
@@ -117,10 +141,10 @@ class Decoder(nn.Sequential):
         c = cfg.decoder_channels * 2 ** len(cfg.strides)
         layers: list[nn.Module] = [Conv(cfg.dim, c, 7, causal=cfg.causal)]
         for s in reversed(cfg.strides):
-            layers += [nn.ELU(), ConvUp(c, c // 2, s, causal=cfg.causal)]
+            layers += [ELU(), ConvUp(c, c // 2, s, causal=cfg.causal)]
             c //= 2
             layers += [ResidualUnit(c, d, cfg.causal) for d in cfg.dilations]
-        layers += [nn.ELU(), Conv(c, 1, 7, causal=cfg.causal)]
+        layers += [ELU(), Conv(c, 1, 7, causal=cfg.causal)]
         super().__init__(*layers)
 
 
@@ -136,7 +160,7 @@ class ISTFTDecoder(nn.Module):
         c = cfg.decoder_channels * 2 ** len(cfg.strides)
         self.hop, self.n_fft, self.causal = cfg.hop, 4 * cfg.hop, cfg.causal
         self.net = nn.Sequential(Conv(cfg.dim, c, 7, causal=cfg.causal), *frame_rate_backbone(cfg, c),
-                                 nn.ELU(), Conv(c, self.n_fft + 2, 1))
+                                 ELU(), Conv(c, self.n_fft + 2, 1))
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -211,7 +235,7 @@ class GriffinLimDecoder(nn.Module):
         c = cfg.decoder_channels * 2 ** len(cfg.strides)
         self.hop, self.n_fft, self.iters, self.momentum = cfg.hop, 4 * cfg.hop, cfg.gla_iters, cfg.gla_momentum
         self.contrast = (cfg.postfilter_time, cfg.postfilter_freq)
-        self.net = nn.Sequential(Conv(cfg.dim, c, 7), *frame_rate_backbone(cfg, c), nn.ELU(),
+        self.net = nn.Sequential(Conv(cfg.dim, c, 7), *frame_rate_backbone(cfg, c), ELU(),
                                  Conv(c, self.n_fft // 2 + 1, 1))
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
 
