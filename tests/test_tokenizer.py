@@ -348,21 +348,24 @@ def test_cli_clear_errors(trained, tmp_path, capsys):
     assert code == 2 and "bad.wav" in err and "not a readable audio file" in err
 
 
-def test_cli_train_levels_inputs_unless_told_not_to(smoke_corpus, tmp_path, capsys, monkeypatch):
+def test_cli_train_levels_inputs_unless_told_not_to_and_takes_a_precision(smoke_corpus, tmp_path, capsys,
+                                                                          monkeypatch):
     import workbench.tokenizer.train as train_module
 
     seen = []
 
     def fake_train(corpus, config, log=print, cache_dir=None):  # the config the command hands to training
-        seen.append(config.input_level_db)
+        seen.append((config.input_level_db, config.train_config().precision))
         return {}
 
     monkeypatch.setattr(train_module, "train_tokenizers", fake_train)
-    for flag in ([], ["--no-level-inputs"]):
+    for flag in ([], ["--no-level-inputs"], ["--precision", "bf16"]):
         code, _, err = run_cli(capsys, "tokenizer", "train", "--preset", "smoke", "--corpus", str(smoke_corpus),
                                "--out", str(tmp_path / "tok"), *flag)
         assert code == 0, err
-    assert seen == [PRESETS["smoke"].input_level_db, None] and seen[0] == -26.0
+    preset = PRESETS["smoke"]
+    assert seen == [(preset.input_level_db, preset.precision), (None, preset.precision), (-26.0, "bf16")]
+    assert preset.input_level_db == -26.0
 
 
 def test_unit_audio_plays_exactly_the_frames_of_a_unit():

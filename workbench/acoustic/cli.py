@@ -21,7 +21,7 @@ from pathlib import Path
 from workbench.core import validate
 from workbench.core.audio import MAX_SECONDS
 from workbench.core.cli import add_output_args, emit, trained_line
-from workbench.core.config import override, pick_preset
+from workbench.core.config import PRECISIONS, override, pick_preset
 from workbench.core.errors import UserError
 
 PROMPT_READ_SECONDS = 60.0  # of a speaker prompt file, only the start is read (the prompt is a few seconds)
@@ -68,6 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--semantic-prior", action=argparse.BooleanOptionalAction, default=None,
                    help="add log p(code | semantic token), counted on the training pairs, to the logits (default: "
                    "the preset's choice)")
+    t.add_argument("--precision", default=None, choices=PRECISIONS, help="bf16 autocast: native (the preset's: where "
+                   "the CPU or GPU computes bf16 natively), auto (GPUs only), bf16 (always) or fp32 (never)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     add_output_args(t)
     t.set_defaults(func=run_train)
@@ -114,7 +116,8 @@ def run_train(args: argparse.Namespace) -> int:
     preset = pick_preset(PRESETS, args.preset, "acoustic")
     changes = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes),
                                   ("batch_size", args.batch_size), ("cross_voice", args.cross_voice),
-                                  ("level0_share", args.level0_share), ("threads", args.threads))
+                                  ("level0_share", args.level0_share), ("threads", args.threads),
+                                  ("precision", args.precision))
                if v is not None}
     if min(changes.get("steps", 1), changes.get("batch_size", 1), changes.get("threads", 1)) < 1:
         raise UserError("--steps, --batch-size and --threads must be at least 1")

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-PRECISIONS = ("auto", "fp32", "bf16")
-
 # Denormal floats (below ~1.2e-38) cost an x86 CPU ~100x per operation, and training makes them (ELU and sigmoid of
 # large negative pre-activations, Adam's decaying moments): the laptop codec slowed from 12.8 to 7.7 steps/s over
 # 12 minutes, and its late checkpoint trains 2.5x faster with them flushed to zero. The flag is per thread and
@@ -30,10 +28,28 @@ def pick_device(device: str | torch.device | None = None, local_rank: int = 0) -
     return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bf16 natively: a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX tiles (without
+    them a CPU emulates bf16 and autocast only adds conversions)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        cpu = getattr(torch, "cpu", None)
+        return any(bool(getattr(cpu, probe, lambda: False)())
+                   for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return False
+
+
+def uses_bf16(device: torch.device, precision: str = "auto") -> bool:
+    """Whether `precision` (one of `workbench.core.config.PRECISIONS`) autocasts to bf16 on `device`."""
+    if precision == "native":
+        return native_bf16(device)
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda" and native_bf16(device))
+
+
 def autocast(device: torch.device, precision: str = "auto"):
-    """bf16 autocast on devices that support it ("auto"), always ("bf16"), or never ("fp32"); weights stay fp32."""
-    enabled = precision == "bf16" or (precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+    """bf16 autocast where `precision` asks for it on `device` (`uses_bf16`); weights stay fp32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(device, precision))
 
 
 @dataclass(frozen=True)

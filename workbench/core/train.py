@@ -43,8 +43,8 @@ import torch.distributed as dist
 
 from workbench.core import checkpoint as ckpt
 from workbench.core import distributed
-from workbench.core.config import FORMAT_KEY, FORMAT_VERSION, Config, changed_settings
-from workbench.core.device import PRECISIONS, DistInfo, autocast
+from workbench.core.config import FORMAT_KEY, FORMAT_VERSION, PRECISIONS, Config, changed_settings
+from workbench.core.device import DistInfo, autocast, uses_bf16
 from workbench.core.errors import UserError
 from workbench.core.io import append_jsonl, atomic_path, atomic_write_json, read_jsonl, to_json
 from workbench.core.progress import report as report_progress
@@ -74,7 +74,7 @@ class TrainConfig(Config):
     # snapshots/ for learning curves (the finished run is the last point); 0: none; not under fsdp
     snapshots: int = 0
     seed: int = 0
-    precision: str = "auto"  # auto: bf16 autocast where supported, else fp32; or "fp32" / "bf16"
+    precision: str = "auto"  # "auto" / "native" / "fp32" / "bf16": `workbench.core.config.PRECISIONS`
     threads: int | None = None  # torch CPU threads; None leaves torch's default
     # scale-out (`workbench.core.distributed`, README "Scale-out"): "ddp" replicates the model in every process,
     # "fsdp" shards the task's `shard_units` (the LM's residual blocks) and the root with FSDP2, checkpoints by DCP
@@ -393,6 +393,7 @@ def fit(task: Task, cfg: TrainConfig, run: Run, *, device: torch.device, info: D
         summary = {"run": str(out_dir) if out_dir is not None else None, "steps": step, "stopped_by": stopped_by,
                    "resumed_from": start if run.resume else None, "elapsed_s": round(elapsed(), 2),
                    "device": str(device), "processes": info.world, "threads": torch.get_num_threads(),
+                   "bf16": uses_bf16(device, cfg.precision),
                    "last": record, "initial_eval": initial, "final_eval": final}
     if writer is not None:
         writer.close()

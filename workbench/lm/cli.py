@@ -19,6 +19,7 @@ import argparse
 from pathlib import Path
 
 from workbench.core.cli import add_output_args, emit
+from workbench.core.config import PRECISIONS
 from workbench.core.errors import UserError
 from workbench.core.paths import lm_run_dir
 
@@ -167,7 +168,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--snapshots", type=int, default=None, help="learning-curve points: weights kept at 1/N, 2/N, ... "
                    "of the run for `lm probes --curves` (default: the preset's)")
-    p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16"))
+    p.add_argument("--precision", default=None, choices=PRECISIONS)
     p.add_argument("--vocab-size", type=int, default=None, help="the tokenizer's codebook size")
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     p.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard (optional package)")

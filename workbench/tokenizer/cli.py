@@ -8,7 +8,7 @@ from pathlib import Path
 
 from workbench.core import validate
 from workbench.core.cli import add_output_args, emit
-from workbench.core.config import override, pick_preset
+from workbench.core.config import PRECISIONS, override, pick_preset
 from workbench.core.errors import UserError
 from workbench.core.paths import corpus_dir, run_dir
 
@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--level-inputs", action=argparse.BooleanOptionalAction, default=None,
                        help="scale every input to one speech level first (the default, -26 dBFS); --no-level-inputs "
                        "reads audio at its own level (the A/B in the tokenizer README)")
+    train.add_argument("--precision", default=None, choices=PRECISIONS,
+                       help="the training loop's bf16 autocast (default: the preset's)")
     add_output_args(train)
     train.set_defaults(func=_train)
 
@@ -88,7 +90,8 @@ def _train(args: argparse.Namespace) -> None:
     config = pick_preset(PRESETS, args.preset, "tokenizer")
     changes = {k: v for k, v in (("max_minutes", args.max_minutes), ("num_units", args.num_units),
                                  ("steps", args.steps),
-                                 ("parallel_weight", args.parallel_weight)) if v is not None}
+                                 ("parallel_weight", args.parallel_weight), ("precision", args.precision))
+               if v is not None}
     validate.number("--max-minutes", args.max_minutes, 0.0, None, lo_open=True, optional=True)
     validate.count("--num-units", args.num_units, 2, 65_536, optional=True)
     validate.count("--steps", args.steps, 1, optional=True)

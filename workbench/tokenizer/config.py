@@ -70,6 +70,7 @@ class TokenizerConfig(Config):
     overlap_seconds: float = 4.0
     seed: int = 0
     threads: int = 2  # torch CPU threads
+    precision: str = "fp32"  # the training loop's autocast (`workbench.core.config.PRECISIONS`)
 
     def __post_init__(self):
         if self.input_level_db is not None and not -60 <= self.input_level_db <= 0:
@@ -83,12 +84,12 @@ class TokenizerConfig(Config):
     def train_config(self, max_minutes: float | None = None, iteration: int = 1) -> TrainConfig:
         """The shared loop's settings for HuBERT iteration `iteration`, stopped by `steps` or `max_minutes` (its
         share of the whole budget): AdamW with betas (0.9, 0.98) (decay on matrices only), linear warmup, then
-        cosine decay to zero, gradient clipping at 1, fp32 on the CPU, every step logged. Each iteration draws
+        cosine decay to zero, gradient clipping at 1, `precision`, every step logged. Each iteration draws
         other crops (seed + iteration)."""
         return TrainConfig(steps=self.steps, max_minutes=max_minutes, batch_size=self.batch_size, lr=self.lr,
                            min_lr_ratio=0.0, warmup_steps=self.warmup_steps, weight_decay=self.weight_decay,
                            betas=(0.9, 0.98), grad_clip=1.0, log_every=1, eval_every=0, checkpoint_every=0,
-                           seed=self.seed + iteration, precision="fp32", threads=self.threads)
+                           seed=self.seed + iteration, precision=self.precision, threads=self.threads)
 
 
 PRESETS: dict[str, TokenizerConfig] = {
