@@ -96,6 +96,9 @@ class TrainConfig(LoopConfig):
     eval_every: int = 50
     checkpoint_every: int = 100
     steps: int = 200
+    # bf16 autocast wherever the hardware computes it natively, this project's CPUs included: the laptop step
+    # 1.25x (Griffin) and 1.8x (Transformer) faster on the job's CPU (README); decoding keeps "auto" (fp32 on a CPU)
+    precision: str = "native"
 
     def __post_init__(self):
         super().__post_init__()
