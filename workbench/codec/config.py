@@ -178,7 +178,7 @@ PRESETS = {
                    speed_seconds=2.0),
     ),
     # 16 minutes on 2 CPU cores (40, then 16, 14 and 12 before the 90-minute reproduction; 16 again since its steps
-    # got 1.24x cheaper and the figure on real voices follows steps; README: what each costs),
+    # got 1.24x cheaper and the figure on real voices follows steps, and 1.18x more from the ELU; README: what each costs),
     # so everything runs at the 50 Hz frame rate (STFT encoder, iSTFT decoder, 256 channels): ~3x the steps per
     # second of the waveform-conv encoder, ~7x of SoundStream's conv pair. The discriminator (--adversarial) costs
     # ~3.5x per step here; see README.md for the measured trade-offs.
