@@ -199,6 +199,8 @@ def test_units_do_not_move_with_the_recording_level(tmp_path):
     assert as_is.gain(audio) == 1.0 and levelled.gain(np.zeros(16000, np.float32)) == 1.0  # silence is not lifted
     with pytest.raises(UserError, match="input_level_db 3"):
         override(TINY, input_level_db=3.0)
+    with pytest.raises(UserError, match="precision 'fp16' is not one of"):
+        override(TINY, precision="fp16")
 
 
 def test_the_members_of_a_probe_pair_share_one_gain_and_their_prefix_units(tmp_path):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workbench.core.config import Config
+from workbench.core.config import PRECISIONS, Config
 from workbench.core.train import TrainConfig
 
 SAMPLE_RATE = 16_000
@@ -75,6 +75,8 @@ class TokenizerConfig(Config):
     def __post_init__(self):
         if self.input_level_db is not None and not -60 <= self.input_level_db <= 0:
             raise ValueError(f"bad TokenizerConfig: input_level_db {self.input_level_db} is not in [-60, 0] dBFS")
+        if self.precision not in PRECISIONS:  # checked here, not after minutes of k-means when training starts
+            raise ValueError(f"bad TokenizerConfig: precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
 
     @property
     def receptive_frames(self) -> int:
