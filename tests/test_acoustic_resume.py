@@ -98,7 +98,9 @@ def test_micro_batches_add_up_to_the_whole_batch(tmp_path, inputs):
     first = [[r for r in records(tmp_path / run) if r["step"] == 1 and "loss" in r][0] for run in ("whole", "parts")]
     assert first[0]["loss"] == pytest.approx(first[1]["loss"], abs=1e-5)
     assert first[0]["grad_norm"] == pytest.approx(first[1]["grad_norm"], rel=1e-4)
-    assert parts["last"]["loss"] == pytest.approx(whole["last"]["loss"], abs=1e-4)
+    # after an Adam step: its first update is ~lr x sign(gradient), so rounding-level gradient differences of
+    # near-zero entries move weights by a whole lr; the losses agree to ~1e-4 of themselves, not to float precision
+    assert parts["last"]["loss"] == pytest.approx(whole["last"]["loss"], rel=1e-4)
 
 
 def test_default_paths_follow_core_paths():

@@ -12,7 +12,7 @@ import torch
 from workbench.acoustic.data import codec_fingerprint
 from workbench.codec.config import PRESETS, ModelConfig
 from workbench.codec.model import ELU, POSTFILTER_BINS, POSTFILTER_FRAMES, Codec, moving_average, postfilter
-from workbench.codec.quantizer import ResidualVectorQuantizer, VectorQuantizer
+from workbench.codec.quantizer import ResidualVectorQuantizer, VectorQuantizer, beam_encode
 from workbench.codec.stream import decode_long, encode_long, level_gain, reconstruct
 from workbench.core.audio import speech_level_db
 from workbench.core.errors import UserError
@@ -93,6 +93,42 @@ def test_rvq_levels_refine_and_dropout_prefixes_decode() -> None:
     assert errors == sorted(errors, reverse=True) and errors[-1] < 0.5 * errors[0]
     with pytest.raises(ValueError, match="levels 1..4"):
         rvq.encode(z, 5)
+
+
+def test_beam_search_finds_the_best_pair_of_codes_and_codes_closer_than_greedy() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(300, 4)
+    books = [torch.randn(8, 4), 0.5 * torch.randn(8, 4)]
+    # two levels, a beam as wide as the first codebook: every pair is searched, so the result is the best pair
+    codes = beam_encode(x, books, beam=8)
+    pairs = (books[0][:, None] + books[1][None]).reshape(64, 4)
+    best = torch.cdist(x, pairs).argmin(1)
+    assert torch.equal(codes[0] * 8 + codes[1], best)
+    rvq = ResidualVectorQuantizer(dim=8, codebook_size=32, num_quantizers=4, decay=0.8).train()
+    z = torch.randn(4, 8, 50)
+    for _ in range(20):
+        rvq(z)
+    rvq.eval()
+    error = {b: (rvq.decode(rvq.encode(z, beam=b)) - z).pow(2).sum(1) for b in (1, 16)}
+    assert torch.equal(rvq.encode(z, beam=1), rvq(z)[1])  # beam 1 is the greedy RVQ training uses
+    assert error[16].mean() < 0.9 * error[1].mean() and (error[16] <= error[1] + 1e-5).float().mean() > 0.95
+    assert rvq.encode(z, 2, beam=16).shape == (2, 4, 50)
+    with pytest.raises(ValueError, match="beam must be >= 1"):
+        rvq.encode(z, beam=0)
+
+
+def test_the_encoders_beam_changes_the_codes_not_the_codec() -> None:
+    torch.manual_seed(0)
+    greedy = Codec(dataclasses.replace(TINY, rvq_beam=1)).eval()
+    beam = Codec(dataclasses.replace(TINY, rvq_beam=16)).eval()
+    beam.load_state_dict(greedy.state_dict())
+    wav = torch.randn(1, 320 * 40) * 0.3
+    latent = greedy.encoder(greedy.pad(wav[:, None]))
+    error = {c.cfg.rvq_beam: (greedy.quantizer.decode(c.encode(wav)) - latent).pow(2).sum() for c in (greedy, beam)}
+    assert error[16] < error[1]
+    assert codec_fingerprint(beam) == codec_fingerprint(greedy)  # a SoundStorm trained over either still fits
+    with pytest.raises(UserError, match="rvq_beam 0 is not in"):
+        Codec(dataclasses.replace(TINY, rvq_beam=0))
 
 
 def test_straight_through_gradient_reaches_the_encoder_side() -> None:

@@ -60,6 +60,8 @@ def test_griffinlim_decoder_trains_on_its_magnitudes(tmp_path, smoke_corpus) -> 
     assert summary["final_eval_mel"] < summary["initial_eval_mel"]
     codec, _ = load_codec(tmp_path / "run")
     assert codec.decode(codec.encode(torch.randn(1, 3200) * 0.1)).shape == (1, 3200)
+    greedy, _ = load_codec(tmp_path / "run", rvq_beam=1)  # the encoder's search replaced, weights kept
+    assert (codec.cfg.rvq_beam, greedy.cfg.rvq_beam) == (16, 1)
     fewer, _ = load_codec(tmp_path / "run", gla_iters=2)  # the run's iterations replaced at decoding, weights kept
     assert (codec.decoder.iters, fewer.decoder.iters) == (8, 2)
     assert fewer.decoder.reach_frames() < codec.decoder.reach_frames()
@@ -183,6 +185,7 @@ def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, smoke_run, smoke_corp
                                  ("--adv-weight", "-1", "--adv-weight and --feat-weight must be >= 0"),
                                  ("--dim", "1", "--dim must be at least 2"),
                                  ("--gla-iters", "999", "--gla-iters must be in [0, 256]"),
+                                 ("--rvq-beam", "0", "--rvq-beam must be in [1, 256]"),
                                  ("--quantizer-dropout", "1.5", "quantizer_dropout and adversarial_start in [0, 1]"),
                                  ("--seed", "-1", "seed must be in 0 .. 2**63 - 1")):
         assert main(["codec", "train", "--preset", "smoke", flag, value, "--out", str(tmp_path / "t")]) == 2

@@ -100,8 +100,10 @@ def semantic_prior(pairs: Sequence["Pair"], rates: Rates, levels: int, codebook_
 
 
 def codec_fingerprint(codec) -> str:
-    """A short hash of the codec's config and weights: what decides its codes (not the decode-time postfilter)."""
-    config = {k: v for k, v in codec.cfg.to_dict().items() if not k.startswith("postfilter_")}
+    """A short hash of the codec's config and weights: which codec it is (not the decode-time postfilter, nor the
+    encoder's beam, which picks among the same codes: a model trained over greedy codes works with beam-coded
+    prompts, and the pairs record the beam they were coded with)."""
+    config = {k: v for k, v in codec.cfg.to_dict().items() if not k.startswith("postfilter_") and k != "rvq_beam"}
     h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for name, tensor in sorted(codec.state_dict().items()):
         h.update(name.encode())
@@ -111,7 +113,8 @@ def codec_fingerprint(codec) -> str:
 
 def pair_meta(tokenizer, codec) -> dict[str, Any]:
     return {"format": FORMAT, "tokenizer_fingerprint": fingerprint(tokenizer), "semantic_vocab": tokenizer.num_units,
-            "codec_fingerprint": codec_fingerprint(codec), "levels": codec.cfg.num_quantizers,
+            "codec_fingerprint": codec_fingerprint(codec), "rvq_beam": codec.cfg.rvq_beam,
+            "levels": codec.cfg.num_quantizers,
             "codebook_size": codec.cfg.codebook_size, "rates": rates_of(tokenizer, codec).to_dict()}
 
 

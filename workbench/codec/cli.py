@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--gla-iters", type=int, default=None, metavar="N",
                        help="griffinlim decoder: decode with N Griffin-Lim iterations instead of the run's (laptop 16; "
                        "runs trained before 2026-12-05 recorded 32)")
+        p.add_argument("--rvq-beam", type=int, default=None, metavar="B",
+                       help="encode with a beam of B partial sums per RVQ level instead of the run's (default 16; "
+                       "1 = greedy, as runs before 2026-12-06 encoded)")
 
     t = sub.add_parser("train", help="train a codec on a corpus")
     common(t)
@@ -137,6 +140,8 @@ def run_train(args: argparse.Namespace) -> int:
         model = override(model, postfilter_time=args.postfilter[0], postfilter_freq=args.postfilter[1])
     if args.gla_iters is not None:
         model = override(model, gla_iters=_gla_iters(args))
+    if args.rvq_beam is not None:
+        model = override(model, rvq_beam=_rvq_beam(args))
     changes = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes),
                                   ("batch_size", args.batch_size), ("adversarial", args.adversarial),
                                   ("magnitude_tilt", args.magnitude_tilt), ("speed_perturb", args.speed_perturb),
@@ -181,16 +186,26 @@ def _load(args):
     postfilter = getattr(args, "postfilter", None)
     if postfilter is not None and not all(0 < f <= 3 for f in postfilter):
         raise UserError(f"--postfilter factors must be in (0, 3] (got {postfilter[0]:g} {postfilter[1]:g})")
-    return load_codec(_ckpt(args), pick_device(args.device), postfilter, _gla_iters(args))
+    return load_codec(_ckpt(args), pick_device(args.device), postfilter, _gla_iters(args), _rvq_beam(args))
+
+
+def _bounded(args, name: str, low: int, high: int) -> int | None:
+    n = getattr(args, name, None)
+    if n is not None and not low <= n <= high:
+        raise UserError(f"--{name.replace('_', '-')} must be in [{low}, {high}] (got {n})")
+    return n
 
 
 def _gla_iters(args) -> int | None:
     from workbench.codec.config import MAX_GLA_ITERS
 
-    n = getattr(args, "gla_iters", None)
-    if n is not None and not 0 <= n <= MAX_GLA_ITERS:
-        raise UserError(f"--gla-iters must be in [0, {MAX_GLA_ITERS}] (got {n})")
-    return n
+    return _bounded(args, "gla_iters", 0, MAX_GLA_ITERS)
+
+
+def _rvq_beam(args) -> int | None:
+    from workbench.codec.config import MAX_RVQ_BEAM
+
+    return _bounded(args, "rvq_beam", 1, MAX_RVQ_BEAM)
 
 
 def run_encode(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from workbench.core.errors import UserError
 from workbench.core.train import TrainConfig as LoopConfig
 
 MAX_GLA_ITERS = 256
+MAX_RVQ_BEAM = 256
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class ModelConfig(Config):
     input_level_db: float | None = None
     codebook_size: int = 1024
     num_quantizers: int = 6
+    # encoding only (training quantizes greedily): the RVQ beam search keeps this many partial sums per level
+    # (`quantizer.beam_encode`); 16 codes real speech +0.07 PESQ-WB over greedy (1) at the same bitrate (README)
+    rvq_beam: int = 16
     ema_decay: float = 0.99
     dead_code_threshold: float = 0.1  # restart a code whose EMA usage falls below this x uniform usage
 
@@ -81,6 +85,8 @@ class ModelConfig(Config):
             problems.append(f"postfilter factors ({self.postfilter_time}, {self.postfilter_freq}) are not in (0, 3]")
         if not 0 <= self.gla_iters <= MAX_GLA_ITERS:
             problems.append(f"gla_iters {self.gla_iters} is not in [0, {MAX_GLA_ITERS}]")
+        if not 1 <= self.rvq_beam <= MAX_RVQ_BEAM:
+            problems.append(f"rvq_beam {self.rvq_beam} is not in [1, {MAX_RVQ_BEAM}]")
         if not 0 < self.ema_decay < 1:
             problems.append(f"ema_decay {self.ema_decay} is not in (0, 1)")
         if self.input_level_db is not None and not -60 <= self.input_level_db <= 0:

@@ -53,7 +53,7 @@ def diagnose_clip(codec: Codec, audio: np.ndarray, n_q: int | None = None, bands
     wav = codec.pad(torch.as_tensor(np.asarray(audio, dtype=np.float32))[None, None])
     true = torch.log(frame_spectrum(wav[:, 0], dec.n_fft, dec.hop, dec.window).abs().clamp(min=1e-5))
     z = codec.encoder(wav)
-    predicted = dec.log_magnitude(codec.quantizer.decode(codec.quantizer.encode(z, n_q)))
+    predicted = dec.log_magnitude(codec.quantizer.decode(codec.quantizer.encode(z, n_q, codec.cfg.rvq_beam)))
     score = lambda log_mag: pesq_wb(audio, dec.griffin_lim(log_mag.exp())[0, 0, :n].numpy())  # noqa: E731
     out = {"exact": score(true), "unquantized": score(dec.log_magnitude(z)), "codec": score(predicted)}
     if dec.contrast != (1, 1):

@@ -107,10 +107,11 @@ def evaluate_set(codec: Codec, clips: list[Clip], set_name: str, levels: list[in
         else:
             usable.append(name)
     for clip in tqdm(clips, desc=f"eval {set_name}", disable=not progress, leave=False):
-        codes = encode_long(codec, clip.audio, max(levels), cfg.chunk_seconds)
         gain = level_gain(codec, clip.audio)  # the clip's level is sent beside the codes: its own level back
         for n_q in levels:
-            out = decode_long(codec, codes[:n_q], cfg.chunk_seconds)[: len(clip.audio)].numpy() / gain
+            # coded at each rate: a beam search for six levels does not pick the best first three
+            codes = encode_long(codec, clip.audio, n_q, cfg.chunk_seconds)
+            out = decode_long(codec, codes, cfg.chunk_seconds)[: len(clip.audio)].numpy() / gain
             key = ("ours", n_q)
             per.setdefault(key, []).append({**measure(clip.audio, out), "speaker": clip.speaker})
             rates[key] = (codec.cfg.kbps(n_q), codec.cfg.kbps(n_q))
@@ -185,7 +186,7 @@ def evaluate(codec: Codec, cfg: EvalConfig, corpus_dir: str | Path | None, real_
     notes.append("codec2-3200: 16 kHz input resampled to 8 kHz for c2enc/c2dec (raw s16) and back up to 16 kHz; "
                  "delays of Codec2/Opus are removed by cross-correlation before STOI and mel distance")
     return {"model": {"kbps_levels": {n: codec.cfg.kbps(n) for n in levels}, "causal": codec.cfg.causal,
-                      "frame_rate": codec.cfg.frame_rate, "codebook_size": codec.cfg.codebook_size},
+                      "rvq_beam": codec.cfg.rvq_beam, "frame_rate": codec.cfg.frame_rate, "codebook_size": codec.cfg.codebook_size},
             "sets": sets, "results": rows, "by_speaker": by_speaker, "speed": speed, "notes": notes}
 
 

@@ -320,7 +320,7 @@ class Codec(nn.Module):
     def encode(self, wav: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
         """wav (B, T) or (B, 1, T) -> codes (n_q, B, ceil(T / hop)); the end is zero-padded to a whole frame."""
         wav = self.pad(wav if wav.dim() == 3 else wav[:, None])
-        return self.quantizer.encode(self.encoder(wav), n_q)
+        return self.quantizer.encode(self.encoder(wav), n_q, self.cfg.rvq_beam)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes (n_q, B, F) -> wav (B, F * hop)."""

@@ -109,10 +109,17 @@ class ResidualVectorQuantizer(nn.Module):
         out = x + (quantized - x).detach()  # straight-through: the decoder's gradient flows into the encoder
         return out.reshape(b, t, d).transpose(1, 2), torch.stack(codes).reshape(n_q, b, t), commit
 
-    def encode(self, z: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
+    def encode(self, z: torch.Tensor, n_q: int | None = None, beam: int = 1) -> torch.Tensor:
+        """z (B, D, T) -> codes (n_q, B, T). `beam` 1 is the greedy RVQ training uses (each level takes the code
+        nearest to what the levels above left); a wider beam keeps the `beam` best partial sums at every level
+        (`beam_encode`): the same bits, a latent nearer the encoder's."""
         n_q = self._check(n_q)
+        if beam < 1:
+            raise ValueError(f"beam must be >= 1 (got {beam})")
         b, d, t = z.shape
         residual = z.transpose(1, 2).reshape(-1, d)
+        if beam > 1:
+            return beam_encode(residual, [vq.codebook for vq in self.levels[:n_q]], beam).reshape(n_q, b, t)
         codes = []
         for vq in self.levels[:n_q]:
             c = vq.encode(residual)
@@ -125,3 +132,26 @@ class ResidualVectorQuantizer(nn.Module):
         self._check(codes.shape[0])
         out = sum(vq.decode(c) for vq, c in zip(self.levels, codes))
         return out.permute(0, 2, 1)
+
+
+def beam_encode(x: torch.Tensor, codebooks: list[torch.Tensor], beam: int) -> torch.Tensor:
+    """Beam search over the levels of an RVQ: x (N, D) -> codes (levels, N) whose sum of codes is (nearly) the
+    nearest to each row of x. Greedy RVQ commits to the nearest level-1 code although a slightly farther one may
+    leave a residual the later levels code better; keeping the `beam` partial sums with the smallest residual
+    at every level finds such paths. Each row is searched alone (chunked encoding stays exact), and the
+    decoder is the same: only which codes are sent changes. Cost per level: `beam` x codebook distances a row."""
+    n, d = x.shape
+    residual = x[:, None, :]  # (N, hypotheses, D)
+    error = residual.pow(2).sum(-1)  # (N, hypotheses): squared norm of each hypothesis's residual
+    codes = x.new_zeros((n, 1, 0), dtype=torch.long)
+    for codebook in codebooks:
+        k = codebook.shape[0]
+        # |r - c|^2 = |r|^2 - 2 r.c + |c|^2 for every (hypothesis, code)
+        dist = (error[:, :, None] - 2 * torch.einsum("nhd,kd->nhk", residual, codebook)
+                + codebook.pow(2).sum(1)).reshape(n, -1)
+        best = dist.topk(min(beam, dist.shape[1]), dim=1, largest=False, sorted=True).indices
+        parent, code = best // k, best % k
+        residual = torch.gather(residual, 1, parent[..., None].expand(-1, -1, d)) - codebook[code]
+        error = residual.pow(2).sum(-1)
+        codes = torch.cat([torch.gather(codes, 1, parent[..., None].expand(-1, -1, codes.shape[2])), code[..., None]], 2)
+    return codes[:, 0].t()  # the best hypothesis (topk sorted), (levels, N)

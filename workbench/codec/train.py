@@ -66,7 +66,8 @@ def check_moved(run_dir: str | Path) -> None:
 
 
 def load_codec(run_dir: str | Path, device: str | torch.device = "cpu",
-               postfilter: tuple[float, float] | None = None, gla_iters: int | None = None) -> tuple[Codec, dict]:
+               postfilter: tuple[float, float] | None = None, gla_iters: int | None = None,
+               rvq_beam: int | None = None) -> tuple[Codec, dict]:
     """The latest checkpoint's codec (eval mode) and its config.json contents; `postfilter` (time, frequency)
     replaces the decoding postfilter the run recorded (`model.postfilter`; 1, 1 turns it off), `gla_iters` its
     Griffin-Lim iterations (the weights do not depend on either)."""
@@ -78,6 +79,8 @@ def load_codec(run_dir: str | Path, device: str | torch.device = "cpu",
         config = override(config, postfilter_time=postfilter[0], postfilter_freq=postfilter[1])
     if gla_iters is not None:
         config = override(config, gla_iters=gla_iters)
+    if rvq_beam is not None:
+        config = override(config, rvq_beam=rvq_beam)
     config.check()
     codec = load_weights(path, "codec", Codec(config))
     return codec.to(device).eval(), meta
