@@ -49,6 +49,7 @@ def test_smoke_training_lowers_the_held_out_loss(smoke_run):
     assert [r["step"] for r in records if "eval_loss" in r] == [0, 15, 30]  # one evaluation at the end
     pairs = json.loads((root / "pairs" / "pairs.json").read_text())
     assert pairs["complete"] and pairs["levels"] == summary["levels"] == 4 and pairs["rates"]["codec_hop"] == 320
+    assert pairs["rvq_beam"] == 1  # SoundStorm's codes are the greedy RVQ's (the codec's own commands use a beam)
     rows = [json.loads(line) for line in (root / "pairs" / "manifest.jsonl").read_text().splitlines()]
     assert {r["split"] for r in rows} == {"train", "dev"}
     with np.load(root / "pairs" / rows[0]["path"]) as z:  # 25 Hz tokens, 50 Hz codes of the same audio

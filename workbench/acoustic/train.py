@@ -58,7 +58,9 @@ def default_paths(preset: str) -> dict[str, Path]:
 
 
 def load_codec_and_tokenizer(codec_dir: str | Path, tokenizer_dir: str | Path, device: torch.device | str = "cpu"):
-    codec, _ = load_codec(codec_dir, device)
+    # SoundStorm's codes (training pairs, prompts, the codec ceiling in its eval) are the greedy RVQ's, as the
+    # codec trained: the beam search codes 11 h of pairs ~10x slower, and its codes are not the ones measured here
+    codec, _ = load_codec(codec_dir, device, rvq_beam=1)
     try:
         tokenizer = Tokenizer.load(tokenizer_dir)
     except TokenizerError as err:

@@ -141,17 +141,20 @@ def beam_encode(x: torch.Tensor, codebooks: list[torch.Tensor], beam: int) -> to
     at every level finds such paths. Each row is searched alone (chunked encoding stays exact), and the
     decoder is the same: only which codes are sent changes. Cost per level: `beam` x codebook distances a row."""
     n, d = x.shape
-    residual = x[:, None, :]  # (N, hypotheses, D)
-    error = residual.pow(2).sum(-1)  # (N, hypotheses): squared norm of each hypothesis's residual
-    codes = x.new_zeros((n, 1, 0), dtype=torch.long)
+    residual, error = x, x.pow(2).sum(1, keepdim=True)  # (N * hypotheses, D), (N, hypotheses)
+    parents, picks = [], []
     for codebook in codebooks:
         k = codebook.shape[0]
-        # |r - c|^2 = |r|^2 - 2 r.c + |c|^2 for every (hypothesis, code)
-        dist = (error[:, :, None] - 2 * torch.einsum("nhd,kd->nhk", residual, codebook)
-                + codebook.pow(2).sum(1)).reshape(n, -1)
-        best = dist.topk(min(beam, dist.shape[1]), dim=1, largest=False, sorted=True).indices
-        parent, code = best // k, best % k
-        residual = torch.gather(residual, 1, parent[..., None].expand(-1, -1, d)) - codebook[code]
-        error = residual.pow(2).sum(-1)
-        codes = torch.cat([torch.gather(codes, 1, parent[..., None].expand(-1, -1, codes.shape[2])), code[..., None]], 2)
-    return codes[:, 0].t()  # the best hypothesis (topk sorted), (levels, N)
+        # |r - c|^2 = |r|^2 - 2 r.c + |c|^2 for every (hypothesis, code): one matrix product
+        dist = torch.addmm(codebook.pow(2).sum(1), residual, codebook.t(), alpha=-2).reshape(n, -1, k)
+        best = (dist + error[:, :, None]).reshape(n, -1).topk(min(beam, dist.shape[1] * k), dim=1, largest=False)
+        error, parent, code = best.values, best.indices // k, best.indices % k  # sorted: hypothesis 0 is the best
+        rows = (torch.arange(n, device=x.device)[:, None] * residual.shape[0] // n + parent).reshape(-1)
+        residual = residual[rows] - codebook[code.reshape(-1)]
+        parents.append(parent)
+        picks.append(code)
+    codes, hypothesis = [], torch.zeros(n, 1, dtype=torch.long, device=x.device)
+    for parent, code in zip(reversed(parents), reversed(picks)):  # follow the best path back up the levels
+        codes.append(code.gather(1, hypothesis)[:, 0])
+        hypothesis = parent.gather(1, hypothesis)
+    return torch.stack(codes[::-1])
