@@ -15,6 +15,13 @@ words needed, WER at L = 1 would fall to the codec's; what it does fall to is wh
 
     python scripts/acoustic_levels_study.py RUN_DIR CORPUS_DIR OUT.json [--levels 1,2,3,4,6] [--preset laptop]
     python scripts/acoustic_levels_study.py RUN_DIR CORPUS_DIR OUT.json --given 0,1,2,3 [--preset laptop]
+    python scripts/acoustic_levels_study.py RUN_DIR CORPUS_DIR OUT.json --soft 1,0.5 [--preset laptop]
+
+Soft decoding (`--soft`): a weak model's sampled codes are often wrong, and the codec decodes a wrong code as
+confidently as a right one. Instead, decode the model's *expected* latent: for every level q, one pass with levels
+q.. of the window masked (the coarser ones its own decoded codes) gives p(code); the codec's decoder hears
+sum_q sum_k p_q(k) codebook_q[k] (at temperature T: p^(1/T), renormalised) instead of the sum of the chosen codes.
+Beside the plain decode of the same synthesis (one window, the clip's own speaker's prompt) and the codec.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench.acoustic.config import PRESETS, EvalConfig
+from workbench.acoustic.data import upsample_semantic
 from workbench.acoustic.evaluate import eval_clips
 from workbench.acoustic.synthesize import Synthesizer
 from workbench.acoustic.windowed import Prompt, synthesize_codes
@@ -134,16 +142,76 @@ def given_study(synth: Synthesizer, corpus: str, given: list[int], cfg: EvalConf
     return {"model": {"trained_steps": synth.meta.get("step"), "levels": synth.levels}, "table": table, "rows": rows}
 
 
+@torch.inference_mode()
+def soft_latent(synth: Synthesizer, semantic: np.ndarray, prompt: Prompt, codes: np.ndarray,
+                temperature: float = 1.0) -> torch.Tensor:
+    """The expected codec latent (D, frames) of one window after `prompt` whose decoded codes (q, frames) are given:
+    level q's code distribution read with levels q.. masked and the coarser ones as decoded."""
+    frames, p = codes.shape[1], prompt.frames
+    sem = torch.from_numpy(np.concatenate([prompt.semantic, upsample_semantic(semantic, synth.rates, 0, frames)]))
+    row = torch.from_numpy(np.concatenate([prompt.codes[: synth.levels], codes], axis=1)).long()[None]
+    latent = 0
+    for q, vq in enumerate(synth.codec.quantizer.levels[: synth.levels]):
+        masked = row.clone()
+        masked[:, q:, p:] = synth.model.mask_id
+        logits = synth.model.level_logits(sem.long()[None].to(synth.device), masked.to(synth.device), q)[0, p:]
+        latent = latent + torch.softmax(logits.float() / temperature, -1) @ vq.codebook
+    return latent.t()
+
+
+def soft_study(synth: Synthesizer, corpus: str, temperatures: list[float], cfg: EvalConfig) -> dict:
+    clips = eval_clips(corpus, cfg.clips, cfg.clip_seconds, synth.decode.prompt_seconds)
+    names = ["plain"] + [f"soft T={t:g}" for t in temperatures]
+    rows, heard = [], []
+    for j, clip in enumerate(tqdm(clips, desc="soft-decoding study", unit="clip")):
+        semantic, truth, prompt = synth.semantic_tokens(clip.audio), synth.codes(clip.audio), synth.prompt(clip.prompt)
+        codes = given_codes(synth, semantic, prompt, truth, 0, seed=j)
+        with torch.inference_mode():
+            wavs = [synth.audio(codes)] + [synth.codec.decoder(soft_latent(synth, semantic, prompt, codes, t)[None])
+                                           [0, 0].cpu().numpy() for t in temperatures]
+        own, other = speaker_embedding(clip.prompt), speaker_embedding(clip.other_prompt)
+        for name, wav in zip(names, wavs):
+            emb = embedding_or_none(wav[: len(clip.audio)])
+            rows.append({"clip": clip.id, "kind": clip.kind, "decoding": name, "text": clip.text,
+                         "sim_prompt": similarity_or_none(emb, own),
+                         "same_gap": difference_or_none(similarity_or_none(emb, own), similarity_or_none(emb, other))})
+            heard.append(wav[: len(clip.audio)])
+        heard.append(reconstruct(synth.codec, clip.audio))
+    said = transcribe_many(heard)  # one process per core, after the syntheses
+    for i, row in enumerate(rows):
+        clip_index, k = divmod(i, len(names))
+        row["transcript"] = said[clip_index * (len(names) + 1) + k]
+        row["transcript_codec"] = said[clip_index * (len(names) + 1) + len(names)]
+    table = _table(rows, "decoding", names, lambda group: {
+        "same_prompt_gap": mean_interval([r["same_gap"] for r in group]),
+        "sim_prompt": mean_interval([r["sim_prompt"] for r in group])["mean"],
+        "unmeasured": sum(r["sim_prompt"] is None for r in group)})
+    return {"model": {"trained_steps": synth.meta.get("step"), "levels": synth.levels}, "table": table, "rows": rows}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run"), p.add_argument("corpus"), p.add_argument("out")
     p.add_argument("--levels", default="1,2,3,4,6", help="level counts to decode, comma-separated")
     p.add_argument("--given", default=None, help="instead: level counts given as the clip's own codes, "
                    "comma-separated (0 = none), SoundStorm decoding the rest")
+    p.add_argument("--soft", default=None, help="instead: compare plain decoding with the expected latent at these "
+                   "temperatures, comma-separated (1 = the model's probabilities)")
     p.add_argument("--preset", default="laptop", help="whose `acoustic eval` clips (count, length) to use")
     args = p.parse_args()
     try:
         synth = Synthesizer.load(args.run)
+        if args.soft is not None:
+            temperatures = [float(x) for x in args.soft.split(",")]
+            if not temperatures or min(temperatures) <= 0:
+                raise UserError(f"--soft {args.soft}: temperatures must be > 0")
+            result = soft_study(synth, args.corpus, temperatures, PRESETS[args.preset].eval)
+            for r in result["table"]:
+                sim = "-" if r["sim_prompt"] is None else f"{r['sim_prompt']:.3f}"
+                print(f"{r['kind']:>9} {r['decoding']:>10}: WER {r['wer']:.3f} (codec {r['wer_codec']:.3f}), "
+                      f"same-prompt gap {r['same_prompt_gap']['mean']}, to the prompt {sim}")
+            atomic_write_json(args.out, result)
+            return
         if args.given is not None:
             given = sorted({int(x) for x in args.given.split(",") if 0 <= int(x) < synth.levels})
             if not given:

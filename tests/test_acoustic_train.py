@@ -473,6 +473,30 @@ def test_given_levels_study_forces_the_given_levels_and_decodes_the_rest(smoke_r
     assert all(r["wer"] >= 0 and r["wer_codec"] >= 0 and r["clips"] == SMOKE.eval.clips for r in result["table"])
 
 
+def test_soft_decoding_hears_the_expected_latent(smoke_run, smoke_corpus):
+    from workbench.acoustic.evaluate import eval_clips
+
+    script = _script("acoustic_levels_study")
+    root, _ = smoke_run
+    synth = Synthesizer.load(root / "run")
+    clip = eval_clips(smoke_corpus, 1, SMOKE.eval.clip_seconds, synth.decode.prompt_seconds)[0]
+    semantic, truth, prompt = synth.semantic_tokens(clip.audio), synth.codes(clip.audio), synth.prompt(clip.prompt)
+    codes = script.given_codes(synth, semantic, prompt, truth, 0, seed=0)
+    books = [vq.codebook for vq in synth.codec.quantizer.levels]
+    soft = script.soft_latent(synth, semantic, prompt, codes)
+    assert soft.shape == (books[0].shape[1], codes.shape[1])
+    # a vanishing temperature puts all the weight on each level's likeliest code. Levels 1.. are read exactly as
+    # the plain decode's greedy pass read them, so they are its codes; level 0 (sampled there) is some code of its own
+    sharp = script.soft_latent(synth, semantic, prompt, codes, temperature=1e-4)
+    level0 = sharp - sum(books[q][torch.from_numpy(codes[q])].t() for q in range(1, synth.levels))
+    assert float(torch.cdist(level0.t(), books[0]).min(1).values.max()) < 1e-3
+    assert not torch.allclose(soft, sharp)
+    result = script.soft_study(synth, smoke_corpus, [1.0], SMOKE.eval)
+    assert [(r["kind"], r["decoding"]) for r in result["table"]] == [("synthetic", "plain"), ("synthetic", "soft T=1"),
+                                                                     ("all", "plain"), ("all", "soft T=1")]
+    assert all(r["wer"] >= 0 and r["clips"] == SMOKE.eval.clips for r in result["table"])
+
+
 def test_code_tables_see_what_a_table_can_predict():
     """scripts/acoustic_code_tables.py: a level that is a function of the semantic token, one that copies the level
     above and one that is noise score as such against the code frequencies, on held-out pairs."""
