@@ -189,6 +189,16 @@ def soft_study(synth: Synthesizer, corpus: str, temperatures: list[float], cfg: 
     return {"model": {"trained_steps": synth.meta.get("step"), "levels": synth.levels}, "table": table, "rows": rows}
 
 
+def _report(result: dict, key: str, out: str) -> None:
+    """Print the table of a given-levels or soft-decoding study, one row per kind of voice and `key`; save it."""
+    for r in result["table"]:
+        sim = "-" if r["sim_prompt"] is None else f"{r['sim_prompt']:.3f}"
+        mean = r.get("same_prompt_gap", {}).get("mean")
+        gap = "" if "same_prompt_gap" not in r else f", same-prompt gap {'-' if mean is None else f'{mean:+.3f}'}"
+        print(f"{r['kind']:>9} {key} {r[key]}: WER {r['wer']:.3f} (codec {r['wer_codec']:.3f}){gap}, to the prompt {sim}")
+    atomic_write_json(out, result)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run"), p.add_argument("corpus"), p.add_argument("out")
@@ -206,23 +216,13 @@ def main() -> None:
             if not temperatures or min(temperatures) <= 0:
                 raise UserError(f"--soft {args.soft}: temperatures must be > 0")
             result = soft_study(synth, args.corpus, temperatures, PRESETS[args.preset].eval)
-            for r in result["table"]:
-                sim = "-" if r["sim_prompt"] is None else f"{r['sim_prompt']:.3f}"
-                print(f"{r['kind']:>9} {r['decoding']:>10}: WER {r['wer']:.3f} (codec {r['wer_codec']:.3f}), "
-                      f"same-prompt gap {r['same_prompt_gap']['mean']}, to the prompt {sim}")
-            atomic_write_json(args.out, result)
-            return
+            return _report(result, "decoding", args.out)
         if args.given is not None:
             given = sorted({int(x) for x in args.given.split(",") if 0 <= int(x) < synth.levels})
             if not given:
                 raise UserError(f"--given {args.given}: none in 0..{synth.levels - 1}")
             result = given_study(synth, args.corpus, given, PRESETS[args.preset].eval)
-            for r in result["table"]:
-                sim = "-" if r["sim_prompt"] is None else f"{r['sim_prompt']:.3f}"
-                print(f"{r['kind']:>9} given {r['given']}: WER {r['wer']:.3f} (codec {r['wer_codec']:.3f}), "
-                      f"to the prompt {sim}")
-            atomic_write_json(args.out, result)
-            return
+            return _report(result, "given", args.out)
         levels = sorted({int(x) for x in args.levels.split(",") if 1 <= int(x) <= synth.levels})
         if not levels:
             raise UserError(f"--levels {args.levels}: none in 1..{synth.levels}")

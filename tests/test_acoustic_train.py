@@ -453,14 +453,18 @@ def test_levels_study_decodes_each_prefix_of_the_same_syntheses(smoke_run, smoke
     assert similarity_or_none(None, embedding_or_none(np.zeros(16_000, dtype=np.float32))) is None
 
 
-def test_given_levels_study_forces_the_given_levels_and_decodes_the_rest(smoke_run, smoke_corpus):
+def _one_clip(smoke_run, smoke_corpus):
+    """The levels study script, the smoke run's synthesizer, and one eval clip's semantic tokens, codes and prompt."""
     from workbench.acoustic.evaluate import eval_clips
 
     script = _script("acoustic_levels_study")
-    root, _ = smoke_run
-    synth = Synthesizer.load(root / "run")
+    synth = Synthesizer.load(smoke_run[0] / "run")
     clip = eval_clips(smoke_corpus, 1, SMOKE.eval.clip_seconds, synth.decode.prompt_seconds)[0]
-    semantic, truth, prompt = synth.semantic_tokens(clip.audio), synth.codes(clip.audio), synth.prompt(clip.prompt)
+    return script, synth, synth.semantic_tokens(clip.audio), synth.codes(clip.audio), synth.prompt(clip.prompt)
+
+
+def test_given_levels_study_forces_the_given_levels_and_decodes_the_rest(smoke_run, smoke_corpus):
+    script, synth, semantic, truth, prompt = _one_clip(smoke_run, smoke_corpus)
     frames = synth.rates.frames(len(semantic))
     truth = np.pad(truth[:, :frames], ((0, 0), (0, frames - min(frames, truth.shape[1]))), mode="edge")
     plain, one, three = (script.given_codes(synth, semantic, prompt, truth, n, seed=0) for n in (0, 1, 3))
@@ -474,13 +478,7 @@ def test_given_levels_study_forces_the_given_levels_and_decodes_the_rest(smoke_r
 
 
 def test_soft_decoding_hears_the_expected_latent(smoke_run, smoke_corpus):
-    from workbench.acoustic.evaluate import eval_clips
-
-    script = _script("acoustic_levels_study")
-    root, _ = smoke_run
-    synth = Synthesizer.load(root / "run")
-    clip = eval_clips(smoke_corpus, 1, SMOKE.eval.clip_seconds, synth.decode.prompt_seconds)[0]
-    semantic, truth, prompt = synth.semantic_tokens(clip.audio), synth.codes(clip.audio), synth.prompt(clip.prompt)
+    script, synth, semantic, truth, prompt = _one_clip(smoke_run, smoke_corpus)
     codes = script.given_codes(synth, semantic, prompt, truth, 0, seed=0)
     books = [vq.codebook for vq in synth.codec.quantizer.levels]
     soft = script.soft_latent(synth, semantic, prompt, codes)
