@@ -52,7 +52,11 @@ magnitude spectrum of every frame and is trained on it directly (`magnitude`: L1
 convergence); Griffin-Lim recovers the phase when it decodes. The waveform decoders (`istft`, `conv`) learn from a
 multi-scale log-mel loss (`mel`) and a small waveform L1, and presets that train adversarially add a multi-scale
 STFT discriminator with feature matching (`adv`, `feat`, `disc`). Codebooks follow their assigned vectors by
-exponential moving averages, and codes nobody uses are restarted on fresh encoder outputs."""),
+exponential moving averages, and codes nobody uses are restarted on fresh encoder outputs.
+
+Training quantizes greedily, level by level. To *encode*, the codec searches: it keeps the 16 best partial sums
+of codes at every level and sends the codes whose sum lies nearest the encoder's output (`rvq_beam`). Same bits,
+same decoder; on held-out real voices it is worth +0.07 PESQ-WB over greedy coding (`workbench/codec/README.md`)."""),
     ("code", """demo.training_curve(run)"""),
     ("markdown", """## Listen: one held-out clip at every bitrate
 
