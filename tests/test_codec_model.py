@@ -131,6 +131,29 @@ def test_the_encoders_beam_changes_the_codes_not_the_codec() -> None:
         Codec(dataclasses.replace(TINY, rvq_beam=0))
 
 
+def test_beam_study_codes_the_same_clips_at_each_width(smoke_codec, smoke_corpus) -> None:
+    """scripts/codec_beam_study.py: each width scored on the same clips, paired against the first, the codec's
+    own setting left as it was."""
+    import importlib.util
+    from pathlib import Path
+
+    from workbench.codec.evaluate import corpus_clips
+    from workbench.codec.train import load_codec
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "codec_beam_study.py"
+    spec = importlib.util.spec_from_file_location("codec_beam_study", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    codec, _ = load_codec(smoke_codec)
+    clips = corpus_clips(smoke_corpus, 2, 2.0)
+    result = script.beam_study(codec, {"synthetic-test": clips}, [1, 4], chunk_seconds=1.0)
+    rows = result["synthetic-test"]["beams"]
+    assert result["synthetic-test"]["clips"] == 2 and set(rows) == {"1", "4"} and rows["1"]["minus_first"] is None
+    assert rows["4"]["minus_first"]["n"] == 2 and rows["4"]["pesq"] == pytest.approx(
+        rows["1"]["pesq"] + rows["4"]["minus_first"]["mean"], abs=1e-3)
+    assert codec.cfg.rvq_beam == 16
+
+
 def test_straight_through_gradient_reaches_the_encoder_side() -> None:
     rvq = ResidualVectorQuantizer(dim=4, codebook_size=8, num_quantizers=2).train()
     z = torch.randn(2, 4, 10, requires_grad=True)
