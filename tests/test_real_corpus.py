@@ -1,5 +1,5 @@
 """Real read speech mixed into the corpus (issue 14): mini-LibriSpeech's speakers split into train / dev / test,
-chapters joined into long recordings, the held-out ones aligned; every stage then measures synthetic and real
+chapters joined into long recordings, every utterance aligned; every stage then measures synthetic and real
 test voices apart. Reads ../shared/data/mini-librispeech/ (CI has it there); skips where it is absent."""
 
 from __future__ import annotations
@@ -57,15 +57,12 @@ def test_real_speakers_are_split_disjointly_and_joined_per_chapter(mixed_corpus)
                                          .duration, abs=1e-3)
 
 
-def test_held_out_real_speech_is_aligned_and_cut_into_segments(mixed_corpus):
+def test_real_speech_is_aligned_and_the_held_out_cut_into_segments(mixed_corpus):
     out, stats = mixed_corpus
     corpus = open_dataset(out)
-    for rec in (r for r in corpus.recordings if r.source == "real"):
+    for rec in (r for r in corpus.recordings if r.source == "real"):  # train too: the tokenizer's real pairs
         phones = [p for p in rec.alignment_data()["phones"] if p[0] != "_"]
-        if rec.split == "train":  # not needed for training: not aligned (time spent where it is used)
-            assert not phones
-        else:
-            assert len(phones) > 10 and all(0 <= s < e <= rec.duration + 1e-3 for _, s, e in phones)
+        assert len(phones) >= 5 and all(0 <= s < e <= rec.duration + 1e-3 for _, s, e in phones), rec.id
     assert stats["real_speech"]["aligned_utterances"] > 0
     segments = [r for r in open_dataset(out, split="test-segments").recordings if r.source == "real"]
     held = {r.id for r in corpus.recordings if r.source == "real" and r.split == "test"}
@@ -211,3 +208,47 @@ def test_extra_voices_bad_settings(tmp_path):
     held = [{"speaker": "librispeech-19", "split": "train", "duration": 10.0}]
     with pytest.raises(UserError, match="no audio of a speaker the corpus lacks"):
         _build_voices(dataclasses.replace(smoke, real_extra_voices="x"), tmp_path / "only", tmp_path, held, False)
+
+
+def test_real_train_speech_joins_the_tokenizers_cross_speaker_pairs(mixed_corpus, tmp_path):
+    """Stretches of real train speech cut at pauses, each heard beside a rendering of its words: the real one is
+    only ever B (what the student hears), the two share their sentence, and the batch draws them at their share."""
+    import dataclasses as dc
+
+    import torch
+
+    from workbench.tokenizer.config import PRESETS
+    from workbench.tokenizer.data import ParallelSet, real_train_phrases
+    from workbench.tokenizer.features import num_frames
+
+    out, _ = mixed_corpus
+    train_real = {r.speaker for r in open_dataset(out).recordings if r.source == "real" and r.split == "train"}
+    phrases = real_train_phrases(out, 1000, (1.5, 7.0), np.random.default_rng(0))
+    assert len(phrases) >= 10 and {p["speaker"] for p in phrases} <= train_real
+    for p in phrases:
+        span = p["end"] - p["start"]
+        assert 1.5 <= span <= 7.0 + 2 * 0.15 and p["text"] and p["text"] == p["text"].lower()
+        assert all(0 <= a < b <= span + 1e-6 for _, a, b in p["phones"])
+        spoken = [ph for ph in p["phones"] if ph[0] != "_"]
+        assert spoken and (p["start"] == 0 or spoken[0][1] > 0)  # it starts in a pause (or where the audio does)
+    assert real_train_phrases(out, 1000, (1.5, 7.0), np.random.default_rng(0)) == phrases  # deterministic
+
+    config = dc.replace(PRESETS["smoke"], parallel_real=12, parallel_real_share=0.5)
+    ps = ParallelSet.build(out, config, np.random.default_rng(0), tmp_path, log=lambda m: None)
+    real = [i for i, r in enumerate(ps.real) if r]
+    assert len(real) == 12 and {ps.voices[i] for i in real} <= train_real
+    heard_real = [(b, a) for b, a, _ in ps.pairs if ps.real[b]]
+    assert len(heard_real) >= 8  # most stretches say what their rendering says, phone for phone (>= 80%)
+    assert not any(ps.real[a] for _, a, _ in ps.pairs)  # a real stretch is never a target
+    assert all(ps.sentence[b] == ps.sentence[a] and not ps.real[a] for b, a in heard_real)
+    units = ps.teacher_units(type("Teacher", (), {"units": lambda self, x: torch.zeros(1, num_frames(x.shape[1]),
+                                                                                        dtype=torch.long)})())
+    assert all((u is None) == r for u, r in zip(units, ps.real))
+    weights = ps.pair_weights()
+    assert weights.sum() == pytest.approx(1.0)
+    assert sum(w for w, (b, _, _) in zip(weights, ps.pairs) if ps.real[b]) == pytest.approx(0.5)
+    again = ParallelSet.build(out, config, np.random.default_rng(0), tmp_path, log=lambda m: None)  # the cache
+    assert again.real == ps.real and len(again.pairs) == len(ps.pairs)
+    none = ParallelSet.build(out, dc.replace(config, parallel_real=0), np.random.default_rng(0), tmp_path,
+                             log=lambda m: None)
+    assert not any(none.real) and none.pair_weights() is None

@@ -1,9 +1,11 @@
 """The cross-speaker parallel set: frame alignment across two renderings on hand-made phone timings, and the
 sampler's guarantees (train voices and train text only)."""
 
+import dataclasses
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from workbench.data.voices import VOICES
@@ -76,3 +78,9 @@ def test_parallel_set_uses_train_voices_and_train_text_only(smoke_corpus, tmp_pa
         a = row[row != IGNORE].unique()
         assert len(a) == 1 and any(pa == int(a) for _, pa in pairs)
     assert (targets == IGNORE).any()
+
+
+def test_real_pair_settings_are_checked():
+    for bad in ({"parallel_real": -1}, {"parallel_real_share": 1.5}, {"parallel_real_share": -0.1}):
+        with pytest.raises(ValueError, match="parallel_real"):
+            dataclasses.replace(PRESETS["laptop"], **bad)

@@ -25,8 +25,9 @@ speakers to measure speaker invariance and voice cloning.
 Synthetic voices alone would teach the models eight voices made from four diphone sets. So where real read speech
 is at hand -- a LibriSpeech-layout folder: `../shared/data/mini-librispeech` beside the repository, or any folder
 named by `WORKBENCH_REAL_SPEECH` -- the laptop corpus **mixes it in**: its speakers split into train / dev / test
-(disjoint), each chapter's consecutive utterances joined into one long recording, the held-out ones aligned
-offline (pocketsphinx), so every later notebook measures synthetic and real held-out voices apart. Without such a
+(disjoint), each chapter's consecutive utterances joined into one long recording, every utterance aligned
+offline (pocketsphinx), so every later notebook measures synthetic and real held-out voices apart (and the tokenizer
+hears real train speech beside renderings of the same words). Without such a
 folder the corpus is synthetic only, and says so. Fourteen real training voices are still few for a codec that
 must code voices it never heard, so where `../shared/data/real-speech/librispeech_train-clean-100_1utt_per_speaker`
 is present the laptop corpus also takes its one-utterance speakers as **extra voices for the codec alone**

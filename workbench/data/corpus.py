@@ -12,7 +12,7 @@ every held-out speaker (for measuring speaker invariance). Layout of a built cor
     recordings/<split>/<id>.flac + <id>.json     (the .json holds text, words, sentences, phones with times)
     segments/<split>/..., parallel/<speaker>/...
     real/<split>/<speaker>/<chapter>/<id>.flac    real read speech mixed in (`real_speech`), chapters joined;
-    real/alignments/..., real/utterance-alignments/...   their alignments (held-out speakers aligned offline)
+    real/alignments/..., real/utterance-alignments/...   their alignments (every utterance aligned offline)
     voices.jsonl, voices/<speaker>/<id>.flac       extra real voices for the codec only (`real_extra_voices`)
 
 Deterministic given the seed; parallel across processes; resumable (a recording whose .json exists is kept;
@@ -56,8 +56,8 @@ class CorpusConfig:
     words_per_second: float = 2.67  # measured over the laptop corpus; planning estimate only: chooses how many chapters to read
     # Real read speech mixed in (`real_speech_root`): a LibriSpeech-layout folder, "auto" (WORKBENCH_REAL_SPEECH,
     # else ../shared/data/mini-librispeech where present, else none) or None. Its speakers are split into
-    # train / dev / test, each chapter's consecutive utterances joined into one long recording, the held-out
-    # speakers aligned (phones for PNMI, words for clips).
+    # train / dev / test, each chapter's consecutive utterances joined into one long recording, every utterance
+    # aligned (held-out: phones for PNMI, words for clips; train: the tokenizer's real cross-speaker pairs).
     real_speech: str | None = None
     real_dev_speakers: int = 3
     real_test_speakers: int = 3
@@ -312,8 +312,8 @@ def _no_real_reason(config: CorpusConfig) -> str:
 
 
 def _build_real(config: CorpusConfig, root: Path, out: Path, progress: bool) -> dict[str, Any]:
-    """Mix a LibriSpeech-layout folder into the corpus: speakers split (`speaker_split`), the dev and test
-    utterances aligned, every chapter joined into one recording under ``real/`` (`write_longform`), dev/test cut
+    """Mix a LibriSpeech-layout folder into the corpus: speakers split (`speaker_split`), every utterance
+    aligned, every chapter joined into one recording under ``real/`` (`write_longform`), dev/test cut
     into segments like the synthetic ones. Returns manifest rows, segment rows and a summary."""
     from workbench.core.errors import UserError
     from workbench.data.align import align_dataset
@@ -341,11 +341,13 @@ def _build_real(config: CorpusConfig, root: Path, out: Path, progress: bool) -> 
         split = speaker_split(dataset, dev=config.real_dev_speakers, test=config.real_test_speakers, seed=config.seed)
     except ValueError as err:
         raise UserError(f"real speech {root}: {err}") from None
-    held = {r.id for r in dataset.recordings if split.split_of(r.speaker) in ("dev", "test")}
-    _forget_other_real_speech(out, {"root": str(root), "split": split.as_dict(),
+    # every utterance aligned: the held-out ones for PNMI and clips, the train ones for the tokenizer's
+    # cross-speaker pairs (real speech beside a rendering of its transcript: tokenizer/data.py)
+    _forget_other_real_speech(out, {"root": str(root), "split": split.as_dict(), "aligned": "all",
                                     "utterances_per_chapter": config.real_utterances_per_chapter})
     aligned_dir = out / "real" / "utterance-alignments"
-    aligned = align_dataset(root, aligned_dir, only=held, skip_bad=True, progress=progress)
+    aligned = align_dataset(root, aligned_dir, only={r.id for r in dataset.recordings}, skip_bad=True,
+                            progress=progress)
     dataset = SpeechDataset(dataset.kind, root, [r for r in open_dataset(root, alignments=aligned_dir).recordings
                                                  if r.id in {x.id for x in dataset.recordings}])
     written = write_longform(dataset, out / "real", split=split, progress=progress)

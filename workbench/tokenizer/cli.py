@@ -27,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--steps", type=int, default=None, help="training steps per iteration (cap)")
     train.add_argument("--parallel-weight", type=float, default=None,
                        help="weight of the cross-speaker loss on parallel train renderings (0: off)")
+    train.add_argument("--parallel-real", type=int, default=None,
+                       help="stretches of real train speech heard beside renderings of their transcripts in the "
+                       "cross-speaker loss (0: mbrola voices only; the A/B in the tokenizer README)")
+    train.add_argument("--parallel-real-share", type=float, default=None,
+                       help="share of each step's cross-speaker pairs that hear real speech (0-1)")
     train.add_argument("--level-inputs", action=argparse.BooleanOptionalAction, default=None,
                        help="scale every input to one speech level first (the default, -26 dBFS); --no-level-inputs "
                        "reads audio at its own level (the A/B in the tokenizer README)")
@@ -90,12 +95,16 @@ def _train(args: argparse.Namespace) -> None:
     config = pick_preset(PRESETS, args.preset, "tokenizer")
     changes = {k: v for k, v in (("max_minutes", args.max_minutes), ("num_units", args.num_units),
                                  ("steps", args.steps),
-                                 ("parallel_weight", args.parallel_weight), ("precision", args.precision))
+                                 ("parallel_weight", args.parallel_weight), ("parallel_real", args.parallel_real),
+                                 ("parallel_real_share", args.parallel_real_share),
+                                 ("precision", args.precision))
                if v is not None}
     validate.number("--max-minutes", args.max_minutes, 0.0, None, lo_open=True, optional=True)
     validate.count("--num-units", args.num_units, 2, 65_536, optional=True)
     validate.count("--steps", args.steps, 1, optional=True)
     validate.number("--parallel-weight", args.parallel_weight, 0.0, None, optional=True)
+    validate.count("--parallel-real", args.parallel_real, 0, 100_000, optional=True)
+    validate.number("--parallel-real-share", args.parallel_real_share, 0.0, 1.0, optional=True)
     if args.level_inputs is False:
         changes["input_level_db"] = None
     config = override(config, **changes)

@@ -61,6 +61,11 @@ class TokenizerConfig(Config):
     parallel_seconds: tuple[float, float] = (1.5, 7.0)  # sentence length range (as read in the train chapter)
     parallel_min_match: float = 0.8  # fraction of phones that must correspond one-to-one, else the pair is skipped
     parallel_batch: int = 8  # pairs per step, besides `batch_size` crops for the masked loss
+    # real train speech in the cross-speaker loss (data.py): this many stretches (cut at pauses, `parallel_seconds`
+    # long), each heard beside a rendering of its transcript; 0: mbrola voices only. Needs a corpus whose real
+    # train utterances are aligned (built since the corpus aligns them all)
+    parallel_real: int = 300
+    parallel_real_share: float = 0.25  # share of each step's pairs whose heard side is real speech (A/B: README)
     # k-means
     kmeans_seconds: float = 3600.0  # train audio (seconds) whose frames k-means clusters
     kmeans_iters: int = 25
@@ -75,6 +80,9 @@ class TokenizerConfig(Config):
     def __post_init__(self):
         if self.input_level_db is not None and not -60 <= self.input_level_db <= 0:
             raise ValueError(f"bad TokenizerConfig: input_level_db {self.input_level_db} is not in [-60, 0] dBFS")
+        if self.parallel_real < 0 or not 0 <= self.parallel_real_share <= 1:
+            raise ValueError(f"bad TokenizerConfig: parallel_real {self.parallel_real} must be >= 0 and "
+                             f"parallel_real_share {self.parallel_real_share} in [0, 1]")
         if self.precision not in PRECISIONS:  # checked here, not after minutes of k-means when training starts
             raise ValueError(f"bad TokenizerConfig: precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
 
@@ -99,6 +107,7 @@ PRESETS: dict[str, TokenizerConfig] = {
         name="smoke", num_units=32, d_model=64, dilations=(1, 2, 4, 8), feature_layer=4, teacher_layer=3,
         crop_seconds=4.0, batch_size=8, warmup_steps=5, steps=30, max_minutes=1.0, kmeans_seconds=120.0, kmeans_iters=10,
         norm_seconds=60.0, window_seconds=10.0, overlap_seconds=4.0, parallel_sentences=24, parallel_batch=4,
+        parallel_real=24,
     ),
     "laptop": TokenizerConfig(max_minutes=7.0),  # 10, then 8, before the 90-minute reproduction (README: the cost)
     # The paper's scale, documented, for a GPU: a 32k-scale codebook (per issue 5's reading of SpeechSSM's

@@ -13,6 +13,12 @@ two renderings say the same sentence is used, never its phones as labels.
     every ordered pair (A, B) of renderings of a sentence -> frame map: B frame j -> A frame (or -1)
     training: student hears B (VTLP too), predicts the teacher's units of A at the mapped frames
 
+Real voices join the same way (`parallel_real`): stretches of the corpus's real *train* speech, cut at pauses
+between words (aligned by pocketsphinx when the corpus was built), each beside a rendering of its transcript by a
+train voice. The real stretch is only ever B, what the student hears: its units must be the rendering's. Without
+it the cross-speaker loss hears mbrola voices only, and the units stay less invariant on real voices than on
+synthetic ones (README).
+
 Frame alignment: the two renderings' phone sequences (pauses dropped) are matched with difflib; every phone that
 corresponds one-to-one (equal labels, or an equal-length run of differing labels: the mbrola voices spell a few
 phones differently, e.g. "l" / "l=") pins its start and end, other runs pin only their ends; time in B maps to
@@ -28,6 +34,7 @@ import hashlib
 import json
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import permutations
 from pathlib import Path
@@ -89,6 +96,52 @@ def train_sentences(corpus_dir, n: int, seconds: tuple[float, float], rng: np.ra
     return [pool[i] for i in sorted(rng.choice(len(pool), size=min(n, len(pool)), replace=False))]
 
 
+def real_train_phrases(corpus_dir, n: int, seconds: tuple[float, float], rng: np.random.Generator,
+                       gap: float = 0.15) -> list[dict]:
+    """`n` stretches of the corpus's aligned real train speech lasting `seconds`: runs of words cut where two
+    words are `gap` s or more apart (a pause: the stretch starts and ends in silence), joined while they fit.
+    Each: {"audio" path, "start"/"end" s in it, "text", "phones" shifted to the stretch, "speaker"}."""
+    rows = [r for r in _manifest(corpus_dir) if r["split"] == "train" and r.get("source") == "real"
+            and r.get("alignment")]
+    found = []
+    for row in rows:
+        meta = json.loads((Path(corpus_dir) / row["alignment"]).read_text())
+        words, phones = meta.get("words") or [], meta.get("phones") or []
+        if not words or not phones:
+            continue  # a corpus built before its train utterances were aligned
+        runs, current = [], [words[0]]
+        for prev, word in zip(words, words[1:]):
+            if word[1] - prev[2] >= gap:
+                runs.append(current)
+                current = []
+            current.append(word)
+        runs.append(current)
+        bounds = [0.0] + [(a[-1][2] + b[0][1]) / 2 for a, b in zip(runs, runs[1:])] + [float(meta["duration"])]
+        i = 0
+        while i < len(runs):  # greedy: the longest run of phrases from phrase i within seconds[1]
+            j = i + 1
+            while j < len(runs) and runs[j][-1][2] - runs[i][0][1] <= seconds[1]:
+                j += 1
+            start, end = max(bounds[i], runs[i][0][1] - gap), min(bounds[j], runs[j - 1][-1][2] + gap)
+            if seconds[0] <= runs[j - 1][-1][2] - runs[i][0][1] <= seconds[1]:
+                inside = [[p, max(a, start) - start, min(b, end) - start] for p, a, b in phones if b > start and a < end]
+                found.append({"audio": str(Path(corpus_dir) / row["audio"]), "start": start, "end": end,
+                              "text": " ".join(w[0] for run in runs[i:j] for w in run).lower(),
+                              "phones": inside, "speaker": row["speaker"]})
+            i = j
+    picks = sorted(rng.choice(len(found), size=min(n, len(found)), replace=False)) if found else []
+    return [found[i] for i in picks]
+
+
+def _read_span(path: str, start: float, end: float) -> np.ndarray:
+    import soundfile as sf
+
+    audio, sr = sf.read(path, start=int(start * SAMPLE_RATE), stop=int(end * SAMPLE_RATE), dtype="float32")
+    if sr != SAMPLE_RATE or audio.ndim != 1:
+        raise ValueError(f"{path}: expected 16 kHz mono (the corpus's format), got {sr} Hz, shape {audio.shape}")
+    return audio
+
+
 def frame_map(phones_b: Sequence, phones_a: Sequence, frames_b: int, frames_a: int,
               min_match: float = 0.8) -> np.ndarray | None:
     """(frames_b,) int: for each 40 ms frame of rendering B, the frame of rendering A saying the same thing, or -1
@@ -137,6 +190,8 @@ class ParallelSet:
     voices: list[str]
     sentence: list[int]
     pairs: list[tuple[int, int, np.ndarray]]  # (B rendering, A rendering, B frame -> A frame)
+    real: list[bool] | None = None  # per member: real speech (only ever B), not a rendering
+    real_share: float = 0.0  # share of each batch's pairs whose B is real speech (when there are such pairs)
 
     @classmethod
     def build(cls, corpus_dir, config: TokenizerConfig, rng: np.random.Generator, cache_dir=None,
@@ -149,7 +204,13 @@ class ParallelSet:
             return None
         plan = [(k, v) for k, s in enumerate(sentences)
                 for v in rng.choice(len(voices), size=min(config.parallel_voices, len(voices)), replace=False)]
-        key = hashlib.sha256(json.dumps([sentences, [(k, voices[v].name) for k, v in plan]]).encode()).hexdigest()[:12]
+        # real stretches: sentence index len(sentences) + j, the real member first, then one rendering
+        real = real_train_phrases(corpus_dir, config.parallel_real, config.parallel_seconds, rng) \
+            if config.parallel_real else []
+        texts = sentences + [r["text"] for r in real]
+        plan += [(len(sentences) + j, int(rng.integers(len(voices)))) for j in range(len(real))]
+        key = hashlib.sha256(json.dumps([sentences, [(k, voices[v].name) for k, v in plan],
+                                         [(r["audio"], r["start"], r["end"]) for r in real]]).encode()).hexdigest()[:12]
         cache = Path(cache_dir) / f"parallel-{key}" if cache_dir else None
         started = time.time()
         if cache and (cache / "renderings.json").exists():
@@ -157,31 +218,41 @@ class ParallelSet:
             data = np.load(cache / "audio.npy")
             audio = [data[s:e].astype(np.float32) / 32767 for s, e in meta["spans"]]
             phones, names, index = meta["phones"], meta["voices"], meta["sentence"]
+            is_real = meta.get("real", [False] * len(audio))
         else:
-            audio, phones, names, index = [], [], [], []
-            for k, v in plan:
-                try:
-                    r = render([sentences[k]], voices[v], mbrola=True)
-                except SynthesisError as err:
-                    log(f"parallel set: synthesis unavailable ({err}): no cross-speaker loss")
-                    return None
-                audio.append(r.audio.astype(np.float32))
-                phones.append([list(p) for p in r.phones])
-                names.append(voices[v].name)
-                index.append(k)
+            try:  # espeak-ng and mbrola are processes: two renderings at a time on two cores
+                with ThreadPoolExecutor(max(1, config.threads)) as pool:
+                    renderings = list(pool.map(lambda kv: render([texts[kv[0]]], voices[kv[1]], mbrola=True), plan))
+            except SynthesisError as err:
+                log(f"parallel set: synthesis unavailable ({err}): no cross-speaker loss")
+                return None
+            audio = [r.audio.astype(np.float32) for r in renderings]
+            phones = [[list(p) for p in r.phones] for r in renderings]
+            names, index = [voices[v].name for _, v in plan], [k for k, _ in plan]
+            is_real = [False] * len(plan)
+            for j, r in enumerate(real):
+                audio.append(_read_span(r["audio"], r["start"], r["end"]))
+                phones.append(r["phones"])
+                names.append(r["speaker"])
+                index.append(len(sentences) + j)
+                is_real.append(True)
             if cache:
-                _save(cache, audio, phones, names, index)
+                _save(cache, audio, phones, names, index, is_real)
         pairs = []
         for k in sorted(set(index)):
             members = [i for i, s in enumerate(index) if s == k]
             for ib, ia in permutations(members, 2):
+                if is_real[ia]:  # a real stretch is heard, never a target
+                    continue
                 m = frame_map(phones[ib], phones[ia], num_frames(len(audio[ib])), num_frames(len(audio[ia])),
                               config.parallel_min_match)
                 if m is not None and (m >= 0).any():
                     pairs.append((ib, ia, m))
-        out = cls(audio, phones, names, index, pairs)
-        log(f"parallel set: {len(sentences)} sentences x {config.parallel_voices} voices, {len(audio)} renderings "
-            f"({out.seconds / 60:.1f} min), {len(pairs)} aligned pairs ({time.time() - started:.0f} s)")
+        out = cls(audio, phones, names, index, pairs, is_real, config.parallel_real_share)
+        real_pairs = sum(is_real[ib] for ib, _, _ in pairs)
+        log(f"parallel set: {len(sentences)} sentences x {config.parallel_voices} voices + {len(real)} real "
+            f"stretches, {len(audio)} recordings ({out.seconds / 60:.1f} min), {len(pairs)} aligned pairs "
+            f"({real_pairs} of them real -> rendering) ({time.time() - started:.0f} s)")
         return out
 
     @property
@@ -189,14 +260,25 @@ class ParallelSet:
         return sum(len(a) for a in self.audio) / SAMPLE_RATE
 
     @torch.no_grad()
-    def teacher_units(self, teacher) -> list[torch.Tensor]:
-        """The (frozen) teacher's units of every rendering, each computed on that rendering alone."""
-        return [teacher.units(torch.from_numpy(a)[None])[0] for a in self.audio]
+    def teacher_units(self, teacher) -> list[torch.Tensor | None]:
+        """The (frozen) teacher's units of every rendering, each computed on that rendering alone (None for real
+        speech, which is never a target)."""
+        real = self.real or [False] * len(self.audio)
+        return [None if r else teacher.units(torch.from_numpy(a)[None])[0] for a, r in zip(self.audio, real)]
+
+    def pair_weights(self) -> np.ndarray | None:
+        """Probability of drawing each pair: `real_share` spread over the pairs whose B is real, the rest over the
+        others (None: uniform, when either kind is missing)."""
+        heard_real = np.array([bool(self.real and self.real[ib]) for ib, _, _ in self.pairs])
+        if not self.real_share or heard_real.all() or not heard_real.any():
+            return None
+        return np.where(heard_real, self.real_share / heard_real.sum(), (1 - self.real_share) / (~heard_real).sum())
 
     def batch(self, units: list[torch.Tensor], n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(n, S) audio of B renderings, zero-padded to the longest, and (n, T) targets: the teacher's unit of A at
         the aligned frame, IGNORE where there is none."""
-        picks = [self.pairs[i] for i in rng.choice(len(self.pairs), size=n, replace=len(self.pairs) < n)]
+        picks = [self.pairs[i] for i in rng.choice(len(self.pairs), size=n, replace=len(self.pairs) < n,
+                                                   p=self.pair_weights())]
         frames = max(num_frames(len(self.audio[ib])) for ib, _, _ in picks)
         audio = torch.zeros(n, frames * FRAME)
         targets = torch.full((n, frames), IGNORE, dtype=torch.long)
@@ -209,11 +291,12 @@ class ParallelSet:
         return audio, targets
 
 
-def _save(cache: Path, audio, phones, voices, sentence) -> None:
+def _save(cache: Path, audio, phones, voices, sentence, real) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     ends = np.cumsum([len(a) for a in audio])
     with atomic_path(cache / "audio.npy") as tmp:  # 16-bit, as the corpus is stored
         with open(tmp, "wb") as f:
             np.save(f, np.concatenate([np.clip(a, -1, 1) * 32767 for a in audio]).astype(np.int16))
     atomic_write_json(cache / "renderings.json", {"spans": [[int(e - len(a)), int(e)] for a, e in zip(audio, ends)],
-                                                  "phones": phones, "voices": voices, "sentence": sentence})
+                                                  "phones": phones, "voices": voices, "sentence": sentence,
+                                                  "real": real})
