@@ -22,9 +22,11 @@ SynthBooks-Long and measures them on the two **held-out** speakers:
   iteration 2 re-clusters its own features), made speaker-invariant ContentVec-style: the student hears the audio
   through a random vocal-tract-length warp (VTLP) while the targets come from the clean audio, and it hears train
   sentences rendered by one train voice while predicting the units of another voice's rendering, frames aligned
-  by the synthesiser's phone boundaries (the cross-speaker loss; phones are never targets).
+  by the synthesiser's phone boundaries (the cross-speaker loss; phones are never targets). Where the corpus mixes
+  in real speech, real train stretches join that loss too: the student hears a real voice and predicts the units of
+  a rendering of the same words (frames paired through the real speech's offline alignment).
 
-Phone alignments are used only to *score* the units (PNMI, purity), never to train them. Finally the corpus is
+Phone alignments *score* the units (PNMI, purity) and pair frames across voices; they are never targets. Finally the corpus is
 encoded into `data/build/tokens/<preset>` for the language model notebooks."""),
     ("parameters", """# Parameters (papermill): the whole interface of this notebook.
 preset = "smoke"          # smoke | laptop | paper
