@@ -10,7 +10,7 @@ import torch
 
 from workbench.data.voices import VOICES
 from workbench.tokenizer.config import PRESETS
-from workbench.tokenizer.data import IGNORE, ParallelSet, frame_map, train_sentences, train_voices
+from workbench.tokenizer.data import IGNORE, ParallelSet, frame_map, read_span, train_sentences, train_voices
 from workbench.tokenizer.features import num_frames
 
 # A: "h a (pause) t" in 0.6 s;  B: slower, longer leading pause, no inner pause, "t" spelled "t=" by its voice
@@ -84,3 +84,17 @@ def test_real_pair_settings_are_checked():
     for bad in ({"parallel_real": -1}, {"parallel_real_share": 1.5}, {"parallel_real_share": -0.1}):
         with pytest.raises(ValueError, match="parallel_real"):
             dataclasses.replace(PRESETS["laptop"], **bad)
+
+
+def test_a_real_stretch_that_cannot_be_read_is_named(tmp_path):
+    import soundfile as sf
+
+    mono, stereo, broken = tmp_path / "mono.flac", tmp_path / "stereo.flac", tmp_path / "broken.flac"
+    sf.write(mono, np.zeros(16000, np.float32), 16000)
+    sf.write(stereo, np.zeros((16000, 2), np.float32), 16000)
+    broken.write_bytes(b"not audio")
+    assert read_span(str(mono), 0.25, 0.5).shape == (4000,)
+    for path, start, end, why in ((stereo, 0.0, 0.5, "16 kHz mono"), (broken, 0.0, 0.5, "cannot read"),
+                                  (tmp_path / "missing.flac", 0.0, 0.5, "cannot read"), (mono, 0.5, 2.0, "past the end")):
+        with pytest.raises(ValueError, match=why):
+            read_span(str(path), start, end)

@@ -133,12 +133,18 @@ def real_train_phrases(corpus_dir, n: int, seconds: tuple[float, float], rng: np
     return [found[i] for i in picks]
 
 
-def _read_span(path: str, start: float, end: float) -> np.ndarray:
+def read_span(path: str, start: float, end: float) -> np.ndarray:
+    """`start`-`end` s of a corpus recording (16 kHz mono, as the corpus stores it); else a ValueError naming it."""
     import soundfile as sf
 
-    audio, sr = sf.read(path, start=int(start * SAMPLE_RATE), stop=int(end * SAMPLE_RATE), dtype="float32")
+    try:
+        audio, sr = sf.read(path, start=int(start * SAMPLE_RATE), stop=int(end * SAMPLE_RATE), dtype="float32")
+    except (RuntimeError, OSError) as err:  # soundfile's LibsndfileError is a RuntimeError
+        raise ValueError(f"{path}: cannot read {start:.2f}-{end:.2f} s ({' '.join(str(err).split())})") from None
     if sr != SAMPLE_RATE or audio.ndim != 1:
         raise ValueError(f"{path}: expected 16 kHz mono (the corpus's format), got {sr} Hz, shape {audio.shape}")
+    if len(audio) < (end - start - 0.01) * SAMPLE_RATE:  # 10 ms of slack: durations are stored rounded
+        raise ValueError(f"{path}: {start:.2f}-{end:.2f} s lies past the end of the recording")
     return audio
 
 
@@ -231,7 +237,7 @@ class ParallelSet:
             names, index = [voices[v].name for _, v in plan], [k for k, _ in plan]
             is_real = [False] * len(plan)
             for j, r in enumerate(real):
-                audio.append(_read_span(r["audio"], r["start"], r["end"]))
+                audio.append(read_span(r["audio"], r["start"], r["end"]))
                 phones.append(r["phones"])
                 names.append(r["speaker"])
                 index.append(len(sentences) + j)
