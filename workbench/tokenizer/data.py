@@ -210,7 +210,8 @@ class ParallelSet:
             return None
         plan = [(k, v) for k, s in enumerate(sentences)
                 for v in rng.choice(len(voices), size=min(config.parallel_voices, len(voices)), replace=False)]
-        # real stretches: sentence index len(sentences) + j, the real member first, then one rendering
+        # real stretch j is sentence len(sentences) + j: one rendering of its words (planned here) and the real
+        # recording itself (appended after all the renderings)
         real = real_train_phrases(corpus_dir, config.parallel_real, config.parallel_seconds, rng) \
             if config.parallel_real else []
         texts = sentences + [r["text"] for r in real]
