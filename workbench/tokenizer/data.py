@@ -43,11 +43,13 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from workbench.core.audio import AudioError
 from workbench.core.io import atomic_path, atomic_write_json
 from workbench.data.synth import PAUSE, SynthesisError, render
 from workbench.data.voices import VOICES, Voice
 from workbench.tokenizer.config import FRAME, SAMPLE_RATE, TokenizerConfig
 from workbench.tokenizer.features import num_frames
+from workbench.tokenizer.windowed import AudioSource
 
 FRAME_SECONDS = FRAME / SAMPLE_RATE
 IGNORE = -100  # cross_entropy's ignore_index: frames without a counterpart
@@ -134,18 +136,12 @@ def real_train_phrases(corpus_dir, n: int, seconds: tuple[float, float], rng: np
 
 
 def read_span(path: str, start: float, end: float) -> np.ndarray:
-    """`start`-`end` s of a corpus recording (16 kHz mono, as the corpus stores it); else a ValueError naming it."""
-    import soundfile as sf
-
-    try:
-        audio, sr = sf.read(path, start=int(start * SAMPLE_RATE), stop=int(end * SAMPLE_RATE), dtype="float32")
-    except (RuntimeError, OSError) as err:  # soundfile's LibsndfileError is a RuntimeError
-        raise ValueError(f"{path}: cannot read {start:.2f}-{end:.2f} s ({' '.join(str(err).split())})") from None
-    if sr != SAMPLE_RATE or audio.ndim != 1:
-        raise ValueError(f"{path}: expected 16 kHz mono (the corpus's format), got {sr} Hz, shape {audio.shape}")
-    if len(audio) < (end - start - 0.01) * SAMPLE_RATE:  # 10 ms of slack: durations are stored rounded
-        raise ValueError(f"{path}: {start:.2f}-{end:.2f} s lies past the end of the recording")
-    return audio
+    """`start`-`end` s of a corpus recording, read as windowed tokenization reads files (`AudioSource`: an
+    unreadable, missing or truncated file is an AudioError naming it); a span past the recording's end is one too."""
+    source = AudioSource(path, start, end - start)
+    if source.seconds < end - start - 0.01:  # 10 ms of slack: durations are stored rounded
+        raise AudioError(f"{path}: {start:.2f}-{end:.2f} s lies past the end of the recording")
+    return source.read(0, source.num_samples)
 
 
 def frame_map(phones_b: Sequence, phones_a: Sequence, frames_b: int, frames_a: int,
