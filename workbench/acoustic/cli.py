@@ -1,11 +1,12 @@
 """`python -m workbench acoustic {train,synthesize,eval}`: SoundStorm, semantic tokens -> codec codes -> audio.
 
     acoustic train      --preset laptop [--corpus DIR] [--codec DIR] [--tokenizer DIR] [--out DIR] [--resume]
-                        [--steps N] [--max-minutes M] [--threads N]
+                        [--steps N] [--max-minutes M] [--threads N] [--latent-head] [--latent-weight 1]
     acoustic synthesize (--semantic TOKENS.npy | --audio SPEECH.wav) --prompt SPEAKER.wav --out OUT.wav
                         [--iterations 16] [--finer-iterations 1] [--temperature 1.0] [--guidance 1.0] [--seed 0]
+                        [--regress-levels 0]
     acoustic eval       [--corpus DIR] [--clips N] [--iterations 16] [--finer-iterations 1] [--temperature 1.0]
-                        [--guidance 1.0] [--json]
+                        [--guidance 1.0] [--regress-levels 0] [--json]
                         (writes acoustic.json into the report folder)
 
 Defaults (`workbench.core.paths`): corpus data/build/<preset>, codec runs/codec/<preset>, tokenizer
@@ -49,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance on the prompt, 0-10: "
                        "1 = none (the preset's), w > 1 follows the prompt's voice harder at twice the forward cost, "
                        "0 ignores the prompt")
+        p.add_argument("--regress-levels", type=int, default=None, help="levels 0..N-1 take the code nearest the "
+                       "latent head's estimate, one pass each (a model trained with --latent-head; default 0)")
 
     t = sub.add_parser("train", help="train SoundStorm on (semantic tokens, codec codes) pairs of a corpus")
     common(t)
@@ -68,6 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--semantic-prior", action=argparse.BooleanOptionalAction, default=None,
                    help="add log p(code | semantic token), counted on the training pairs, to the logits (default: "
                    "the preset's choice)")
+    t.add_argument("--latent-head", action=argparse.BooleanOptionalAction, default=None,
+                   help="train a second head regressing the codec latent of the masked levels (default: the preset's)")
+    t.add_argument("--latent-weight", type=float, default=None, help="weight of the latent head's loss, 0-100 "
+                   "(default 1)")
     t.add_argument("--precision", default=None, choices=PRECISIONS, help="bf16 autocast: native (the preset's: where "
                    "the CPU or GPU computes bf16 natively), auto (GPUs only), bf16 (always) or fp32 (never)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -117,7 +124,7 @@ def run_train(args: argparse.Namespace) -> int:
     changes = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes),
                                   ("batch_size", args.batch_size), ("cross_voice", args.cross_voice),
                                   ("level0_share", args.level0_share), ("threads", args.threads),
-                                  ("precision", args.precision))
+                                  ("precision", args.precision), ("latent_weight", args.latent_weight))
                if v is not None}
     if min(changes.get("steps", 1), changes.get("batch_size", 1), changes.get("threads", 1)) < 1:
         raise UserError("--steps, --batch-size and --threads must be at least 1")
@@ -125,8 +132,10 @@ def run_train(args: argparse.Namespace) -> int:
         if not 0.0 <= changes.get(name, 0.0) <= 1.0:
             raise UserError(f"--{name.replace('_', '-')} {changes[name]}: a share, between 0 and 1")
     preset = dataclasses.replace(preset, train=override(preset.train, **changes))
-    model_changes = {k: v for k, v in (("prompt_pooling", args.prompt_pooling), ("semantic_prior", args.semantic_prior))
-                     if v is not None}
+    if not 0.0 <= changes.get("latent_weight", 0.0) <= 100.0:
+        raise UserError(f"--latent-weight {changes['latent_weight']}: must be between 0 and 100")
+    model_changes = {k: v for k, v in (("prompt_pooling", args.prompt_pooling), ("semantic_prior", args.semantic_prior),
+                                       ("latent_head", args.latent_head)) if v is not None}
     preset = dataclasses.replace(preset, model=override(preset.model, **model_changes))
     paths = _paths(args)
     summary = train(args.out or _ckpt(args), preset, args.corpus or paths["corpus"], args.codec or paths["codec"],
@@ -161,8 +170,9 @@ def _check_decoding(args) -> dict:
         validate.temperature(args.temperature)
     if args.guidance is not None:
         validate.guidance(args.guidance)
+    validate.count("--regress-levels", args.regress_levels, 0, 64, optional=True)
     changes = {"first_level_iterations": args.iterations, "finer_level_iterations": args.finer_iterations,
-               "temperature": args.temperature, "guidance": args.guidance}
+               "temperature": args.temperature, "guidance": args.guidance, "regress_levels": args.regress_levels}
     return {k: v for k, v in changes.items() if v is not None}
 
 

@@ -39,15 +39,23 @@ class AcousticModelConfig(Config):
     # head start is real, but in 4x the job's steps level 0 never got past the table, which a model without it
     # does: off
     semantic_prior: bool = False
+    # a second head regresses the codec latent the masked levels add up to (`model.SoundStorm.latent_head`), with
+    # the codec's codebooks kept beside it, so decoding can take a level's code as the one nearest that estimate
+    # (`DecodeConfig.regress_levels`): a regression learns "about where" long before a 1024-way softmax learns
+    # "which one"
+    latent_head: bool = False
     # filled in from the data (codec, tokenizer) by `for_data`; None in the presets
     codebook_size: int | None = None
     semantic_vocab: int | None = None
+    latent_dim: int | None = None  # the codec's codebook vector size (with `latent_head`)
 
-    def for_data(self, codec_levels: int, codebook_size: int, semantic_vocab: int) -> "AcousticModelConfig":
+    def for_data(self, codec_levels: int, codebook_size: int, semantic_vocab: int,
+                 latent_dim: int | None = None) -> "AcousticModelConfig":
         levels = self.num_levels or codec_levels
         if levels > codec_levels:
             raise UserError(f"the acoustic preset models {levels} RVQ levels but the codec has only {codec_levels}")
-        return dataclasses.replace(self, num_levels=levels, codebook_size=codebook_size, semantic_vocab=semantic_vocab)
+        return dataclasses.replace(self, num_levels=levels, codebook_size=codebook_size, semantic_vocab=semantic_vocab,
+                                   latent_dim=latent_dim if self.latent_head else None)
 
     def check(self) -> None:
         problems = []
@@ -59,6 +67,8 @@ class AcousticModelConfig(Config):
             problems.append(f"conv_kernel {self.conv_kernel} must be odd (centred, bidirectional)")
         if None in (self.num_levels, self.codebook_size, self.semantic_vocab):
             problems.append("num_levels, codebook_size and semantic_vocab must be set (AcousticModelConfig.for_data)")
+        if self.latent_head and not (self.latent_dim or 0) >= 1:
+            problems.append("latent_head needs the codec's latent_dim (AcousticModelConfig.for_data)")
         if problems:
             raise UserError("acoustic model config does not fit: " + "; ".join(problems))
 
@@ -74,13 +84,17 @@ class DecodeConfig(Config):
     # classifier-free guidance on the prompt (decode.guided_logits): 1 = none; w > 1 pushes each pass toward what
     # the prompt (and the overlap) add over decoding blind, at twice the forward cost
     guidance: float = 1.0
+    # levels 0 .. regress_levels - 1 take, in one pass each, the code nearest the latent head's estimate of what
+    # the still-masked levels add up to (greedy RVQ on the estimate; needs a model with `latent_head`); 0 = none
+    regress_levels: int = 0
     prompt_seconds: float = 3.0
     window_seconds: float = 6.0
     overlap_seconds: float = 1.0
     batch_windows: int = 8  # windows of different streams decoded together
 
     def iterations(self, levels: int) -> tuple[int, ...]:
-        return (self.first_level_iterations,) + (self.finer_level_iterations,) * (levels - 1)
+        passes = (self.first_level_iterations,) + (self.finer_level_iterations,) * (levels - 1)
+        return tuple(1 if q < self.regress_levels else n for q, n in enumerate(passes))  # a nearest code: one pass
 
 
 @dataclass(frozen=True)
@@ -109,12 +123,16 @@ class TrainConfig(LoopConfig):
     # probability a row trains RVQ level 0 (None: every level alike, SoundStorm's, 1/6 of the rows with 6 levels);
     # measured at 0.5 (README): level 0's loss falls, the finer levels' rises and the words stay where they were
     level0_share: float | None = None
+    # weight of the latent head's loss (its squared error relative to the target's energy) beside the cross-entropy
+    latent_weight: float = 1.0
     eval_batches: int = 4  # held-out batches of batch_size crops, fixed for a run
 
     def __post_init__(self):
         super().__post_init__()
         if self.level0_share is not None and not 0 <= self.level0_share <= 1:
             raise ValueError(f"bad TrainConfig: level0_share is a probability, got {self.level0_share}")
+        if not 0 <= self.latent_weight <= 100:
+            raise ValueError(f"bad TrainConfig: latent_weight must be in [0, 100], got {self.latent_weight}")
         if not self.crop_seconds > 0 or not 0 <= self.prompt_elsewhere <= 1 or self.eval_batches < 1:
             raise ValueError(f"bad TrainConfig: need crop_seconds > 0 (got {self.crop_seconds}), prompt_elsewhere "
                              f"in [0, 1] (got {self.prompt_elsewhere}) and eval_batches >= 1 (got {self.eval_batches})")

@@ -3,6 +3,7 @@
     semantic (b, t) ─ embedding ─┐
     codes (b, q, t) ─ per-level embeddings (index k = mask), summed over q ─┴─ + ─> Conformer x L ─> LayerNorm
         ─> head of level q ─> logits (b, t, k)  [+ log p(code of level q | semantic token): `semantic_prior`]
+        [─> latent head ─> (b, t, D): the codec latent the masked levels add up to (`latent_head`)]
 
 The semantic tokens arrive already repeated to the codec frame rate (`data.upsample_semantic`), so the sequence
 length is the number of codec frames and every frame's embedding is the sum of its conditioning and all its
@@ -104,6 +105,10 @@ class SoundStorm(nn.Module):
         self.head_bias = nn.Parameter(torch.zeros(q, k))
         # log p(code | semantic token) per level, counted on the training pairs (`set_prior`); saved with the weights
         self.register_buffer("prior", torch.zeros(q, cfg.semantic_vocab, k) if cfg.semantic_prior else None)
+        # the regression head and the codec's codebooks (q, k, D) it is read against (`set_codebooks`); saved with
+        # the weights, so decoding needs no codec to pick the nearest code
+        self.latent_head = nn.Linear(d, cfg.latent_dim) if cfg.latent_head else None
+        self.register_buffer("codebooks", torch.zeros(q, k, cfg.latent_dim) if cfg.latent_head else None)
         self.reset_parameters()
 
     @property
@@ -123,9 +128,10 @@ class SoundStorm(nn.Module):
         nn.init.zeros_(self.head_bias)
 
     def forward(self, semantic: torch.Tensor, codes: torch.Tensor, pad: torch.Tensor | None = None,
-                level: int | torch.Tensor | None = None) -> torch.Tensor:
+                level: int | torch.Tensor | None = None, latent: bool = False):
         """semantic (b, t) at the codec rate, codes (b, q, t) with `mask_id` where masked -> hidden (b, t, d), or
-        with `level` that level's logits (b, t, k) (what training calls: one pass through `forward`)."""
+        with `level` that level's logits (b, t, k) (what training calls: one pass through `forward`); with `latent`
+        also the latent head's output (b, t, D): (logits, latent)."""
         frames = self.code_embedding(codes + self.level_offset[:, None]).sum(1)
         x = self.semantic_embedding(semantic) + frames
         keep = None if pad is None else ~pad
@@ -133,7 +139,10 @@ class SoundStorm(nn.Module):
             x = x + self.speaker(frames, codes, keep)[:, None]
         for block in self.blocks:
             x = block(x, keep)
-        return x if level is None else self.logits(x, level, semantic)
+        if level is None:
+            return x
+        logits = self.logits(x, level, semantic)
+        return (logits, self.latent_head(x)) if latent else logits
 
     def speaker(self, frames: torch.Tensor, codes: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
         """(b, d): the projected mean of the summed code embeddings `frames` (b, t, d) over the frames whose every
@@ -162,10 +171,29 @@ class SoundStorm(nn.Module):
         out = torch.einsum("btd,bkd->btk", hidden, self.head_weight[level]) + self.head_bias[level][:, None]
         return out if self.prior is None else out + self.prior[level[:, None], semantic]
 
+    def set_codebooks(self, codebooks: torch.Tensor) -> None:
+        """Keep the codec's codebooks (q, k, D), which the latent head's targets and `nearest_code_logits` use."""
+        if self.codebooks is None:
+            raise ValueError("this model was built without a latent head (AcousticModelConfig.latent_head)")
+        if codebooks.shape != self.codebooks.shape:
+            raise ValueError(f"codebooks of shape {tuple(codebooks.shape)}; this model needs {tuple(self.codebooks.shape)}")
+        self.codebooks.copy_(codebooks)
+
     def level_logits(self, semantic: torch.Tensor, codes: torch.Tensor, level: int,
                      pad: torch.Tensor | None = None) -> torch.Tensor:
         """What decoding calls: (b, t, k) logits of one level."""
         return self.logits(self(semantic, codes, pad), level, semantic)
+
+    def nearest_code_logits(self, semantic: torch.Tensor, codes: torch.Tensor, level: int,
+                            pad: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoding by regression: -|estimate - code|^2 (b, t, k) for every code of `level`, where the estimate is
+        the latent head's guess of what the masked levels add up to. Its argmax is the code a greedy RVQ would send
+        for that estimate: level q's code is the one nearest the whole remaining residual."""
+        if self.latent_head is None:
+            raise ValueError("this model was built without a latent head (AcousticModelConfig.latent_head)")
+        estimate = self.latent_head(self(semantic, codes, pad)).float()  # (b, t, D)
+        book = self.codebooks[level].float()  # (k, D)
+        return -(estimate.pow(2).sum(-1, keepdim=True) - 2 * estimate @ book.T + book.pow(2).sum(-1))
 
 
 def count_parameters(model: nn.Module) -> int:

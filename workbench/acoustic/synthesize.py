@@ -35,6 +35,14 @@ class Synthesizer:
         self.levels = model.cfg.num_levels
         self.device = torch.device(device)
         self.run_dir: Path | None = None
+        self.check_regress_levels(self.decode.regress_levels)
+
+    def check_regress_levels(self, n: int) -> int:
+        validate.count("regress levels", n, 0, self.levels)
+        if n and self.model.latent_head is None:
+            raise UserError(f"regress levels {n}: this acoustic model has no latent head to regress with "
+                            "(train one with --latent-head)")
+        return n
 
     @classmethod
     def load(cls, run_dir: str | Path, codec_dir: str | Path | None = None, tokenizer_dir: str | Path | None = None,
@@ -55,6 +63,8 @@ class Synthesizer:
             validate.count("iterations", changes["first_level_iterations"], 1, 1000)
         if "finer_level_iterations" in changes:
             validate.count("finer iterations", changes["finer_level_iterations"], 1, 1000)
+        if "regress_levels" in changes:
+            self.check_regress_levels(changes["regress_levels"])
         other = object.__new__(Synthesizer)
         other.__dict__.update(self.__dict__, decode=dataclasses.replace(self.decode, **changes))
         return other
@@ -101,7 +111,12 @@ class Synthesizer:
     def synthesize_codes(self, streams: Sequence[np.ndarray], prompts: Sequence[Prompt], seed: int = 0,
                          trace: DecodeTrace | None = None, progress: bool = False) -> list[np.ndarray]:
         streams = [self.check_semantic(s, f"semantic stream {i}") for i, s in enumerate(streams)]
-        fn = self.model.level_logits
+        regress = self.decode.regress_levels
+
+        def fn(semantic, codes, level, pad):  # the coarsest `regress` levels from the latent head's estimate
+            if level < regress:
+                return self.model.nearest_code_logits(semantic, codes, level, pad)
+            return self.model.level_logits(semantic, codes, level, pad)
         generator = torch.Generator(self.device).manual_seed(validate.seed(seed, "seed"))
         return synthesize_codes(fn, streams, prompts, self.rates, self.levels, self.model.mask_id, self.decode,
                                 generator, trace, self.device, progress=progress)

@@ -69,23 +69,46 @@ def load_codec_and_tokenizer(codec_dir: str | Path, tokenizer_dir: str | Path, d
 
 
 def masked_loss(model: SoundStorm, batch: Batch, generator: torch.Generator, level: int | None = None,
-                ratio: float | None = None) -> tuple[torch.Tensor, dict]:
-    """Mean cross-entropy over the masked tokens of each item's level, and its accuracy."""
+                ratio: float | None = None, latent_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+    """Mean cross-entropy over the masked tokens of each item's level (+ the latent head's weighted error), and
+    its accuracy."""
     mask = training_mask(batch.codes, model.mask_id, generator, batch.min_prompt, level, ratio)
-    return token_loss(model, batch, mask, mask.loss_mask.sum())
+    return token_loss(model, batch, mask, mask.loss_mask.sum(), latent_weight)
 
 
-def token_loss(model: torch.nn.Module, batch: Batch, mask: TrainingMask, denominator: torch.Tensor | int
-               ) -> tuple[torch.Tensor, dict]:
+def latent_target(codebooks: torch.Tensor, codes: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """What the latent head learns at a masked frame of level L: the codec latent levels L.. add up to, the
+    residual a greedy RVQ still had to code after the coarser levels. codebooks (q, k, D), codes (b, q, t),
+    level (b,) -> (b, t, D)."""
+    q = codebooks.shape[0]
+    vectors = codebooks[torch.arange(q, device=codes.device)[None, :, None], codes.long()]  # (b, q, t, D)
+    wanted = torch.arange(q, device=codes.device)[None, :] >= level[:, None]  # (b, q)
+    return (vectors * wanted[:, :, None, None].to(vectors.dtype)).sum(1)
+
+
+def token_loss(model: torch.nn.Module, batch: Batch, mask: TrainingMask, denominator: torch.Tensor | int,
+               latent_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
     """Cross-entropy summed over the masked tokens of each item's level, divided by `denominator` (their count
-    over the whole batch when `batch` is a micro-batch of it), and the accuracy on them."""
-    logits = model(batch.semantic, mask.inputs, level=mask.level)  # (b, t, k) of each item's level
+    over the whole batch when `batch` is a micro-batch of it), and the accuracy on them. A model with a latent
+    head adds `latent_weight` x its squared error on the same tokens, relative to the energy of a sum of codes
+    (`latent_error`: that error over the tokens of this batch)."""
+    core = getattr(model, "module", model)  # DDP wraps the model; the codebooks are read from the module
+    with_latent = core.latent_head is not None
+    out = model(batch.semantic, mask.inputs, level=mask.level, latent=with_latent)
+    logits, estimate = out if with_latent else (out, None)  # (b, t, k) of each item's level, (b, t, D)
     targets = batch.codes.gather(1, mask.level[:, None, None].expand(-1, 1, batch.codes.shape[2]))[:, 0]
     picked, wanted = logits[mask.loss_mask], targets[mask.loss_mask]
     loss = F.cross_entropy(picked.float(), wanted, reduction="sum") / denominator
     accuracy = (picked.argmax(-1) == wanted).float().mean()
-    return loss, {"accuracy": accuracy.item(), "masked": int(mask.loss_mask.sum()),
-                  "level_mean": mask.level.float().mean().item()}
+    stats = {"accuracy": accuracy.item(), "masked": int(mask.loss_mask.sum()),
+             "level_mean": mask.level.float().mean().item()}
+    if with_latent:
+        energy = core.codebooks.float().pow(2).sum(-1).mean(-1).sum()  # E|sum of one random code per level|^2
+        error = (estimate[mask.loss_mask].float()
+                 - latent_target(core.codebooks.float(), batch.codes, mask.level)[mask.loss_mask]).pow(2).sum(-1)
+        loss = loss + latent_weight * error.sum() / energy / denominator
+        stats["latent_error"] = (error.mean() / energy).item()
+    return loss, stats
 
 
 def check_compatible(meta: dict, codec, tokenizer=None, where: str = "") -> None:
@@ -103,6 +126,12 @@ def check_compatible(meta: dict, codec, tokenizer=None, where: str = "") -> None
     if tokenizer is not None and fingerprint(tokenizer) != data["tokenizer_fingerprint"]:
         raise UserError(f"tokenizer mismatch{where}: the acoustic model was trained on the units of another tokenizer "
                         f"(fingerprint {data['tokenizer_fingerprint']}, this one {fingerprint(tokenizer)})")
+
+
+def codec_codebooks(codec_dir: str | Path) -> torch.Tensor:
+    """The codec's RVQ codebooks, (levels, k, D)."""
+    codec, _ = load_codec(codec_dir)
+    return torch.stack([vq.codebook.detach().cpu() for vq in codec.quantizer.levels])
 
 
 def load_acoustic(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[SoundStorm, dict]:
@@ -126,7 +155,7 @@ class AcousticTask(Task):
     """What the loop trains: SoundStorm on crops of the cached pairs."""
 
     def __init__(self, model_config: AcousticModelConfig, cfg: TrainConfig, decode: DecodeConfig,
-                 pairs_dir: str | Path, rates: Rates, device: torch.device):
+                 pairs_dir: str | Path, rates: Rates, device: torch.device, codebooks: torch.Tensor | None = None):
         self.cfg, self.rates, self.device = cfg, rates, device
         self.levels = model_config.num_levels
         self.train_pairs = load_pairs(pairs_dir, "train")
@@ -139,6 +168,10 @@ class AcousticTask(Task):
         if model_config.semantic_prior:  # a resumed run's checkpoint holds the same table
             self.model.set_prior(semantic_prior(self.train_pairs, rates, self.levels, model_config.codebook_size,
                                                 model_config.semantic_vocab))
+        if model_config.latent_head:
+            if codebooks is None:
+                raise ValueError("a model with a latent head needs the codec's codebooks")
+            self.model.set_codebooks(codebooks[: self.levels].to(device))
         self.eval_batches = [self.draw(held_pairs, np.random.default_rng([cfg.seed, EVAL_SEED, j]))
                              for j in range(cfg.eval_batches)]
 
@@ -160,14 +193,18 @@ class AcousticTask(Task):
                 for rows in micro_slices(self.cfg.batch_size, self.cfg.micro_batch, info)]
 
     def loss(self, model: torch.nn.Module, micro: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        return token_loss(model, *micro)
+        return token_loss(model, *micro, latent_weight=self.cfg.latent_weight)
 
     def evaluate(self) -> dict[str, float]:
-        """Masked-token loss and accuracy on fixed held-out crops with fixed masks."""
+        """Masked-token loss (cross-entropy only) and accuracy on fixed held-out crops with fixed masks; with a
+        latent head also its relative error there."""
         results = [masked_loss(self.model, b, torch.Generator(self.device).manual_seed(EVAL_SEED + j))
                    for j, b in enumerate(self.eval_batches)]
-        return {"eval_loss": float(np.mean([loss.item() for loss, _ in results])),
-                "eval_accuracy": float(np.mean([r["accuracy"] for _, r in results]))}
+        out = {"eval_loss": float(np.mean([loss.item() for loss, _ in results])),
+               "eval_accuracy": float(np.mean([r["accuracy"] for _, r in results]))}
+        if self.model.latent_head is not None:
+            out["eval_latent_error"] = float(np.mean([r["latent_error"] for _, r in results]))
+        return out
 
 
 def prepare_pairs(codec_dir: str | Path, tokenizer_dir: str | Path, corpus_dir: str | Path, pairs_dir: str | Path,
@@ -209,9 +246,11 @@ def train(out_dir: str | Path, preset: AcousticPreset, corpus_dir: str | Path, c
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     pairs_meta = prepare_pairs(codec_dir, tokenizer_dir, corpus_dir, pairs_dir, device, info, bool(progress), cfg)
-    model_config = preset.model.for_data(pairs_meta["levels"], pairs_meta["codebook_size"], pairs_meta["semantic_vocab"])
+    codebooks = codec_codebooks(codec_dir) if preset.model.latent_head else None
+    model_config = preset.model.for_data(pairs_meta["levels"], pairs_meta["codebook_size"], pairs_meta["semantic_vocab"],
+                                         None if codebooks is None else codebooks.shape[-1])
     rates = Rates(**pairs_meta["rates"])
-    task = AcousticTask(model_config, cfg, preset.decode, pairs_dir, rates, device)
+    task = AcousticTask(model_config, cfg, preset.decode, pairs_dir, rates, device, codebooks)
     parameters = count_parameters(task.model)
     run = Run(out_dir, identity={"model_config": model_config.to_dict(), "data": {k: pairs_meta[k] for k in DATA_KEYS}},
               meta={"preset": preset_name, "corpus": str(corpus_dir), "codec": str(codec_dir),

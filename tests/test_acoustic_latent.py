@@ -1,0 +1,113 @@
+"""SoundStorm's latent head (`AcousticModelConfig.latent_head`) and decoding by regression
+(`DecodeConfig.regress_levels`): the target is the codec latent the masked levels add up to, the chosen code is the
+one nearest the estimate, and a trained run keeps the codec's codebooks beside its weights."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.acoustic.config import PRESETS, DecodeConfig, TrainConfig
+from workbench.acoustic.model import SoundStorm
+from workbench.acoustic.synthesize import Synthesizer
+from workbench.acoustic.train import codec_codebooks, latent_target, load_acoustic, train
+from workbench.acoustic.windowed import make_prompt
+from workbench.core.config import override
+from workbench.core.errors import UserError
+
+SMOKE = PRESETS["smoke"]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_latent_target_is_what_the_levels_from_the_trained_one_add_up_to():
+    codebooks = torch.arange(3 * 4 * 2, dtype=torch.float32).view(3, 4, 2)  # 3 levels x 4 codes x 2 dims
+    codes = torch.tensor([[[1, 2], [0, 3], [2, 2]], [[3, 0], [1, 1], [0, 1]]])  # (b 2, q 3, t 2)
+    target = latent_target(codebooks, codes, torch.tensor([0, 2]))
+    assert target.shape == (2, 2, 2)
+    for t in range(2):  # item 0 trains level 0: every level's code; item 1 level 2: the finest alone
+        assert torch.equal(target[0, t], sum(codebooks[q, codes[0, q, t]] for q in range(3)))
+        assert torch.equal(target[1, t], codebooks[2, codes[1, 2, t]])
+
+
+def test_nearest_code_logits_rank_codes_by_distance_to_the_estimate():
+    cfg = override(SMOKE.model, latent_head=True).for_data(2, 8, 5, latent_dim=3)
+    torch.manual_seed(0)
+    model = SoundStorm(cfg).eval()
+    books = torch.randn(2, 8, 3)
+    model.set_codebooks(books)
+    estimate = torch.tensor([0.3, -1.0, 2.0])
+    torch.nn.init.zeros_(model.latent_head.weight)  # the head now says `estimate` at every frame
+    model.latent_head.bias.data.copy_(estimate)
+    sem, codes = torch.randint(0, 5, (1, 6)), torch.full((1, 2, 6), model.mask_id)
+    with torch.no_grad():
+        for level in range(2):
+            logits = model.nearest_code_logits(sem, codes, level)
+            want = -(books[level] - estimate).pow(2).sum(-1)
+            assert torch.allclose(logits[0, 2], want, atol=1e-4)
+            assert int(logits[0, 2].argmax()) == int((books[level] - estimate).pow(2).sum(-1).argmin())
+    with pytest.raises(ValueError, match="shape"):
+        model.set_codebooks(torch.zeros(2, 8, 4))
+    plain = SoundStorm(SMOKE.model.for_data(2, 8, 5)).eval()
+    assert plain.latent_head is None and plain.codebooks is None
+    with pytest.raises(ValueError, match="without a latent head"):
+        plain.nearest_code_logits(sem, codes, 0)
+
+
+def test_regressed_levels_take_one_pass_each_and_settings_are_checked():
+    assert DecodeConfig(first_level_iterations=16, regress_levels=2).iterations(4) == (1, 1, 1, 1)
+    assert DecodeConfig(first_level_iterations=16, finer_level_iterations=3, regress_levels=1).iterations(3) == (1, 3, 3)
+    assert DecodeConfig().iterations(3) == (16, 1, 1)
+    with pytest.raises(ValueError, match="latent_weight"):
+        TrainConfig(latent_weight=-1.0)
+    with pytest.raises(UserError, match="latent_dim"):
+        SoundStorm(dataclasses.replace(SMOKE.model, latent_head=True).for_data(2, 8, 5))
+
+
+@pytest.fixture(scope="module")
+def latent_run(tmp_path_factory, smoke_corpus, smoke_codec, smoke_tokenizer):
+    root = tmp_path_factory.mktemp("acoustic-latent")
+    preset = dataclasses.replace(SMOKE, model=override(SMOKE.model, latent_head=True),
+                                 train=override(SMOKE.train, latent_weight=10.0))
+    summary = train(root / "run", preset, smoke_corpus, smoke_codec, smoke_tokenizer, root / "pairs", progress=False,
+                    preset_name="smoke")
+    return root, summary
+
+
+def test_training_with_a_latent_head_keeps_the_codebooks_and_learns_the_latent(latent_run, smoke_codec):
+    root, summary = latent_run
+    model, meta = load_acoustic(root / "run")
+    assert meta["model_config"]["latent_head"] and model.latent_head is not None
+    assert torch.equal(model.codebooks, codec_codebooks(smoke_codec)[: model.cfg.num_levels])
+    records = [json.loads(line) for line in (root / "run" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r["eval_latent_error"] for r in records if "eval_latent_error" in r]
+    assert len(evals) == 3 and evals[-1] < evals[0]  # the regression is learned, not just carried
+    assert all("latent_error" in r for r in records if "loss" in r)
+    assert summary["final_eval_loss"] < summary["initial_eval_loss"]  # and the codes' cross-entropy still falls
+
+
+def test_synthesis_by_regression_gives_codes_and_a_plain_model_refuses_it(latent_run, smoke_corpus):
+    root, _ = latent_run
+    synth = Synthesizer.load(root / "run")
+    rng = np.random.default_rng(0)
+    audio = rng.standard_normal(16_000 * 3).astype(np.float32) * 0.1
+    need = synth.rates.seconds_to_frames(synth.decode.prompt_seconds)
+    prompt = make_prompt(synth.semantic_tokens(audio), synth.codes(audio), synth.rates, need)
+    semantic = rng.integers(0, synth.model.cfg.semantic_vocab, 40)
+    regressed = synth.with_decode(regress_levels=synth.levels)
+    codes = regressed.synthesize_codes([semantic], [prompt])[0]
+    assert codes.shape == (synth.levels, 2 * len(semantic)) and codes.min() >= 0
+    assert codes.max() < synth.model.cfg.codebook_size
+    # level 0 by regression is what the nearest code to the head's estimate gives, not what the softmax samples
+    plain_codes = synth.synthesize_codes([semantic], [prompt])[0]
+    assert not np.array_equal(codes, plain_codes)
+    with pytest.raises(UserError, match="regress levels"):
+        synth.with_decode(regress_levels=synth.levels + 1)
+    plain = Synthesizer(SoundStorm(SMOKE.model.for_data(synth.levels, synth.model.cfg.codebook_size,
+                                                        synth.model.cfg.semantic_vocab)).eval(),
+                        synth.codec, synth.tokenizer, synth.meta)
+    with pytest.raises(UserError, match="no latent head"):
+        plain.with_decode(regress_levels=1)
