@@ -1,0 +1,73 @@
+"""scripts/acoustic_oracle_units.py: SoundStorm's pairs with the corpus's phone labels in place of the tokenizer's
+units, and `acoustic eval` reading the clips' and prompts' phones instead of tokenizing them."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench.acoustic.config import PRESETS
+from workbench.acoustic.train import train
+from workbench.core.config import override
+from workbench.core.errors import UserError
+from workbench.data.loaders import Recording, open_dataset
+
+SMOKE = PRESETS["smoke"]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _script():
+    path = Path(__file__).resolve().parents[1] / "scripts" / "acoustic_oracle_units.py"
+    spec = importlib.util.spec_from_file_location("acoustic_oracle_units", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_each_frame_reads_the_phone_at_its_centre():
+    script = _script()
+    inventory = {"_": 0, "a": 1, "b": 2}
+    # 40 ms frames centred at 0.02, 0.06, 0.10, ...: a covers 0-0.1 s, b 0.1-0.2 s, then nothing (a pause)
+    ids = script.phone_ids([("a", 0.0, 0.1), ("b", 0.1, 0.2)], 6, inventory)
+    assert ids.tolist() == [1, 1, 2, 2, 2, 0]
+    assert script.phone_ids([("zz", 0.0, 0.2)], 3, inventory).tolist() == [0, 0, 0]  # not in the inventory: pause
+
+
+def test_oracle_pairs_keep_the_codes_and_label_every_frame_with_its_phone(tmp_path, smoke_corpus, smoke_codec,
+                                                                          smoke_tokenizer):
+    script = _script()
+    quick = dataclasses.replace(SMOKE, train=override(SMOKE.train, steps=4, eval_every=4, checkpoint_every=4))
+    train(tmp_path / "plain", quick, smoke_corpus, smoke_codec, smoke_tokenizer, tmp_path / "pairs", progress=False)
+    recordings = {r.id: r for r in open_dataset(smoke_corpus).recordings}
+    rows = [json.loads(line) for line in (tmp_path / "pairs" / "manifest.jsonl").read_text().splitlines()]
+    with pytest.raises(UserError, match="do not fit"):  # the smoke tokenizer's 32 ids hold fewer than its phones
+        script.make_pairs(tmp_path / "pairs", smoke_corpus, tmp_path / "too-many")
+    # so the test names 31 phones and a pause: the commonest ones of the pairs' recordings
+    counts = Counter(p[0] for row in rows for p in recordings[row["id"]].alignment_data()["phones"] if p[0] != "_")
+    inventory = {"_": 0, **{name: i + 1 for i, (name, _) in enumerate(counts.most_common(31))}}
+    made = script.make_pairs(tmp_path / "pairs", smoke_corpus, tmp_path / "oracle", inventory)
+    assert json.loads((tmp_path / "oracle" / "phones.json").read_text()) == inventory
+    assert made == {"recordings": len(rows), "phones": 32}
+    for row in rows:
+        with np.load(tmp_path / "pairs" / row["path"]) as a, np.load(tmp_path / "oracle" / row["path"]) as b:
+            assert np.array_equal(a["codes"], b["codes"]) and len(a["semantic"]) == len(b["semantic"])
+            phones = [p for p in recordings[row["id"]].alignment_data()["phones"]
+                      if p[0] in inventory and p[2] - p[1] >= 0.08]
+            assert phones
+            for label, start, end in phones[:: max(1, len(phones) // 20)]:
+                frame = int((start + end) / 2 * 25)  # the 40 ms frame around a long phone's middle reads it
+                assert b["semantic"][frame] == inventory[label]
+
+    # the usual training reads them, and the evaluation hears phones, not the tokenizer's units
+    train(tmp_path / "run", quick, smoke_corpus, smoke_codec, smoke_tokenizer, tmp_path / "oracle", progress=False)
+    plain_load = Recording.load
+    payload = script.evaluate_with_phones(tmp_path / "run", smoke_corpus, tmp_path / "reports", "smoke")
+    assert Recording.load is plain_load  # the corpus reader is put back
+    assert payload["units"] == "oracle phone labels" and payload["clips"] == SMOKE.eval.clips
+    assert json.loads((tmp_path / "reports" / "acoustic.json").read_text())["wer"] == payload["wer"]
