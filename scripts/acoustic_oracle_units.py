@@ -11,11 +11,17 @@ if they stay where they are, the acoustic model (its size, its steps) does.
     python scripts/acoustic_oracle_units.py pairs PAIRS_DIR CORPUS_DIR OUT_PAIRS_DIR   # phone-labelled copy
     python -m workbench acoustic train --preset laptop --pairs OUT_PAIRS_DIR --out RUN ...   # the usual training
     python scripts/acoustic_oracle_units.py eval RUN CORPUS_DIR REPORTS_DIR [--preset laptop] # acoustic eval, phones
+    python scripts/acoustic_oracle_units.py means CODEC_DIR CORPUS_DIR OUT.json [--preset laptop]
+
+`means` asks what a regression on phones could say at best: the eval's clips decoded by the codec from their own
+latent averaged over each phone segment (true durations, the speaker's own voice), and over every frame of the same
+phone in the clip (a phone -> latent table), beside the codec's reconstruction; pooled pocketsphinx WER.
 
 The pairs keep the tokenizer's and codec's fingerprints (so `acoustic train` reuses them as they are) and add
 `phones.json`, the inventory (id 0 = pause). In the evaluation every recording the clips and prompts are cut from
 is read through a wrapper that remembers the phones of what it returned, and the synthesizer's `semantic_tokens`
-looks them up (by the audio's first half second): the clips, prompts and measures are those of `acoustic eval`.
+looks them up (by the audio's first half second): the clips, prompts and measures are those of `acoustic eval`
+(the swap test's prompts: the corpus's held-out voices, whose phones are known).
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ import argparse
 import hashlib
 import json
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from workbench.core.config import override
 from workbench.core.errors import UserError
@@ -76,6 +84,36 @@ def _key(audio: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(audio[:KEY_SAMPLES], dtype=np.float32).tobytes(), digest_size=16).hexdigest()
 
 
+@contextmanager
+def remembered_excerpts():
+    """While open, every excerpt read from a corpus recording is remembered with its recording's phones and its
+    start (by its first half second); yields the dict that `excerpt_phones` reads."""
+    excerpts: dict[str, tuple[list, float]] = {}
+    plain_load = Recording.load
+
+    def load(self, start: float = 0.0, duration: float | None = None, sample_rate: int = 16_000) -> np.ndarray:
+        audio = plain_load(self, start, duration, sample_rate)
+        key, phones = _key(audio), self.alignment_data()["phones"]
+        if key in excerpts and excerpts[key] != (phones, start):
+            raise UserError(f"two excerpts start with the same half second ({self.id} at {start:.2f} s)")
+        excerpts[key] = (phones, start)
+        return audio
+
+    Recording.load = load
+    try:
+        yield excerpts
+    finally:
+        Recording.load = plain_load
+
+
+def excerpt_phones(excerpts: dict, audio: np.ndarray) -> list[tuple[str, float, float]]:
+    """The phones of an excerpt (or of any prefix of it), in its own time."""
+    if _key(audio) not in excerpts:
+        raise UserError("an excerpt the evaluation did not read from the corpus has no phone labels")
+    phones, start = excerpts[_key(audio)]
+    return [(p, s - start, e - start) for p, s, e in phones if e > start]
+
+
 def evaluate_with_phones(run: Path, corpus_dir: Path, reports: Path, preset: str) -> dict:
     from workbench.acoustic.config import PRESETS
     from workbench.acoustic.evaluate import evaluate
@@ -83,39 +121,75 @@ def evaluate_with_phones(run: Path, corpus_dir: Path, reports: Path, preset: str
 
     synth = Synthesizer.load(run)
     inventory = json.loads((Path(synth.meta["pairs"]) / "phones.json").read_text())
-    excerpts: dict[str, tuple[list, float]] = {}  # audio key -> (the recording's phones, the excerpt's start)
-    plain_load = Recording.load
-
-    def load(self, start: float = 0.0, duration: float | None = None, sample_rate: int = 16_000) -> np.ndarray:
-        audio = plain_load(self, start, duration, sample_rate)
-        key = _key(audio)
-        phones = self.alignment_data()["phones"]
-        if key in excerpts and excerpts[key] != (phones, start):
-            raise UserError(f"two excerpts start with the same half second ({self.id} at {start:.2f} s)")
-        excerpts[key] = (phones, start)
-        return audio
-
     plain_tokens = synth.semantic_tokens
-
-    def semantic_tokens(audio: np.ndarray) -> np.ndarray:
-        if _key(audio) not in excerpts:
-            raise UserError("an excerpt the evaluation did not read from the corpus has no phone labels")
-        phones, start = excerpts[_key(audio)]
-        shifted = [(p, s - start, e - start) for p, s, e in phones if e > start]
-        return phone_ids(shifted, len(plain_tokens(audio)), inventory).astype(np.int64)
-
-    Recording.load = load
-    synth.semantic_tokens = semantic_tokens
-    try:
+    with remembered_excerpts() as excerpts:
+        synth.semantic_tokens = lambda audio: phone_ids(excerpt_phones(excerpts, audio), len(plain_tokens(audio)),
+                                                        inventory).astype(np.int64)
         # voices from outside the corpus have no alignment to read phones from: the corpus's own held-out voices
         # are the swap test's prompts (as at the laptop preset)
         payload = evaluate(synth, override(PRESETS[preset].eval, real_prompts=0), corpus_dir, progress=True)
-    finally:
-        Recording.load = plain_load
     payload = {"preset": preset, "checkpoint": str(run), "units": "oracle phone labels", **payload}
     reports.mkdir(parents=True, exist_ok=True)
     atomic_write_json(reports / "acoustic.json", payload)
     return payload
+
+
+def segment_means(latent: torch.Tensor, phones: list, frame_rate: float) -> torch.Tensor:
+    """latent (D, T) with every phone's frames (centres inside it) replaced by their mean; pauses too."""
+    out = latent.clone()
+    centres = (torch.arange(latent.shape[1]) + 0.5) / frame_rate
+    for _, start, end in phones:
+        inside = (centres >= start) & (centres < end)
+        if inside.any():
+            out[:, inside] = latent[:, inside].mean(1, keepdim=True)
+    return out
+
+
+def phone_means(latent: torch.Tensor, phones: list, frame_rate: float) -> torch.Tensor:
+    """latent (D, T) with every frame replaced by the mean over the excerpt of the frames of its phone (a table
+    phone -> latent, in this speaker's voice, read with the true durations)."""
+    labels = frame_labels(phones, latent.shape[1], frame_rate)
+    out = latent.clone()
+    for name in set(labels):
+        where = torch.tensor([lab == name for lab in labels])
+        out[:, where] = latent[:, where].mean(1, keepdim=True)
+    return out
+
+
+@torch.no_grad()
+def averaged_latent_study(codec_dir: Path, corpus_dir: Path, preset: str) -> dict:
+    """How intelligible is the codec's latent once averaged the way a regression on phones would average it? The
+    eval's clips, decoded by the codec from their own latent (the codec's reconstruction), from its per-phone-segment
+    means and from its per-phone means; pooled pocketsphinx WER of each, by kind of voice."""
+    from workbench.acoustic.config import PRESETS
+    from workbench.acoustic.evaluate import eval_clips
+    from workbench.codec.stream import encode_long, level_gain
+    from workbench.codec.train import load_codec
+    from workbench.eval.asr import transcribe_many, word_error_rate
+
+    codec, _ = load_codec(codec_dir, rvq_beam=1)
+    cfg = PRESETS[preset]
+    with remembered_excerpts() as excerpts:
+        clips = eval_clips(corpus_dir, cfg.eval.clips, cfg.eval.clip_seconds, cfg.decode.prompt_seconds)
+        phones = [excerpt_phones(excerpts, clip.audio) for clip in clips]
+    rate = codec.cfg.frame_rate
+    ways = {"codec": lambda z, p: z, "phone segment means": lambda z, p: segment_means(z, p, rate),
+            "phone means": lambda z, p: phone_means(z, p, rate)}
+    heard = {name: [] for name in ways}
+    for clip, clip_phones in zip(clips, phones):
+        latent = codec.quantizer.decode(encode_long(codec, clip.audio)[:, None])[0]  # (D, T)
+        for name, way in ways.items():
+            wav = codec.decoder(way(latent, clip_phones)[None])[0, 0].numpy()[: len(clip.audio)]
+            heard[name].append(wav / level_gain(codec, clip.audio))
+    transcripts = {name: transcribe_many(wavs) for name, wavs in heard.items()}
+    table = []
+    for kind in ("synthetic", "real", "all"):
+        pick = [i for i, c in enumerate(clips) if kind in ("all", c.kind)]
+        if pick:
+            table.append({"kind": kind, "clips": len(pick), **{
+                name: word_error_rate([clips[i].text for i in pick], [transcripts[name][i] for i in pick])
+                for name in ways}})
+    return {"codec": str(codec_dir), "table": table}
 
 
 def main() -> None:
@@ -130,9 +204,18 @@ def main() -> None:
     e.add_argument("corpus", type=Path)
     e.add_argument("reports", type=Path)
     e.add_argument("--preset", default="laptop")
+    m = sub.add_parser("means", help="WER of the eval clips decoded from their latent averaged per phone")
+    m.add_argument("codec", type=Path)
+    m.add_argument("corpus", type=Path)
+    m.add_argument("out", type=Path, help="the table as JSON")
+    m.add_argument("--preset", default="laptop")
     args = parser.parse_args()
     if args.command == "pairs":
         print(json.dumps(make_pairs(args.pairs_dir, args.corpus, args.out)))
+    elif args.command == "means":
+        result = averaged_latent_study(args.codec, args.corpus, args.preset)
+        atomic_write_json(args.out, result)
+        print(json.dumps(result["table"], indent=1))
     else:
         from workbench.acoustic.evaluate import summary_text
 

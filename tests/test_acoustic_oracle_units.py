@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from workbench.acoustic.config import PRESETS
 from workbench.acoustic.train import train
@@ -71,3 +72,21 @@ def test_oracle_pairs_keep_the_codes_and_label_every_frame_with_its_phone(tmp_pa
     assert Recording.load is plain_load  # the corpus reader is put back
     assert payload["units"] == "oracle phone labels" and payload["clips"] == SMOKE.eval.clips
     assert json.loads((tmp_path / "reports" / "acoustic.json").read_text())["wer"] == payload["wer"]
+
+
+def test_latents_averaged_per_phone_segment_and_per_phone():
+    script = _script()
+    latent = torch.arange(2 * 6, dtype=torch.float32).view(2, 6)  # (D 2, T 6) at 10 frames/s: centres .05 .. .55
+    phones = [("a", 0.0, 0.2), ("b", 0.2, 0.3), ("a", 0.3, 0.6)]
+    seg = script.segment_means(latent, phones, 10.0)
+    assert seg[0].tolist() == [0.5, 0.5, 2.0, 4.0, 4.0, 4.0]  # each segment its own mean
+    per_phone = script.phone_means(latent, phones, 10.0)
+    assert torch.allclose(per_phone[0], torch.tensor([2.6, 2.6, 2.0, 2.6, 2.6, 2.6]))  # both a's share one mean
+    assert torch.allclose(per_phone[1], per_phone[0] + 6)
+
+
+def test_averaged_latent_study_scores_each_way_of_reading_the_clips(smoke_corpus, smoke_codec):
+    result = _script().averaged_latent_study(smoke_codec, smoke_corpus, "smoke")
+    rows = {r["kind"]: r for r in result["table"]}
+    assert rows["all"]["clips"] == SMOKE.eval.clips
+    assert all(rows["all"][name] >= 0 for name in ("codec", "phone segment means", "phone means"))
