@@ -12,10 +12,13 @@ if they stay where they are, the acoustic model (its size, its steps) does.
     python -m workbench acoustic train --preset laptop --pairs OUT_PAIRS_DIR --out RUN ...   # the usual training
     python scripts/acoustic_oracle_units.py eval RUN CORPUS_DIR REPORTS_DIR [--preset laptop] # acoustic eval, phones
     python scripts/acoustic_oracle_units.py means CODEC_DIR CORPUS_DIR OUT.json [--preset laptop]
+                               [--unit-pairs PAIRS_DIR --tokenizer TOKENIZER_DIR] [--phone-pairs OUT_PAIRS_DIR]
 
 `means` asks what a regression on phones could say at best: the eval's clips decoded by the codec from their own
 latent averaged over each phone segment (true durations, the speaker's own voice), and over every frame of the same
-phone in the clip (a phone -> latent table), beside the codec's reconstruction; pooled pocketsphinx WER.
+phone in the clip (a phone -> latent table), beside the codec's reconstruction; and, no model at all, from tables
+counted on the training pairs over every training speaker: each frame the mean latent of its semantic unit
+(`--unit-pairs`) or of its phone (`--phone-pairs`). Pooled pocketsphinx WER.
 
 The pairs keep the tokenizer's and codec's fingerprints (so `acoustic train` reuses them as they are) and add
 `phones.json`, the inventory (id 0 = pause). In the evaluation every recording the clips and prompts are cut from
@@ -46,9 +49,10 @@ from workbench.tokenizer.metrics import PAUSE, frame_labels
 KEY_SAMPLES = 8000  # the first half second at 16 kHz names an audio excerpt
 
 
-def phone_ids(phones: list, num_frames: int, inventory: dict[str, int]) -> np.ndarray:
-    """The id of the phone at the centre of each 25 Hz frame (pause, or a phone the inventory lacks: 0)."""
-    return np.array([inventory.get(p, 0) for p in frame_labels(phones, num_frames, TOKEN_RATE)], dtype=np.int32)
+def phone_ids(phones: list, num_frames: int, inventory: dict[str, int], rate: float = TOKEN_RATE) -> np.ndarray:
+    """The id of the phone at the centre of each frame (25 Hz: the semantic tokens' rate) (pause, or a phone the
+    inventory lacks: 0)."""
+    return np.array([inventory.get(p, 0) for p in frame_labels(phones, num_frames, rate)], dtype=np.int32)
 
 
 def make_pairs(pairs_dir: Path, corpus_dir: Path, out: Path, inventory: dict[str, int] | None = None) -> dict:
@@ -156,30 +160,61 @@ def phone_means(latent: torch.Tensor, phones: list, frame_rate: float) -> torch.
     return out
 
 
+def token_table(pairs_dir: Path, codebooks: torch.Tensor, vocab: int) -> torch.Tensor:
+    """(vocab, D): the mean codec latent of the training frames read by each semantic id, over every speaker of
+    the pairs' train split (`acoustic.data.latent_table`) -- a lookup that speaks in an average voice."""
+    from workbench.acoustic.data import Rates, latent_table, load_pairs
+
+    rates = Rates(**json.loads((pairs_dir / "pairs.json").read_text())["rates"])
+    return latent_table(load_pairs(pairs_dir, "train"), rates, codebooks, vocab)
+
+
 @torch.no_grad()
-def averaged_latent_study(codec_dir: Path, corpus_dir: Path, preset: str) -> dict:
+def averaged_latent_study(codec_dir: Path, corpus_dir: Path, preset: str, unit_pairs: Path | None = None,
+                          phone_pairs: Path | None = None, tokenizer_dir: Path | None = None) -> dict:
     """How intelligible is the codec's latent once averaged the way a regression on phones would average it? The
     eval's clips, decoded by the codec from their own latent (the codec's reconstruction), from its per-phone-segment
-    means and from its per-phone means; pooled pocketsphinx WER of each, by kind of voice."""
+    means and from its per-phone means; with `unit_pairs` (+ `tokenizer_dir`) and `phone_pairs` also from tables
+    counted on the training pairs: each frame the mean latent of its semantic unit / of its phone over every
+    training speaker (no model, an average voice). Pooled pocketsphinx WER of each, by kind of voice."""
     from workbench.acoustic.config import PRESETS
+    from workbench.acoustic.data import Rates, upsample_semantic
     from workbench.acoustic.evaluate import eval_clips
     from workbench.codec.stream import encode_long, level_gain
     from workbench.codec.train import load_codec
     from workbench.eval.asr import transcribe_many, word_error_rate
+    from workbench.tokenizer.model import Tokenizer
+    from workbench.tokenizer.windowed import tokenize_windowed
 
     codec, _ = load_codec(codec_dir, rvq_beam=1)
+    codebooks = torch.stack([vq.codebook for vq in codec.quantizer.levels])
     cfg = PRESETS[preset]
     with remembered_excerpts() as excerpts:
         clips = eval_clips(corpus_dir, cfg.eval.clips, cfg.eval.clip_seconds, cfg.decode.prompt_seconds)
         phones = [excerpt_phones(excerpts, clip.audio) for clip in clips]
     rate = codec.cfg.frame_rate
-    ways = {"codec": lambda z, p: z, "phone segment means": lambda z, p: segment_means(z, p, rate),
-            "phone means": lambda z, p: phone_means(z, p, rate)}
+    ways = {"codec": lambda z, p, clip: z, "phone segment means": lambda z, p, clip: segment_means(z, p, rate),
+            "phone means": lambda z, p, clip: phone_means(z, p, rate)}
+
+    def from_table(table: torch.Tensor, ids: np.ndarray, frames: int) -> torch.Tensor:
+        return table[torch.as_tensor(ids[:frames], dtype=torch.long)].T  # (D, frames)
+
+    if unit_pairs is not None:
+        tokenizer = Tokenizer.load(tokenizer_dir)
+        units = token_table(unit_pairs, codebooks, tokenizer.num_units)
+        rates = Rates(**json.loads((unit_pairs / "pairs.json").read_text())["rates"])
+        ways["unit table"] = lambda z, p, clip: from_table(
+            units, upsample_semantic(tokenize_windowed(tokenizer, clip.audio), rates, 0, z.shape[1]), z.shape[1])
+    if phone_pairs is not None:
+        inventory = json.loads((phone_pairs / "phones.json").read_text())
+        by_phone = token_table(phone_pairs, codebooks, max(inventory.values()) + 1)
+        ways["phone table"] = lambda z, p, clip: from_table(by_phone, phone_ids(p, z.shape[1], inventory, rate),
+                                                            z.shape[1])
     heard = {name: [] for name in ways}
     for clip, clip_phones in zip(clips, phones):
         latent = codec.quantizer.decode(encode_long(codec, clip.audio)[:, None])[0]  # (D, T)
         for name, way in ways.items():
-            wav = codec.decoder(way(latent, clip_phones)[None])[0, 0].numpy()[: len(clip.audio)]
+            wav = codec.decoder(way(latent, clip_phones, clip)[None])[0, 0].numpy()[: len(clip.audio)]
             heard[name].append(wav / level_gain(codec, clip.audio))
     transcripts = {name: transcribe_many(wavs) for name, wavs in heard.items()}
     table = []
@@ -209,11 +244,18 @@ def main() -> None:
     m.add_argument("corpus", type=Path)
     m.add_argument("out", type=Path, help="the table as JSON")
     m.add_argument("--preset", default="laptop")
+    m.add_argument("--unit-pairs", type=Path, default=None, help="SoundStorm's pairs: add a unit -> latent table")
+    m.add_argument("--tokenizer", type=Path, default=None, help="the tokenizer of --unit-pairs")
+    m.add_argument("--phone-pairs", type=Path, default=None, help="the phone-labelled pairs: add a phone -> latent "
+                   "table")
     args = parser.parse_args()
     if args.command == "pairs":
         print(json.dumps(make_pairs(args.pairs_dir, args.corpus, args.out)))
     elif args.command == "means":
-        result = averaged_latent_study(args.codec, args.corpus, args.preset)
+        if (args.unit_pairs is None) != (args.tokenizer is None):
+            raise UserError("--unit-pairs and --tokenizer go together")
+        result = averaged_latent_study(args.codec, args.corpus, args.preset, args.unit_pairs, args.phone_pairs,
+                                       args.tokenizer)
         atomic_write_json(args.out, result)
         print(json.dumps(result["table"], indent=1))
     else:

@@ -111,3 +111,40 @@ def test_synthesis_by_regression_gives_codes_and_a_plain_model_refuses_it(latent
                         synth.codec, synth.tokenizer, synth.meta)
     with pytest.raises(UserError, match="no latent head"):
         plain.with_decode(regress_levels=1)
+
+
+def test_latent_prior_starts_the_estimate_at_the_tokens_table_less_the_known_codes():
+    cfg = override(SMOKE.model, latent_head=True, latent_prior=True).for_data(2, 8, 5, latent_dim=3)
+    torch.manual_seed(0)
+    model = SoundStorm(cfg).eval()
+    books, table = torch.randn(2, 8, 3), torch.randn(5, 3)
+    model.set_codebooks(books)
+    model.set_latent_table(table)
+    sem = torch.tensor([[0, 1, 2, 3, 4, 4]])
+    codes = torch.full((1, 2, 6), model.mask_id)
+    codes[0, 0, 3:] = torch.tensor([1, 2, 3])  # frames 3-5 know level 0
+    with torch.no_grad():  # the head starts at zero: the estimate is the table less what is known
+        estimate = model.latent_estimate(model(sem, codes), sem, codes)[0]
+        assert torch.allclose(estimate[:3], table[sem[0, :3]])
+        assert torch.allclose(estimate[3:], table[sem[0, 3:]] - books[0, torch.tensor([1, 2, 3])])
+        # so decoding every level by regression is a greedy RVQ of the table's latent
+        level0 = model.nearest_code_logits(sem, codes, 0)[0, :3].argmax(-1)
+        assert torch.equal(level0, torch.cdist(table[sem[0, :3]], books[0]).argmin(-1))
+    with pytest.raises(ValueError, match="without a latent prior"):
+        SoundStorm(override(cfg, latent_prior=False)).set_latent_table(table)
+    with pytest.raises(UserError, match="latent_prior needs latent_head"):
+        SoundStorm(override(cfg, latent_head=False, latent_prior=True))
+
+
+def test_training_with_the_latent_prior_saves_the_counted_table(tmp_path, latent_run, smoke_corpus, smoke_codec,
+                                                               smoke_tokenizer):
+    from workbench.acoustic.data import Rates, latent_table, load_pairs
+
+    root, _ = latent_run
+    preset = dataclasses.replace(SMOKE, model=override(SMOKE.model, latent_head=True, latent_prior=True),
+                                 train=override(SMOKE.train, steps=2, eval_every=2, checkpoint_every=2))
+    train(tmp_path / "run", preset, smoke_corpus, smoke_codec, smoke_tokenizer, root / "pairs", progress=False)
+    model, meta = load_acoustic(tmp_path / "run")
+    want = latent_table(load_pairs(root / "pairs", "train"), Rates(**meta["data"]["rates"]), model.codebooks,
+                        model.cfg.semantic_vocab)
+    assert torch.allclose(model.latent_table, want) and want.abs().sum() > 0

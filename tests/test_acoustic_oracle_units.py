@@ -85,8 +85,33 @@ def test_latents_averaged_per_phone_segment_and_per_phone():
     assert torch.allclose(per_phone[1], per_phone[0] + 6)
 
 
-def test_averaged_latent_study_scores_each_way_of_reading_the_clips(smoke_corpus, smoke_codec):
-    result = _script().averaged_latent_study(smoke_codec, smoke_corpus, "smoke")
+def test_token_table_is_each_tokens_mean_latent(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "pairs.json").write_text(json.dumps({"rates": {"sample_rate": 16000, "semantic_hop": 640,
+                                                                "codec_hop": 320}}))
+    (tmp_path / "manifest.jsonl").write_text(json.dumps({"id": "a", "split": "train", "speaker": "x",
+                                                         "path": "train/a.npz"}) + "\n")
+    # tokens 0, 1 at 25 Hz -> frames 0-1 read token 0, frames 2-3 token 1; two levels of 1-d codebooks
+    np.savez(tmp_path / "train" / "a.npz", semantic=np.array([0, 1]), codes=np.array([[0, 1, 1, 1], [0, 0, 1, 0]]))
+    books = torch.tensor([[[1.0], [3.0]], [[0.0], [10.0]]])  # level 0: 1, 3; level 1: 0, 10
+    table = _script().token_table(tmp_path, books, vocab=3)
+    # frame latents 1, 3, 13, 3: token 0 -> mean(1, 3) = 2, token 1 -> mean(13, 3) = 8, token 2 unseen -> mean 5
+    assert table[:, 0].tolist() == [2.0, 8.0, 5.0]
+
+
+def test_averaged_latent_study_scores_each_way_of_reading_the_clips(tmp_path, smoke_corpus, smoke_codec,
+                                                                     smoke_tokenizer):
+    script = _script()
+    quick = dataclasses.replace(SMOKE, train=override(SMOKE.train, steps=2, eval_every=2, checkpoint_every=2))
+    train(tmp_path / "plain", quick, smoke_corpus, smoke_codec, smoke_tokenizer, tmp_path / "pairs", progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "pairs" / "manifest.jsonl").read_text().splitlines()]
+    recordings = {r.id: r for r in open_dataset(smoke_corpus).recordings}
+    counts = Counter(p[0] for row in rows for p in recordings[row["id"]].alignment_data()["phones"] if p[0] != "_")
+    script.make_pairs(tmp_path / "pairs", smoke_corpus, tmp_path / "oracle",
+                      {"_": 0, **{name: i + 1 for i, (name, _) in enumerate(counts.most_common(31))}})
+    result = script.averaged_latent_study(smoke_codec, smoke_corpus, "smoke", tmp_path / "pairs", tmp_path / "oracle",
+                                          smoke_tokenizer)
     rows = {r["kind"]: r for r in result["table"]}
     assert rows["all"]["clips"] == SMOKE.eval.clips
-    assert all(rows["all"][name] >= 0 for name in ("codec", "phone segment means", "phone means"))
+    ways = ("codec", "phone segment means", "phone means", "unit table", "phone table")
+    assert all(rows["all"][name] >= 0 for name in ways)

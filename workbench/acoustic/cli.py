@@ -73,6 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "the preset's choice)")
     t.add_argument("--latent-head", action=argparse.BooleanOptionalAction, default=None,
                    help="train a second head regressing the codec latent of the masked levels (default: the preset's)")
+    t.add_argument("--latent-prior", action=argparse.BooleanOptionalAction, default=None,
+                   help="the latent head starts from each semantic token's mean codec latent (needs --latent-head)")
     t.add_argument("--latent-weight", type=float, default=None, help="weight of the latent head's loss, 0-100 "
                    "(default 1)")
     t.add_argument("--precision", default=None, choices=PRECISIONS, help="bf16 autocast: native (the preset's: where "
@@ -135,7 +137,8 @@ def run_train(args: argparse.Namespace) -> int:
     if not 0.0 <= changes.get("latent_weight", 0.0) <= 100.0:
         raise UserError(f"--latent-weight {changes['latent_weight']}: must be between 0 and 100")
     model_changes = {k: v for k, v in (("prompt_pooling", args.prompt_pooling), ("semantic_prior", args.semantic_prior),
-                                       ("latent_head", args.latent_head)) if v is not None}
+                                       ("latent_head", args.latent_head), ("latent_prior", args.latent_prior))
+                     if v is not None}
     preset = dataclasses.replace(preset, model=override(preset.model, **model_changes))
     paths = _paths(args)
     summary = train(args.out or _ckpt(args), preset, args.corpus or paths["corpus"], args.codec or paths["codec"],

@@ -44,6 +44,10 @@ class AcousticModelConfig(Config):
     # (`DecodeConfig.regress_levels`): a regression learns "about where" long before a 1024-way softmax learns
     # "which one"
     latent_head: bool = False
+    # with the latent head: its estimate starts from a table, the mean codec latent of each semantic token over the
+    # training pairs (`data.latent_table`) less the codes already known at the frame, and the head (from zero)
+    # learns what to add (`model.SoundStorm.latent_estimate`); decoded as it is, the table alone speaks at WER 0.85
+    latent_prior: bool = False
     # filled in from the data (codec, tokenizer) by `for_data`; None in the presets
     codebook_size: int | None = None
     semantic_vocab: int | None = None
@@ -69,6 +73,8 @@ class AcousticModelConfig(Config):
             problems.append("num_levels, codebook_size and semantic_vocab must be set (AcousticModelConfig.for_data)")
         if self.latent_head and not (self.latent_dim or 0) >= 1:
             problems.append("latent_head needs the codec's latent_dim (AcousticModelConfig.for_data)")
+        if self.latent_prior and not self.latent_head:
+            problems.append("latent_prior needs latent_head")
         if problems:
             raise UserError("acoustic model config does not fit: " + "; ".join(problems))
 

@@ -99,6 +99,24 @@ def semantic_prior(pairs: Sequence["Pair"], rates: Rates, levels: int, codebook_
     return torch.from_numpy(np.log(counts / counts.sum(-1, keepdims=True))).float()
 
 
+def latent_table(pairs: Sequence["Pair"], rates: Rates, codebooks: torch.Tensor, semantic_vocab: int) -> torch.Tensor:
+    """(semantic_vocab, D): the mean codec latent (the sum of a frame's codes over every level) of the frames that
+    read each semantic token, over every frame of `pairs` (a token never read: the mean of all frames). Decoded
+    as it is, the fourteenth run's table speaks the held-out clips at pocketsphinx WER 0.85 (the codec 0.58),
+    in an average voice and with no model (README: perfect phones, tables)."""
+    dim = codebooks.shape[-1]
+    sums, counts = torch.zeros(semantic_vocab, dim, dtype=torch.float64), torch.zeros(semantic_vocab, dtype=torch.float64)
+    for pair in pairs:
+        codes = torch.as_tensor(np.asarray(pair.codes), dtype=torch.long)  # (q, t)
+        latent = sum(codebooks[q][codes[q]] for q in range(codes.shape[0])).double()  # (t, D)
+        ids = torch.as_tensor(upsample_semantic(pair.semantic, rates, 0, codes.shape[1]), dtype=torch.long)
+        sums.index_add_(0, ids, latent)
+        counts.index_add_(0, ids, torch.ones(len(ids), dtype=torch.float64))
+    table = sums / counts.clamp(min=1)[:, None]
+    table[counts == 0] = sums.sum(0) / counts.sum().clamp(min=1)
+    return table.float()
+
+
 def codec_fingerprint(codec) -> str:
     """A short hash of the codec's config and weights: which codec it is (not the decode-time postfilter, nor the
     encoder's beam, which picks among the same codes: a model trained over greedy codes works with beam-coded

@@ -109,6 +109,8 @@ class SoundStorm(nn.Module):
         # the weights, so decoding needs no codec to pick the nearest code
         self.latent_head = nn.Linear(d, cfg.latent_dim) if cfg.latent_head else None
         self.register_buffer("codebooks", torch.zeros(q, k, cfg.latent_dim) if cfg.latent_head else None)
+        # the mean codec latent of each semantic token (`set_latent_table`), where the estimate starts
+        self.register_buffer("latent_table", torch.zeros(cfg.semantic_vocab, cfg.latent_dim) if cfg.latent_prior else None)
         self.reset_parameters()
 
     @property
@@ -126,6 +128,9 @@ class SoundStorm(nn.Module):
         # would first add noise to it); measured, it then learns little beyond the table (README: the prior is off)
         nn.init.normal_(self.head_weight, std=0.0 if self.cfg.semantic_prior else 1.0 / math.sqrt(self.cfg.dim))
         nn.init.zeros_(self.head_bias)
+        if self.cfg.latent_prior:  # the estimate starts as the table's (as the semantic prior's heads do)
+            nn.init.zeros_(self.latent_head.weight)
+            nn.init.zeros_(self.latent_head.bias)
 
     def forward(self, semantic: torch.Tensor, codes: torch.Tensor, pad: torch.Tensor | None = None,
                 level: int | torch.Tensor | None = None, latent: bool = False):
@@ -142,7 +147,21 @@ class SoundStorm(nn.Module):
         if level is None:
             return x
         logits = self.logits(x, level, semantic)
-        return (logits, self.latent_head(x)) if latent else logits
+        return (logits, self.latent_estimate(x, semantic, codes)) if latent else logits
+
+    def latent_estimate(self, hidden: torch.Tensor, semantic: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """(b, t, D): the latent head's estimate of what a frame's masked levels add up to; with `latent_prior`,
+        the token's table latent less the codes known at the frame, plus the head's correction."""
+        estimate = self.latent_head(hidden)
+        if self.latent_table is None:
+            return estimate
+        return estimate + self.latent_table[semantic] - self.known_latent(codes)
+
+    def known_latent(self, codes: torch.Tensor) -> torch.Tensor:
+        """(b, t, D): the sum of the codebook vectors of each frame's known (unmasked) codes."""
+        known = codes != self.mask_id  # (b, q, t)
+        q = torch.arange(codes.shape[1], device=codes.device)[None, :, None]
+        return (self.codebooks[q, codes.clamp(max=self.mask_id - 1)] * known[..., None]).sum(1)
 
     def speaker(self, frames: torch.Tensor, codes: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
         """(b, d): the projected mean of the summed code embeddings `frames` (b, t, d) over the frames whose every
@@ -179,19 +198,35 @@ class SoundStorm(nn.Module):
             raise ValueError(f"codebooks of shape {tuple(codebooks.shape)}; this model needs {tuple(self.codebooks.shape)}")
         self.codebooks.copy_(codebooks)
 
+    def whole_latent(self, semantic: torch.Tensor, codes: torch.Tensor, pad: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+        """(b, t, D): the estimate of a frame's whole latent (what the masked levels add up to, plus the known)."""
+        return self.latent_estimate(self(semantic, codes, pad), semantic, codes) + self.known_latent(codes)
+
+    def set_latent_table(self, table: torch.Tensor) -> None:
+        """Keep the mean codec latent of each semantic token (semantic_vocab, D): `latent_prior`'s start."""
+        if self.latent_table is None:
+            raise ValueError("this model was built without a latent prior (AcousticModelConfig.latent_prior)")
+        self.latent_table.copy_(table)
+
     def level_logits(self, semantic: torch.Tensor, codes: torch.Tensor, level: int,
                      pad: torch.Tensor | None = None) -> torch.Tensor:
         """What decoding calls: (b, t, k) logits of one level."""
         return self.logits(self(semantic, codes, pad), level, semantic)
 
     def nearest_code_logits(self, semantic: torch.Tensor, codes: torch.Tensor, level: int,
-                            pad: torch.Tensor | None = None) -> torch.Tensor:
+                            pad: torch.Tensor | None = None, whole: torch.Tensor | None = None) -> torch.Tensor:
         """Decoding by regression: -|estimate - code|^2 (b, t, k) for every code of `level`, where the estimate is
         the latent head's guess of what the masked levels add up to. Its argmax is the code a greedy RVQ would send
-        for that estimate: level q's code is the one nearest the whole remaining residual."""
+        for that estimate: level q's code is the one nearest the whole remaining residual. `whole` (b, t, D), an
+        estimate of the whole latent made before (`whole_latent`), replaces the head's: the residual is then it
+        less the codes known."""
         if self.latent_head is None:
             raise ValueError("this model was built without a latent head (AcousticModelConfig.latent_head)")
-        estimate = self.latent_head(self(semantic, codes, pad)).float()  # (b, t, D)
+        if whole is None:
+            estimate = self.latent_estimate(self(semantic, codes, pad), semantic, codes).float()  # (b, t, D)
+        else:
+            estimate = (whole - self.known_latent(codes)).float()
         book = self.codebooks[level].float()  # (k, D)
         return -(estimate.pow(2).sum(-1, keepdim=True) - 2 * estimate @ book.T + book.pow(2).sum(-1))
 

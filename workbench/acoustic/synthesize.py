@@ -113,10 +113,18 @@ class Synthesizer:
         streams = [self.check_semantic(s, f"semantic stream {i}") for i, s in enumerate(streams)]
         regress = self.decode.regress_levels
 
+        whole: dict[str, torch.Tensor] = {}
+
         def fn(semantic, codes, level, pad):  # the coarsest `regress` levels from the latent head's estimate
-            if level < regress:
+            if level >= regress:
+                return self.model.level_logits(semantic, codes, level, pad)
+            if self.model.latent_table is None:
                 return self.model.nearest_code_logits(semantic, codes, level, pad)
-            return self.model.level_logits(semantic, codes, level, pad)
+            # a latent prior's head learned the whole latent where nothing of the window is known (level 0's
+            # rows): it estimates once, at level 0's pass, and every level codes what that estimate leaves
+            if level == 0:
+                whole["latent"] = self.model.whole_latent(semantic, codes, pad)
+            return self.model.nearest_code_logits(semantic, codes, level, pad, whole=whole["latent"])
         generator = torch.Generator(self.device).manual_seed(validate.seed(seed, "seed"))
         return synthesize_codes(fn, streams, prompts, self.rates, self.levels, self.model.mask_id, self.decode,
                                 generator, trace, self.device, progress=progress)

@@ -32,6 +32,7 @@ from workbench.acoustic.data import (
     build_cross_pairs,
     build_pairs,
     codec_fingerprint,
+    latent_table,
     load_pairs,
     sample_batch,
     semantic_prior,
@@ -103,11 +104,14 @@ def token_loss(model: torch.nn.Module, batch: Batch, mask: TrainingMask, denomin
     stats = {"accuracy": accuracy.item(), "masked": int(mask.loss_mask.sum()),
              "level_mean": mask.level.float().mean().item()}
     if with_latent:
+        # with a latent prior the head learns the whole latent, where nothing of the frame is known: level 0's rows
+        scored = mask.loss_mask & (mask.level == 0)[:, None] if core.latent_table is not None else mask.loss_mask
         energy = core.codebooks.float().pow(2).sum(-1).mean(-1).sum()  # E|sum of one random code per level|^2
-        error = (estimate[mask.loss_mask].float()
-                 - latent_target(core.codebooks.float(), batch.codes, mask.level)[mask.loss_mask]).pow(2).sum(-1)
+        error = (estimate[scored].float()
+                 - latent_target(core.codebooks.float(), batch.codes, mask.level)[scored]).pow(2).sum(-1)
         loss = loss + latent_weight * error.sum() / energy / denominator
-        stats["latent_error"] = (error.mean() / energy).item()
+        if scored.any():
+            stats["latent_error"] = (error.mean() / energy).item()
     return loss, stats
 
 
@@ -172,6 +176,9 @@ class AcousticTask(Task):
             if codebooks is None:
                 raise ValueError("a model with a latent head needs the codec's codebooks")
             self.model.set_codebooks(codebooks[: self.levels].to(device))
+            if model_config.latent_prior:  # a resumed run's checkpoint holds the same table
+                self.model.set_latent_table(latent_table(self.train_pairs, rates, codebooks[: self.levels],
+                                                         model_config.semantic_vocab).to(device))
         self.eval_batches = [self.draw(held_pairs, np.random.default_rng([cfg.seed, EVAL_SEED, j]))
                              for j in range(cfg.eval_batches)]
 
@@ -202,8 +209,9 @@ class AcousticTask(Task):
                    for j, b in enumerate(self.eval_batches)]
         out = {"eval_loss": float(np.mean([loss.item() for loss, _ in results])),
                "eval_accuracy": float(np.mean([r["accuracy"] for _, r in results]))}
-        if self.model.latent_head is not None:
-            out["eval_latent_error"] = float(np.mean([r["latent_error"] for _, r in results]))
+        errors = [r["latent_error"] for _, r in results if "latent_error" in r]  # a batch may hold no row it scores
+        if errors:
+            out["eval_latent_error"] = float(np.mean(errors))
         return out
 
 
