@@ -174,7 +174,14 @@ print(f"wrote {write_report('acoustic.json', scores, reports)}")
 print(summary_text(scores))
 storm.summary_table(scores)"""),
     ("markdown", """At the smoke preset SoundStorm has trained for seconds on a codec that has trained for seconds: the figures
-only show that the pipeline runs. The laptop preset's measured figures are in `workbench/acoustic/README.md`."""),
+only show that the pipeline runs. The laptop preset's measured figures are in `workbench/acoustic/README.md`.
+
+Where the words go at the laptop preset (that README, "Perfect phones instead of the units"): trained on the
+corpus's exact phone labels instead of the semantic units, SoundStorm says as few words, while a plain table of
+each unit's mean codec latent over the training speakers says more. The units carry the words; predicting and
+sampling six levels of discrete codes after a few minutes of training loses them. A model trained with
+`--latent-head --latent-prior` and decoded with `--regress-levels 6` speaks that table: more words, an average
+voice."""),
 ]
 
 if __name__ == "__main__":
