@@ -123,13 +123,20 @@ def test_latent_prior_starts_the_estimate_at_the_tokens_table_less_the_known_cod
     sem = torch.tensor([[0, 1, 2, 3, 4, 4]])
     codes = torch.full((1, 2, 6), model.mask_id)
     codes[0, 0, 3:] = torch.tensor([1, 2, 3])  # frames 3-5 know level 0
-    with torch.no_grad():  # the head starts at zero: the estimate is the table less what is known
+    with torch.no_grad():  # the head starts at zero: with no prompt the estimate is the table less what is known
         estimate = model.latent_estimate(model(sem, codes), sem, codes)[0]
         assert torch.allclose(estimate[:3], table[sem[0, :3]])
         assert torch.allclose(estimate[3:], table[sem[0, 3:]] - books[0, torch.tensor([1, 2, 3])])
         # so decoding every level by regression is a greedy RVQ of the table's latent
         level0 = model.nearest_code_logits(sem, codes, 0)[0, :3].argmax(-1)
         assert torch.equal(level0, torch.cdist(table[sem[0, :3]], books[0]).argmin(-1))
+        # a frame known at every level (the prompt) moves every frame by its offset from the table
+        prompted = codes.clone()
+        prompted[0, :, 0] = torch.tensor([5, 6])
+        offset = books[0, 5] + books[1, 6] - table[0]
+        estimate = model.latent_estimate(model(sem, prompted), sem, prompted)[0]
+        assert torch.allclose(estimate[1:3], table[sem[0, 1:3]] + offset, atol=1e-5)
+        assert torch.allclose(estimate[3:], table[sem[0, 3:]] + offset - books[0, torch.tensor([1, 2, 3])], atol=1e-5)
     with pytest.raises(ValueError, match="without a latent prior"):
         SoundStorm(override(cfg, latent_prior=False)).set_latent_table(table)
     with pytest.raises(UserError, match="latent_prior needs latent_head"):

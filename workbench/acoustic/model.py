@@ -151,11 +151,18 @@ class SoundStorm(nn.Module):
 
     def latent_estimate(self, hidden: torch.Tensor, semantic: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """(b, t, D): the latent head's estimate of what a frame's masked levels add up to; with `latent_prior`,
-        the token's table latent less the codes known at the frame, plus the head's correction."""
+        the token's table latent moved by the prompt's mean offset from the table, less the codes known at the
+        frame, plus the head's correction."""
         estimate = self.latent_head(hidden)
         if self.latent_table is None:
             return estimate
-        return estimate + self.latent_table[semantic] - self.known_latent(codes)
+        known = self.known_latent(codes)
+        table = self.latent_table[semantic]  # (b, t, D)
+        # the table speaks an average voice; the frames known at every level (the prompt, the overlap) say how far
+        # this speaker's latent sits from it, and every frame is moved by that mean offset
+        full = (codes != self.mask_id).all(1).to(table.dtype)  # (b, t)
+        offset = torch.einsum("bt,btd->bd", full, known - table) / full.sum(1, keepdim=True).clamp(min=1)
+        return estimate + table + offset[:, None] - known
 
     def known_latent(self, codes: torch.Tensor) -> torch.Tensor:
         """(b, t, D): the sum of the codebook vectors of each frame's known (unmasked) codes."""
