@@ -155,3 +155,24 @@ def test_training_with_the_latent_prior_saves_the_counted_table(tmp_path, latent
     want = latent_table(load_pairs(root / "pairs", "train"), Rates(**meta["data"]["rates"]), model.codebooks,
                         model.cfg.semantic_vocab)
     assert torch.allclose(model.latent_table, want) and want.abs().sum() > 0
+    # decoded by regression over several windows, the prompt moves the voice: two prompts, two code streams
+    synth = Synthesizer.load(tmp_path / "run").with_decode(regress_levels=model.cfg.num_levels)
+    rng = np.random.default_rng(1)
+    need = synth.rates.seconds_to_frames(synth.decode.prompt_seconds)
+    prompts = [make_prompt(synth.semantic_tokens(a), synth.codes(a), synth.rates, need)
+               for a in (rng.standard_normal(16_000).astype(np.float32) * s for s in (0.05, 0.5))]
+    semantic = rng.integers(0, model.cfg.semantic_vocab, 80)  # 3.2 s: several 1 s windows
+    one, other = (synth.synthesize_codes([semantic], [p])[0] for p in prompts)
+    assert one.shape == other.shape == (model.cfg.num_levels, 160) and not np.array_equal(one, other)
+
+
+def test_a_model_without_the_head_saves_a_decoding_that_regresses_nothing(tmp_path, latent_run, smoke_corpus,
+                                                                         smoke_codec, smoke_tokenizer):
+    root, _ = latent_run
+    preset = dataclasses.replace(SMOKE, decode=override(SMOKE.decode, regress_levels=2),
+                                 train=override(SMOKE.train, steps=1, eval_every=1, checkpoint_every=1))
+    train(tmp_path / "run", preset, smoke_corpus, smoke_codec, smoke_tokenizer, root / "pairs", progress=False)
+    _, meta = load_acoustic(tmp_path / "run")
+    assert meta["decode_config"]["regress_levels"] == 0
+    assert Synthesizer.load(tmp_path / "run").decode.regress_levels == 0
+    assert PRESETS["laptop"].decode.regress_levels == 6 and PRESETS["laptop"].model.latent_prior

@@ -255,6 +255,8 @@ def train(out_dir: str | Path, preset: AcousticPreset, corpus_dir: str | Path, c
         torch.set_num_threads(cfg.threads)
     pairs_meta = prepare_pairs(codec_dir, tokenizer_dir, corpus_dir, pairs_dir, device, info, bool(progress), cfg)
     codebooks = codec_codebooks(codec_dir) if preset.model.latent_head else None
+    # a model without the latent head decodes every level from its codes, whatever the preset regresses
+    decode = preset.decode if preset.model.latent_head else dataclasses.replace(preset.decode, regress_levels=0)
     model_config = preset.model.for_data(pairs_meta["levels"], pairs_meta["codebook_size"], pairs_meta["semantic_vocab"],
                                          None if codebooks is None else codebooks.shape[-1])
     rates = Rates(**pairs_meta["rates"])
@@ -262,7 +264,7 @@ def train(out_dir: str | Path, preset: AcousticPreset, corpus_dir: str | Path, c
     parameters = count_parameters(task.model)
     run = Run(out_dir, identity={"model_config": model_config.to_dict(), "data": {k: pairs_meta[k] for k in DATA_KEYS}},
               meta={"preset": preset_name, "corpus": str(corpus_dir), "codec": str(codec_dir),
-                    "tokenizer": str(tokenizer_dir), "pairs": str(pairs_dir), "decode_config": preset.decode.to_dict(),
+                    "tokenizer": str(tokenizer_dir), "pairs": str(pairs_dir), "decode_config": decode.to_dict(),
                     "parameters": parameters},
               resume=resume, desc="soundstorm", progress=progress, hint=HINT)
     summary = fit(task, cfg, run, device=device, info=info)
