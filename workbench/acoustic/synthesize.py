@@ -122,8 +122,8 @@ class Synthesizer:
                 return self.model.nearest_code_logits(semantic, codes, level, pad)
             # a latent prior's head learned the whole latent where nothing of the window is known (level 0's
             # rows): it estimates once, at level 0's pass, and every level codes what that estimate leaves
-            if level == 0:
-                whole["latent"] = self.model.whole_latent(semantic, codes, pad)
+            if level == 0 or whole.get("batch") is not semantic:  # a new batch of windows
+                whole.update(batch=semantic, latent=self.model.whole_latent(semantic, codes, pad))
             return self.model.nearest_code_logits(semantic, codes, level, pad, whole=whole["latent"])
         generator = torch.Generator(self.device).manual_seed(validate.seed(seed, "seed"))
         return synthesize_codes(fn, streams, prompts, self.rates, self.levels, self.model.mask_id, self.decode,
