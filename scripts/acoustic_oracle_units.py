@@ -249,20 +249,23 @@ def main() -> None:
     m.add_argument("--phone-pairs", type=Path, default=None, help="the phone-labelled pairs: add a phone -> latent "
                    "table")
     args = parser.parse_args()
-    if args.command == "pairs":
-        print(json.dumps(make_pairs(args.pairs_dir, args.corpus, args.out)))
-    elif args.command == "means":
-        if (args.unit_pairs is None) != (args.tokenizer is None):
-            raise UserError("--unit-pairs and --tokenizer go together")
-        result = averaged_latent_study(args.codec, args.corpus, args.preset, args.unit_pairs, args.phone_pairs,
-                                       args.tokenizer)
-        atomic_write_json(args.out, result)
-        print(json.dumps(result["table"], indent=1))
-    else:
-        from workbench.acoustic.evaluate import summary_text
+    try:  # a missing checkpoint, corpus or pairs folder, pairs without phones: one line
+        if args.command == "pairs":
+            print(json.dumps(make_pairs(args.pairs_dir, args.corpus, args.out)))
+        elif args.command == "means":
+            if (args.unit_pairs is None) != (args.tokenizer is None):
+                raise UserError("--unit-pairs and --tokenizer go together")
+            result = averaged_latent_study(args.codec, args.corpus, args.preset, args.unit_pairs, args.phone_pairs,
+                                           args.tokenizer)
+            atomic_write_json(args.out, result)
+            print(json.dumps(result["table"], indent=1))
+        else:
+            from workbench.acoustic.evaluate import summary_text
 
-        print(summary_text(evaluate_with_phones(args.run, args.corpus, args.reports, args.preset)))
+            print(summary_text(evaluate_with_phones(args.run, args.corpus, args.reports, args.preset)))
+    except (UserError, ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # transcribe_many starts processes by spawning: they re-import this module
     main()

@@ -115,3 +115,14 @@ def test_averaged_latent_study_scores_each_way_of_reading_the_clips(tmp_path, sm
     assert rows["all"]["clips"] == SMOKE.eval.clips
     ways = ("codec", "phone segment means", "phone means", "unit table", "phone table")
     assert all(rows["all"][name] >= 0 for name in ways)
+
+
+def test_a_missing_pairs_folder_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "acoustic_oracle_units.py"
+    done = subprocess.run([sys.executable, str(script), "pairs", str(tmp_path / "none"), str(tmp_path),
+                           str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode == 2 and "none/pairs.json" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
