@@ -176,3 +176,18 @@ def test_a_model_without_the_head_saves_a_decoding_that_regresses_nothing(tmp_pa
     assert meta["decode_config"]["regress_levels"] == 0
     assert Synthesizer.load(tmp_path / "run").decode.regress_levels == 0
     assert PRESETS["laptop"].decode.regress_levels == 6 and PRESETS["laptop"].model.latent_prior
+
+
+def test_no_latent_head_on_the_command_line_drops_the_presets_latent_prior():
+    from argparse import Namespace
+
+    from workbench.acoustic.cli import model_changes
+
+    given = dict(prompt_pooling=None, semantic_prior=None, latent_head=False, latent_prior=None)
+    changes = model_changes(Namespace(**given))
+    assert changes == {"latent_head": False, "latent_prior": False}
+    cfg = override(PRESETS["laptop"].model, **changes).for_data(6, 1024, 256, 64)
+    SoundStorm(cfg)  # fits: neither head nor prior
+    asked = model_changes(Namespace(**{**given, "latent_prior": True}))
+    with pytest.raises(UserError, match="latent_prior needs latent_head"):  # asked for both: the conflict is named
+        SoundStorm(override(PRESETS["laptop"].model, **asked).for_data(6, 1024, 256, 64))

@@ -136,10 +136,7 @@ def run_train(args: argparse.Namespace) -> int:
     preset = dataclasses.replace(preset, train=override(preset.train, **changes))
     if not 0.0 <= changes.get("latent_weight", 0.0) <= 100.0:
         raise UserError(f"--latent-weight {changes['latent_weight']}: must be between 0 and 100")
-    model_changes = {k: v for k, v in (("prompt_pooling", args.prompt_pooling), ("semantic_prior", args.semantic_prior),
-                                       ("latent_head", args.latent_head), ("latent_prior", args.latent_prior))
-                     if v is not None}
-    preset = dataclasses.replace(preset, model=override(preset.model, **model_changes))
+    preset = dataclasses.replace(preset, model=override(preset.model, **model_changes(args)))
     paths = _paths(args)
     summary = train(args.out or _ckpt(args), preset, args.corpus or paths["corpus"], args.codec or paths["codec"],
                     args.tokenizer or paths["tokenizer"], args.pairs or paths["pairs"], resume=args.resume,
@@ -151,6 +148,17 @@ def run_train(args: argparse.Namespace) -> int:
 
     emit(args, summary, human)
     return 0
+
+
+def model_changes(args: argparse.Namespace) -> dict:
+    """The model settings `acoustic train` was given; --no-latent-head also drops the preset's latent prior (which
+    needs the head) unless --latent-prior is asked for, and then the config check names the conflict."""
+    changes = {k: v for k, v in (("prompt_pooling", args.prompt_pooling), ("semantic_prior", args.semantic_prior),
+                                 ("latent_head", args.latent_head), ("latent_prior", args.latent_prior))
+               if v is not None}
+    if args.latent_head is False and args.latent_prior is None:
+        changes["latent_prior"] = False
+    return changes
 
 
 def _set_threads(args) -> None:
